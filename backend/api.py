@@ -1,0 +1,151 @@
+"""The demo's HTTP JSON API: every change goes through `SessionService`, which publishes.
+
+Bad input is a 4xx with a JSON body `{"error": code, "message": ..., "details"?}`,
+never a 500: invalid JSON 400, invalid fields 422, unknown id 404.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, TypeVar
+
+import pydantic
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+
+from .models import MAX_TEXT, MAX_TITLE, Role, SessionState
+from .service import SessionService
+
+SERVICE_KEY = web.AppKey("session_service", SessionService)
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateSession(_Body):
+    title: Title
+
+
+class PatchSession(_Body):
+    title: Title | None = None
+    state: SessionState | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> PatchSession:
+        if self.title is None and self.state is None:
+            raise ValueError("give `title` and/or `state`")
+        return self
+
+
+class PostMessage(_Body):
+    role: Role
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def json_error(status: int, error: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": error, "message": message, **extra}, status=status)
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    raw = await request.read()
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "invalid_json", "message": f"body is not JSON: {exc}"}),
+            content_type="application/json",
+        ) from None
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        details = exc.errors(include_url=False, include_input=False, include_context=False)
+        raise web.HTTPUnprocessableEntity(
+            text=json.dumps({"error": "invalid_body", "message": "invalid fields", "details": details}),
+            content_type="application/json",
+        ) from None
+
+
+def _not_found(session_id: str) -> web.HTTPNotFound:
+    return web.HTTPNotFound(
+        text=json.dumps({"error": "not_found", "message": f"no session {session_id!r}"}),
+        content_type="application/json",
+    )
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(text=model.model_dump_json(), status=status, content_type="application/json")
+
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/sessions")
+async def list_sessions(request: web.Request) -> web.Response:
+    sessions = request.app[SERVICE_KEY].store.sessions()
+    return web.Response(
+        text="[" + ",".join(s.model_dump_json() for s in sessions) + "]",
+        content_type="application/json",
+    )
+
+
+@routes.post("/api/sessions")
+async def create_session(request: web.Request) -> web.Response:
+    body = await _body(request, CreateSession)
+    return _json(await request.app[SERVICE_KEY].create_session(body.title), status=201)
+
+
+@routes.get("/api/sessions/{id}")
+async def get_session(request: web.Request) -> web.Response:
+    session = request.app[SERVICE_KEY].store.session(request.match_info["id"])
+    if session is None:
+        raise _not_found(request.match_info["id"])
+    return _json(session)
+
+
+@routes.patch("/api/sessions/{id}")
+async def patch_session(request: web.Request) -> web.Response:
+    body = await _body(request, PatchSession)
+    service = request.app[SERVICE_KEY]
+    session = await service.update_session(request.match_info["id"], title=body.title, state=body.state)
+    if session is None:
+        raise _not_found(request.match_info["id"])
+    return _json(session)
+
+
+@routes.delete("/api/sessions/{id}")
+async def delete_session(request: web.Request) -> web.Response:
+    if not await request.app[SERVICE_KEY].delete_session(request.match_info["id"]):
+        raise _not_found(request.match_info["id"])
+    return web.Response(status=204)
+
+
+@routes.post("/api/sessions/{id}/messages")
+async def post_message(request: web.Request) -> web.Response:
+    body = await _body(request, PostMessage)
+    message = await request.app[SERVICE_KEY].add_message(request.match_info["id"], body.role, body.text)
+    if message is None:
+        raise _not_found(request.match_info["id"])
+    return _json(message, status=201)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every HTTP error under /api/ answers JSON (aiohttp's own are text/plain)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.content_type == "application/json":
+            raise
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        response = json_error(exc.status, code, exc.reason)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response

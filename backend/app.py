@@ -1,0 +1,50 @@
+"""The demo service: the realtime library, the sessions domain, its API and simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .api import SERVICE_KEY, json_errors, routes
+from .realtime import RealtimeSettings, setup_realtime
+from .service import SessionService
+from .simulator import Simulator
+from .store import MemoryStore, Store
+from .topics import build_registry
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    simulate: bool = True
+    simulate_tick_s: float = 1.0
+    realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
+
+
+def build_app(config: Config | None = None, *, store: Store | None = None) -> web.Application:
+    config = config or Config()
+    store = store or MemoryStore()
+    app = web.Application(middlewares=[json_errors])
+    hub = setup_realtime(app, build_registry(store), settings=config.realtime)
+    service = SessionService(store, hub)
+    app[SERVICE_KEY] = service
+    app.add_routes(routes)
+
+    async def run_simulator(_app: web.Application) -> AsyncIterator[None]:
+        task = None
+        if config.simulate:
+            task = asyncio.create_task(Simulator(service, tick_s=config.simulate_tick_s).run())
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await service.close()
+
+    app.cleanup_ctx.append(run_simulator)
+    return app

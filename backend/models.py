@@ -1,0 +1,135 @@
+"""The demo domain's data and topic payloads: an agent-session dashboard.
+
+Every event payload is idempotent (upsert / remove by id / write at an offset),
+because a snapshot may already reflect an event that is delivered after it
+(see `backend.realtime.topics.SnapshotProvider`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SessionState = Literal["idle", "running", "waiting", "error", "done"]
+Role = Literal["user", "assistant", "system"]
+TerminalStatus = Literal["starting", "running", "exited"]
+
+MAX_TEXT = 64 * 1024
+MAX_TITLE = 200
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Session(_Model):
+    id: str
+    title: str
+    state: SessionState
+    created_at: datetime
+    updated_at: datetime
+
+
+class Message(_Model):
+    id: str
+    session_id: str
+    role: Role
+    text: str
+    #: True while an assistant message is still being streamed.
+    streaming: bool
+    created_at: datetime
+
+
+class Terminal(_Model):
+    id: str
+    name: str
+    session_id: str | None
+    status: TerminalStatus
+    exit_code: int | None
+    updated_at: datetime
+
+
+# ---------------------------------------------------------------- sessions.state
+
+
+class SessionsSnapshot(_Model):
+    sessions: list[Session]
+
+
+class SessionUpsert(_Model):
+    """Insert or replace the session with this id."""
+
+    op: Literal["upsert"]
+    session: Session
+
+
+class SessionRemove(_Model):
+    """Remove the session with this id (no-op if absent)."""
+
+    op: Literal["remove"]
+    id: str
+
+
+SessionsEvent = Annotated[SessionUpsert | SessionRemove, Field(discriminator="op")]
+
+
+# ---------------------------------------------------------------- sessions.activity:{session_id}
+
+
+class ActivitySnapshot(_Model):
+    session_id: str
+    #: The most recent messages, oldest first (bounded).
+    messages: list[Message]
+
+
+class MessageAppend(_Model):
+    """Insert or replace the message with this id."""
+
+    op: Literal["append"]
+    message: Message
+
+
+class TextDelta(_Model):
+    """Streamed text: the message's text from `offset` on starts with `text`.
+
+    Apply as `text = text[:offset] + delta` when `offset + len(delta)` exceeds the
+    current length, else ignore (already reflected). Deltas of one message arrive
+    in order, coalesced over about 50 ms."""
+
+    op: Literal["delta"]
+    message_id: str
+    offset: int
+    text: str
+
+
+class MessageEnd(_Model):
+    """The message is complete; `text` is its whole final text."""
+
+    op: Literal["end"]
+    message_id: str
+    text: str
+
+
+ActivityEvent = Annotated[MessageAppend | TextDelta | MessageEnd, Field(discriminator="op")]
+
+
+# ---------------------------------------------------------------- terminals.state
+
+
+class TerminalsSnapshot(_Model):
+    terminals: list[Terminal]
+
+
+class TerminalUpsert(_Model):
+    op: Literal["upsert"]
+    terminal: Terminal
+
+
+class TerminalRemove(_Model):
+    op: Literal["remove"]
+    id: str
+
+
+TerminalsEvent = Annotated[TerminalUpsert | TerminalRemove, Field(discriminator="op")]

@@ -1,0 +1,61 @@
+"""The catalogue of WebSocket close codes the server sends, and what a client does.
+
+There is no replay: whatever the code, a client that reconnects re-subscribes and
+resyncs from fresh snapshots. The catalogue only tells it *when* to reconnect.
+1006 never appears on the wire (RFC 6455 §7.4.1): a client sees it locally when
+the TCP connection dropped without a close frame and treats it as `backoff`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class Reconnect(StrEnum):
+    NOW = "now"  # reconnect at once (with a little jitter to spread a herd)
+    BACKOFF = "backoff"  # reconnect with exponential backoff and full jitter
+    NEVER = "never"  # do not reconnect automatically: something must change first
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    SLOW_CONSUMER = 4008
+
+
+#: (advice, meaning) per code. Exported to TypeScript as doc comments.
+CLOSE_CODE_DOCS: dict[CloseCode, tuple[Reconnect, str]] = {
+    CloseCode.NORMAL: (Reconnect.NEVER, "Normal closure, asked for by the client."),
+    CloseCode.GOING_AWAY: (
+        Reconnect.NOW,
+        "The server is shutting down or restarting. Reconnect now and resync; another node "
+        "(or the restarted one) will answer.",
+    ),
+    CloseCode.POLICY_VIOLATION: (
+        Reconnect.NEVER,
+        "The request broke a server policy (for example a disallowed Origin). Reconnecting "
+        "unchanged will fail the same way.",
+    ),
+    CloseCode.MESSAGE_TOO_BIG: (
+        Reconnect.BACKOFF,
+        "The client sent a frame larger than `hello.max_frame_bytes`. Fix the client; "
+        "reconnect with backoff.",
+    ),
+    CloseCode.INTERNAL_ERROR: (Reconnect.BACKOFF, "Unexpected server error. Reconnect with backoff."),
+    CloseCode.SLOW_CONSUMER: (
+        Reconnect.BACKOFF,
+        "The client read too slowly and its outbound buffer (`hello.max_queue_bytes`) "
+        "overflowed. Reconnect with backoff and resync from fresh snapshots.",
+    ),
+}
+
+
+def reconnect_advice(code: int) -> Reconnect:
+    """Advice for any code a client may observe, including ones not in the catalogue."""
+    try:
+        return CLOSE_CODE_DOCS[CloseCode(code)][0]
+    except ValueError:
+        return Reconnect.BACKOFF

@@ -1,0 +1,43 @@
+"""The closed catalogue of `error` frame codes.
+
+An `error` frame never closes the connection: it answers one client message
+(echoing its `id`) and, for topic errors, names the `topic`. Clients branch on
+`code`, never on the human-readable `message`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    INVALID_JSON = "invalid_json"
+    INVALID_MESSAGE = "invalid_message"
+    UNKNOWN_TYPE = "unknown_type"
+    UNKNOWN_TOPIC = "unknown_topic"
+    TOO_MANY_TOPICS = "too_many_topics"
+    SNAPSHOT_FAILED = "snapshot_failed"
+
+
+#: What each code means and what a client should do about it. Exported as doc
+#: comments on the generated TypeScript literal union, so keep it client-facing.
+ERROR_CODE_DOCS: dict[ErrorCode, str] = {
+    ErrorCode.INVALID_JSON: "The frame was not valid JSON. Fix the client; the connection stays open.",
+    ErrorCode.INVALID_MESSAGE: (
+        "The frame was JSON but not a valid client message (missing or wrongly typed field, "
+        "binary frame). Fix the client; the connection stays open."
+    ),
+    ErrorCode.UNKNOWN_TYPE: "The `type` field names no client message. The connection stays open.",
+    ErrorCode.UNKNOWN_TOPIC: (
+        "The topic matches no registered topic, or names a resource that does not exist. "
+        "Carries `topic`; the other topics of the same subscribe are still served."
+    ),
+    ErrorCode.TOO_MANY_TOPICS: (
+        "Subscribing would exceed the per-connection topic limit announced in `hello.max_topics`. "
+        "Carries `topic`; unsubscribe from something first."
+    ),
+    ErrorCode.SNAPSHOT_FAILED: (
+        "The server could not build the topic's snapshot (internal error or timeout). "
+        "Carries `topic`; the client is not subscribed to it and may retry with backoff."
+    ),
+}

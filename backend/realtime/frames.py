@@ -1,0 +1,57 @@
+"""Encoding server frames to the bytes that go on the wire.
+
+Encoded once per publish, shared by every subscriber: with compression off a
+server frame is identical for every recipient, so the per-subscriber cost is a
+reference, not a serialisation. `event_frame` builds the envelope by hand (it is
+on the hot path) and `tests/test_frames.py` pins it to the `Event` model.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel
+
+from .errors import ErrorCode
+from .protocol import Error, Pong
+
+
+def encode(frame: BaseModel) -> bytes:
+    """Any server frame. Absent optional fields are omitted, never sent as null."""
+    return frame.model_dump_json(exclude_none=True).encode()
+
+
+def _payload_frame(kind: bytes, topic: str, seq: int, payload_json: bytes) -> bytes:
+    return b"".join(
+        (
+            b'{"type":"',
+            kind,
+            b'","topic":',
+            json.dumps(topic).encode(),
+            b',"seq":',
+            str(seq).encode(),
+            b',"payload":',
+            payload_json,
+            b"}",
+        )
+    )
+
+
+def event_frame(topic: str, seq: int, payload_json: bytes) -> bytes:
+    """`Event` from an already-serialised payload (a JSON object)."""
+    return _payload_frame(b"event", topic, seq, payload_json)
+
+
+def snapshot_frame(topic: str, seq: int, payload_json: bytes) -> bytes:
+    """`Snapshot` from an already-serialised payload (a JSON object)."""
+    return _payload_frame(b"snapshot", topic, seq, payload_json)
+
+
+def error_frame(
+    code: ErrorCode, message: str, *, id: str | None = None, topic: str | None = None
+) -> bytes:
+    return encode(Error(type="error", code=code, message=message, id=id, topic=topic))
+
+
+def pong_frame(id: str | None) -> bytes:
+    return encode(Pong(type="pong", id=id))

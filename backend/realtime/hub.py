@@ -1,0 +1,137 @@
+"""The hub: who is subscribed to what, publishing, and the snapshot-then-events flow.
+
+Ordering guarantee (docs/protocol.md): after a subscribe, a client gets the
+topic's snapshot first, then every event with a larger seq, in order, without a
+gap or duplicate - or its connection is closed. It holds under races because the
+subscription is registered (buffering events) *before* the snapshot's seq is
+read and its provider runs; buffered events the snapshot already reflects
+(seq <= snapshot seq) are dropped when it goes live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from .broker import Broker, MemoryBroker
+from .connection import Connection, Subscription
+from .errors import ErrorCode
+from .frames import error_frame, event_frame, snapshot_frame
+from .settings import RealtimeSettings
+from .topics import Topic, TopicRegistry, UnknownTopic
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    def __init__(
+        self,
+        registry: TopicRegistry,
+        *,
+        broker: Broker | None = None,
+        settings: RealtimeSettings | None = None,
+    ) -> None:
+        self.registry = registry
+        self.broker: Broker = broker or MemoryBroker()
+        self.settings = settings or RealtimeSettings()
+        self.connections: set[Connection] = set()
+        self._subscribers: dict[str, set[Subscription]] = {}
+
+    async def start(self) -> None:
+        await self.broker.start(self._deliver)
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+
+    # ------------------------------------------------------------ publishing
+
+    async def publish(self, topic: str, payload: Any) -> int:
+        """Publish an event on a concrete topic name; returns its seq.
+
+        The payload is validated against the topic's event type and serialised
+        once; every subscriber is handed the same bytes. Never awaits a client.
+        """
+        spec = self._resolve(topic)
+        if spec is None:
+            raise LookupError(f"no registered topic matches {topic!r}")
+        return await self.broker.publish(topic, spec[0].encode_event(payload))
+
+    def _deliver(self, topic: str, seq: int, payload: bytes) -> None:
+        subs = self._subscribers.get(topic)
+        if not subs:
+            return
+        frame = event_frame(topic, seq, payload)
+        for sub in subs:
+            sub.conn.deliver(sub, seq, frame)
+
+    # ------------------------------------------------------------ connections
+
+    def connect(self, conn: Connection) -> None:
+        self.connections.add(conn)
+
+    def disconnect(self, conn: Connection) -> None:
+        for sub in conn.subscriptions.values():
+            self._detach(sub)
+        conn.subscriptions.clear()
+        self.connections.discard(conn)
+
+    def subscriber_count(self, topic: str) -> int:
+        return len(self._subscribers.get(topic, ()))
+
+    # ------------------------------------------------------------ subscribing
+
+    async def subscribe(self, conn: Connection, topic: str, request_id: str | None) -> None:
+        """Subscribe `conn` to `topic` and queue its snapshot, or an error frame."""
+        resolved = self._resolve(topic)
+        if resolved is None:
+            return self._error(conn, ErrorCode.UNKNOWN_TOPIC, "no such topic", request_id, topic)
+        sub = conn.subscriptions.get(topic)
+        if sub is None:
+            if len(conn.subscriptions) >= self.settings.max_topics:
+                msg = f"at most {self.settings.max_topics} topics per connection"
+                return self._error(conn, ErrorCode.TOO_MANY_TOPICS, msg, request_id, topic)
+            sub = conn.subscriptions[topic] = Subscription(topic, conn)
+            self._subscribers.setdefault(topic, set()).add(sub)
+        else:
+            conn.reset(sub)  # re-subscribe: buffer again, fresh snapshot
+        spec, params = resolved
+        try:
+            # Order matters: registered above, *then* read the seq, *then* build state.
+            seq = await self.broker.last_seq(topic)
+            async with asyncio.timeout(self.settings.snapshot_timeout_s):
+                payload = await spec.snapshot_json(params)
+        except UnknownTopic:
+            self.unsubscribe(conn, topic)
+            return self._error(conn, ErrorCode.UNKNOWN_TOPIC, "no such topic", request_id, topic)
+        except Exception:
+            log.exception("snapshot of %s failed", topic)
+            self.unsubscribe(conn, topic)
+            msg = "could not build the snapshot"
+            return self._error(conn, ErrorCode.SNAPSHOT_FAILED, msg, request_id, topic)
+        if conn.subscriptions.get(topic) is sub:
+            conn.go_live(sub, seq, snapshot_frame(topic, seq, payload))
+
+    def unsubscribe(self, conn: Connection, topic: str) -> None:
+        sub = conn.subscriptions.pop(topic, None)
+        if sub is not None:
+            conn.reset(sub)
+            self._detach(sub)
+
+    # ------------------------------------------------------------ helpers
+
+    def _resolve(self, topic: str) -> tuple[Topic, dict[str, str]] | None:
+        return self.registry.resolve(topic)
+
+    def _detach(self, sub: Subscription) -> None:
+        subs = self._subscribers.get(sub.topic)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subscribers[sub.topic]
+
+    @staticmethod
+    def _error(
+        conn: Connection, code: ErrorCode, message: str, request_id: str | None, topic: str
+    ) -> None:
+        conn.send(error_frame(code, message, id=request_id, topic=topic))

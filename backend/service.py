@@ -1,0 +1,156 @@
+"""The demo's use cases: change state in the store, then publish the matching event.
+
+One lock orders every change with its event: without it, two changes of one
+session could publish their events in the other order than they were applied
+(once publishing awaits a network broker), leaving clients with stale state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import UTC, datetime
+
+from .models import (
+    Message,
+    MessageAppend,
+    MessageEnd,
+    Role,
+    Session,
+    SessionRemove,
+    SessionState,
+    SessionUpsert,
+    Terminal,
+    TerminalRemove,
+    TerminalStatus,
+    TerminalUpsert,
+    TextDelta,
+)
+from .realtime import Hub
+from .store import Store
+from .streaming import TextCoalescer
+
+SESSIONS = "sessions.state"
+TERMINALS = "terminals.state"
+
+
+def activity_topic(session_id: str) -> str:
+    return f"sessions.activity:{session_id}"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(6)}"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SessionService:
+    def __init__(self, store: Store, hub: Hub, *, coalesce_window_s: float = 0.05) -> None:
+        self.store = store
+        self._hub = hub
+        self._lock = asyncio.Lock()
+        self._coalescer = TextCoalescer(self._publish_delta, coalesce_window_s)
+
+    async def close(self) -> None:
+        await self._coalescer.close()
+
+    # ------------------------------------------------------------ sessions
+
+    async def create_session(self, title: str) -> Session:
+        t = now()
+        session = Session(id=new_id("s"), title=title, state="idle", created_at=t, updated_at=t)
+        async with self._lock:
+            self.store.put_session(session)
+            await self._hub.publish(SESSIONS, SessionUpsert(op="upsert", session=session))
+        return session
+
+    async def update_session(
+        self, session_id: str, *, title: str | None = None, state: SessionState | None = None
+    ) -> Session | None:
+        async with self._lock:
+            session = self.store.session(session_id)
+            if session is None:
+                return None
+            changes = {k: v for k, v in (("title", title), ("state", state)) if v is not None}
+            session = session.model_copy(update={**changes, "updated_at": now()})
+            self.store.put_session(session)
+            await self._hub.publish(SESSIONS, SessionUpsert(op="upsert", session=session))
+        return session
+
+    async def delete_session(self, session_id: str) -> bool:
+        async with self._lock:
+            if not self.store.delete_session(session_id):
+                return False
+            self._coalescer.drop(session_id)
+            await self._hub.publish(SESSIONS, SessionRemove(op="remove", id=session_id))
+        return True
+
+    # ------------------------------------------------------------ messages
+
+    async def add_message(
+        self, session_id: str, role: Role, text: str, *, streaming: bool = False
+    ) -> Message | None:
+        message = Message(
+            id=new_id("m"), session_id=session_id, role=role, text=text,
+            streaming=streaming, created_at=now(),
+        )
+        async with self._lock:
+            if self.store.session(session_id) is None:
+                return None
+            self.store.put_message(message)
+            await self._hub.publish(
+                activity_topic(session_id), MessageAppend(op="append", message=message)
+            )
+        return message
+
+    def stream_text(self, session_id: str, message_id: str, text: str) -> bool:
+        """Append streamed text now; its event is coalesced. False if the message is gone."""
+        message = self.store.message(session_id, message_id)
+        if message is None or not message.streaming:
+            return False
+        self.store.put_message(message.model_copy(update={"text": message.text + text}))
+        self._coalescer.add((session_id, message_id), len(message.text), text)
+        return True
+
+    async def end_message(self, session_id: str, message_id: str) -> bool:
+        await self._coalescer.flush((session_id, message_id))
+        async with self._lock:
+            message = self.store.message(session_id, message_id)
+            if message is None:
+                return False
+            self.store.put_message(message.model_copy(update={"streaming": False}))
+            await self._hub.publish(
+                activity_topic(session_id),
+                MessageEnd(op="end", message_id=message_id, text=message.text),
+            )
+        return True
+
+    async def _publish_delta(self, session_id: str, message_id: str, offset: int, text: str) -> None:
+        async with self._lock:
+            if self.store.session(session_id) is not None:
+                delta = TextDelta(op="delta", message_id=message_id, offset=offset, text=text)
+                await self._hub.publish(activity_topic(session_id), delta)
+
+    # ------------------------------------------------------------ terminals
+
+    async def put_terminal(
+        self, name: str, status: TerminalStatus, *, terminal_id: str | None = None,
+        session_id: str | None = None, exit_code: int | None = None,
+    ) -> Terminal:
+        terminal = Terminal(
+            id=terminal_id or new_id("t"), name=name, session_id=session_id,
+            status=status, exit_code=exit_code, updated_at=now(),
+        )
+        async with self._lock:
+            self.store.put_terminal(terminal)
+            await self._hub.publish(TERMINALS, TerminalUpsert(op="upsert", terminal=terminal))
+        return terminal
+
+    async def remove_terminal(self, terminal_id: str) -> bool:
+        async with self._lock:
+            if not self.store.delete_terminal(terminal_id):
+                return False
+            await self._hub.publish(TERMINALS, TerminalRemove(op="remove", id=terminal_id))
+        return True
