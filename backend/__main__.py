@@ -38,6 +38,10 @@ def parse_args(argv: list[str]) -> Config:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["tail"]:
+        from .tail import main as tail_main  # the debugging client: python -m backend tail TOPIC…
+
+        raise SystemExit(tail_main(argv[1:]))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = parse_args(argv)
     web.run_app(

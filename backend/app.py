@@ -15,6 +15,7 @@ from .service import SessionService
 from .simulator import Simulator
 from .store import MemoryStore, Store
 from .topics import build_registry
+from .web import setup_web
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ def build_app(config: Config | None = None, *, store: Store | None = None) -> we
     service = SessionService(store, hub)
     app[SERVICE_KEY] = service
     app.add_routes(routes)
+    setup_web(app)
 
     async def run_simulator(_app: web.Application) -> AsyncIterator[None]:
         task = None
