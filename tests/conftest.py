@@ -21,3 +21,15 @@ def demo_client(aiohttp_client: Any) -> AppClient:
         return await aiohttp_client(build_app(config))
 
     return make
+
+
+@pytest.fixture
+def lib_client(aiohttp_client: Any) -> Callable[..., Awaitable[Any]]:
+    """(client, hub, state, broker) for the library-only `items` app of tests/libapp.py."""
+    from tests.libapp import build_lib_app
+
+    async def make(**settings: Any) -> Any:
+        app, hub, state, broker = build_lib_app(RealtimeSettings(**settings))
+        return await aiohttp_client(app), hub, state, broker
+
+    return make

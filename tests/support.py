@@ -6,8 +6,11 @@ contract test can check them all (see `tests/conftest.py`).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import socket
+import struct
 from typing import Any
 
 import aiohttp
@@ -59,3 +62,60 @@ class WsClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+class StuckClient:
+    """A raw-socket WebSocket client that subscribes and then never reads again:
+    a peer whose kernel buffers fill up, as a frozen tab or a dead network does."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    async def connect(cls, host: str, port: int, topics: list[str], origin: str | None = None) -> StuckClient:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # small window, fills fast
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (host, port))
+        request = (
+            f"GET /api/realtime HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n"
+            + (f"Origin: {origin}\r\n" if origin else "")
+            + "\r\n"
+        )
+        await loop.sock_sendall(sock, request.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = await loop.sock_recv(sock, 1)  # byte by byte: read nothing past the headers
+            if not chunk:
+                raise ConnectionError("closed during handshake")
+            head += chunk
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise ConnectionError(head.decode(errors="replace"))
+        payload = json.dumps({"type": "subscribe", "topics": topics}).encode()
+        await loop.sock_sendall(sock, masked_text_frame(payload))
+        return cls(sock)
+
+    async def send_close(self) -> None:
+        await asyncio.get_running_loop().sock_sendall(self.sock, masked_frame(0x8, b"\x03\xe8"))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """A client frame with an all-zero mask (valid, and leaves the payload as is)."""
+    n = len(payload)
+    if n < 126:
+        header = bytes([0x80 | opcode, 0x80 | n])
+    elif n < 1 << 16:
+        header = bytes([0x80 | opcode, 0x80 | 126]) + struct.pack("!H", n)
+    else:
+        header = bytes([0x80 | opcode, 0x80 | 127]) + struct.pack("!Q", n)
+    return header + b"\x00\x00\x00\x00" + payload
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    return masked_frame(0x1, payload)

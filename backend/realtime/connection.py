@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
@@ -48,6 +49,7 @@ class Connection:
         *,
         max_queue_bytes: int,
         close_timeout_s: float,
+        on_closed: Callable[[Connection], None],
     ) -> None:
         self.id = connection_id
         self.subscriptions: dict[str, Subscription] = {}
@@ -55,8 +57,10 @@ class Connection:
         self._transport = transport
         self._queue = SendQueue(max_queue_bytes)
         self._close_timeout_s = close_timeout_s
+        self._on_closed = on_closed
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{connection_id}")
         self._closer: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
         self.close_code: int | None = None
 
     # ------------------------------------------------------------ state
@@ -109,6 +113,8 @@ class Connection:
         events with a larger seq, and deliver directly from now on."""
         pending, sub.pending = sub.pending, []
         self._queue.unreserve(sum(len(frame) for _, frame in pending))
+        if self.closing:
+            return
         sub.live, sub.last_seq = True, seq
         self.send(snapshot)
         for event_seq, frame in pending:
@@ -126,6 +132,8 @@ class Connection:
         """Slow consumer: free its queue now, close with 4008, abort what won't close."""
         if not self.closing:
             log.info("evicting slow consumer %s", self.id)
+            for sub in self.subscriptions.values():
+                sub.pending.clear()
             self._queue.close(discard=True)
             self._writer.cancel()  # it may be stuck waiting for the socket to drain
             self._start_close(CloseCode.SLOW_CONSUMER, "slow consumer")
@@ -137,8 +145,9 @@ class Connection:
             self._start_close(code, reason)
 
     async def wait_closed(self) -> None:
-        if self._closer is not None:
-            await asyncio.shield(self._closer)
+        """Until the socket is closed or aborted, the writer has stopped and the
+        connection is unregistered from the hub."""
+        await self._closed.wait()
 
     def _start_close(self, code: int, reason: str) -> None:
         self.close_code = code
@@ -157,6 +166,8 @@ class Connection:
         finally:
             self._writer.cancel()
             self._abort()
+            self._on_closed(self)
+            self._closed.set()
 
     def _abort(self) -> None:
         """Drop whatever the transport still buffers. Needed even after a clean

@@ -48,7 +48,8 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
         )
     ws = web.WebSocketResponse(
         heartbeat=settings.heartbeat_s,
-        max_msg_size=settings.max_frame_bytes,
+        # aiohttp refuses a frame whose size *equals* max_msg_size; ours is inclusive.
+        max_msg_size=settings.max_frame_bytes + 1,
         compress=settings.compress,
     )
     if not ws.can_prepare(request).ok:
@@ -65,13 +66,13 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
         secrets.token_urlsafe(12),
         max_queue_bytes=settings.max_queue_bytes,
         close_timeout_s=settings.close_timeout_s,
+        on_closed=hub.disconnect,
     )
     hub.connect(conn)
     try:
         conn.send(_hello(conn, hub))
         await _receive_loop(ws, conn, hub)
     finally:
-        hub.disconnect(conn)
         if not conn.closing:
             conn.close(ws.close_code or 1000, "")
         await conn.wait_closed()

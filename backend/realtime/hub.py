@@ -83,6 +83,8 @@ class Hub:
 
     async def subscribe(self, conn: Connection, topic: str, request_id: str | None) -> None:
         """Subscribe `conn` to `topic` and queue its snapshot, or an error frame."""
+        if conn.closing:
+            return None
         resolved = self._resolve(topic)
         if resolved is None:
             return self._error(conn, ErrorCode.UNKNOWN_TOPIC, "no such topic", request_id, topic)
