@@ -78,8 +78,13 @@ class Simulator:
         running = [t for t in terminals if t.status != "exited"]
         if running and self._rng.random() < 0.6:
             t = self._rng.choice(running)
-            status, code = ("running", None) if t.status == "starting" else ("exited", self._rng.choice([0, 0, 1]))
-            await service.put_terminal(t.name, status, terminal_id=t.id, session_id=t.session_id, exit_code=code)
+            if t.status == "starting":
+                status, code = "running", None
+            else:
+                status, code = "exited", self._rng.choice([0, 0, 1])
+            await service.put_terminal(
+                t.name, status, terminal_id=t.id, session_id=t.session_id, exit_code=code
+            )
         else:
             name = self._rng.choice(["pytest", "npm run build", "git bisect", "make lint"])
             await service.put_terminal(name, "starting", session_id=session_id)

@@ -27,7 +27,7 @@ BAD_FRAMES = [
 
 @pytest.mark.parametrize(("raw", "code", "request_id"), BAD_FRAMES)
 async def test_bad_frame_gets_error_and_connection_stays_open(lib_client, raw, code, request_id):
-    client, hub, state, _ = await lib_client()
+    client, _hub, _state, _ = await lib_client()
     ws = await WsClient.connect(client)
     await ws.ws.send_str(raw)
     [error] = await ws.barrier()
@@ -121,6 +121,6 @@ async def test_compression_is_off_by_default_and_a_setting(lib_client, aiohttp_c
 
 
 async def test_server_heartbeat_is_configured(lib_client):
-    client, hub, *_ = await lib_client(heartbeat_s=7)
+    client, _hub, *_ = await lib_client(heartbeat_s=7)
     ws = await WsClient.connect(client)
     assert ws.hello["heartbeat_s"] == 7

@@ -147,7 +147,7 @@ async def test_slow_provider_times_out_as_snapshot_failed(lib_client):
 
 
 async def test_topic_limit(lib_client):
-    client, hub, *_ = await lib_client(max_topics=1)
+    client, _hub, *_ = await lib_client(max_topics=1)
     ws = await WsClient.connect(client)
     await ws.subscribe("items", "items.b")
     frames = await ws.barrier()

@@ -1,0 +1,30 @@
+"""The hand-built hot-path frames are exactly what the protocol models produce."""
+
+from __future__ import annotations
+
+import json
+
+from backend.realtime.frames import encode, error_frame, event_frame, pong_frame, snapshot_frame
+from backend.realtime.protocol import Event, Snapshot, server_message_adapter
+
+
+def test_event_frame_matches_the_model():
+    payload = {"op": "upsert", "text": 'quote " and ünïcode'}
+    raw = event_frame('topic:"x"', 42, json.dumps(payload).encode())
+    parsed = server_message_adapter.validate_json(raw)
+    assert parsed == Event(type="event", topic='topic:"x"', seq=42, payload=payload)
+    assert json.loads(raw) == json.loads(encode(parsed))
+
+
+def test_snapshot_frame_matches_the_model():
+    raw = snapshot_frame("t", 0, b'{"items":[]}')
+    assert server_message_adapter.validate_json(raw) == Snapshot(
+        type="snapshot", topic="t", seq=0, payload={"items": []}
+    )
+
+
+def test_optional_fields_are_omitted_not_null():
+    assert json.loads(pong_frame(None)) == {"type": "pong"}
+    assert json.loads(error_frame("unknown_topic", "m", topic="t")) == {
+        "type": "error", "code": "unknown_topic", "message": "m", "topic": "t",
+    }
