@@ -3,10 +3,12 @@ connection stays open (a pong after it proves it)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
-from tests.support import WsClient
+from tests.support import StuckClient, WsClient
 
 BAD_FRAMES = [
     ("{not json", "invalid_json", None),
@@ -124,3 +126,20 @@ async def test_server_heartbeat_is_configured(lib_client):
     client, _hub, *_ = await lib_client(heartbeat_s=7)
     ws = await WsClient.connect(client)
     assert ws.hello["heartbeat_s"] == 7
+
+
+async def test_heartbeat_drops_a_peer_that_stops_answering_pings(lib_client):
+    client, hub, *_ = await lib_client(heartbeat_s=1)
+    alive = await WsClient.connect(client)  # aiohttp's client answers pings itself
+    known = set(hub.connections)
+    stuck = await StuckClient.connect(client.host, client.port, ["items"])
+    [dead] = hub.connections - known
+    # aiohttp answers pings inside receive(), so the live client keeps one pending.
+    pending = asyncio.create_task(alive.ws.receive())
+    await asyncio.wait_for(dead.wait_closed(), 10)  # no pong within heartbeat/2: dropped
+    assert dead not in hub.connections
+    await alive.send({"type": "ping", "id": "still-here"})
+    msg = await asyncio.wait_for(pending, 10)
+    assert msg.json() == {"type": "pong", "id": "still-here"}
+    stuck.close()
+
