@@ -1,0 +1,205 @@
+/**
+ * The demo page (`GET /`): live sessions, the selected session's activity, the
+ * terminals and the connection status, all kept by one `RealtimeClient`.
+ *
+ * Query parameters tune the client (the browser tests use them to make a network
+ * cut last seconds, not minutes): `backoff_ms`, `backoff_cap_ms`, `ping_ms`,
+ * `pong_timeout_ms`, `healthy_ms`.
+ */
+import { type ClientOptions, type ConnectionStatus, RealtimeClient } from "../client.js";
+import { ApiError, createSession, postMessage } from "./api.js";
+import { ActivityState, SessionsState, TerminalsState } from "./state.js";
+import { byId, renderMessages, renderSessions, renderTerminals, statusText } from "./view.js";
+
+function numberParam(params: URLSearchParams, name: string): number | undefined {
+  const raw = params.get(name);
+  const value = raw === null ? Number.NaN : Number(raw);
+  return Number.isFinite(value) && value > 0 ? value : undefined;
+}
+
+function clientOptions(search: string): ClientOptions {
+  const params = new URLSearchParams(search);
+  const base = numberParam(params, "backoff_ms");
+  const cap = numberParam(params, "backoff_cap_ms");
+  const options: ClientOptions = {};
+  if (base !== undefined || cap !== undefined) {
+    const baseMs = base ?? 500;
+    options.backoff = { baseMs, capMs: Math.max(baseMs, cap ?? 30_000) };
+  }
+  const ping = numberParam(params, "ping_ms");
+  const pong = numberParam(params, "pong_timeout_ms");
+  const healthy = numberParam(params, "healthy_ms");
+  if (ping !== undefined) options.idlePingMs = ping;
+  if (pong !== undefined) options.pongTimeoutMs = pong;
+  if (healthy !== undefined) options.healthyAfterMs = healthy;
+  return options;
+}
+
+class DemoPage {
+  private readonly client = new RealtimeClient(clientOptions(location.search));
+  private readonly sessions = new SessionsState();
+  private readonly terminals = new TerminalsState();
+  private activity: ActivityState | null = null;
+  private selectedSeen = false;
+  private stopActivity: (() => void) | null = null;
+  private status: ConnectionStatus = { state: "idle" };
+  private resyncs = 0;
+  private renderQueued = false;
+  private statusTicker: ReturnType<typeof setInterval> | null = null;
+
+  start(): void {
+    this.client.onStatus((status) => this.onStatus(status));
+    this.client.onGap((gap) => {
+      this.resyncs += 1;
+      console.info(`seq gap on ${gap.topic} (expected ${gap.expected}, got ${gap.got}): resyncing`);
+      this.queueRender();
+    });
+    this.client.onError((error) => this.notice(`server: ${error.code}: ${error.message}`));
+    this.client.subscribe("sessions.state", {
+      onSnapshot: (payload) => this.changed(() => this.sessions.replace(payload), true),
+      onEvent: (payload) => this.changed(() => this.sessions.apply(payload), true),
+    });
+    this.client.subscribe("terminals.state", {
+      onSnapshot: (payload) => this.changed(() => this.terminals.replace(payload)),
+      onEvent: (payload) => this.changed(() => this.terminals.apply(payload)),
+    });
+    this.bindForms();
+    window.addEventListener("online", () => this.client.wake());
+    document.addEventListener("visibilitychange", () => document.hidden || this.client.wake());
+    this.client.connect();
+  }
+
+  // ---------------------------------------------------------------- selection
+
+  private select(sessionId: string | null): void {
+    if (sessionId === (this.activity?.sessionId ?? null)) return;
+    this.stopActivity?.();
+    this.stopActivity = null;
+    this.selectedSeen = sessionId !== null && this.sessions.byId.has(sessionId);
+    this.activity = sessionId === null ? null : new ActivityState(sessionId);
+    const activity = this.activity;
+    if (activity !== null) {
+      this.stopActivity = this.client.subscribe(`sessions.activity:${activity.sessionId}`, {
+        onSnapshot: (payload) => this.changed(() => activity.replace(payload)),
+        onEvent: (payload) => this.changed(() => activity.apply(payload)),
+        onError: (error) => {
+          this.notice(`activity: ${error.code}: ${error.message}`);
+          if (error.code === "unknown_topic" && this.activity === activity) {
+            this.selectedSeen = true; // gone: let fixSelection move on
+            this.fixSelection();
+          }
+        },
+      });
+    }
+    this.queueRender();
+  }
+
+  /** Select the first session when none is, and move on when the selected one is
+   * removed. A session just created through the API may not have arrived yet: it
+   * stays selected until it was seen and then removed. */
+  private fixSelection(): void {
+    const current = this.activity?.sessionId ?? null;
+    if (current !== null && this.sessions.byId.has(current)) {
+      this.selectedSeen = true;
+      return;
+    }
+    if (current !== null && !this.selectedSeen) return;
+    this.select(this.sessions.list()[0]?.id ?? null);
+  }
+
+  // ---------------------------------------------------------------- rendering
+
+  private changed(apply: () => void, sessionsChanged = false): void {
+    apply();
+    if (sessionsChanged) this.fixSelection();
+    this.queueRender();
+  }
+
+  private onStatus(status: ConnectionStatus): void {
+    this.status = status;
+    if (status.state === "reconnecting" && this.statusTicker === null) {
+      this.statusTicker = setInterval(() => this.renderStatus(), 250);
+    } else if (status.state !== "reconnecting" && this.statusTicker !== null) {
+      clearInterval(this.statusTicker);
+      this.statusTicker = null;
+    }
+    this.renderStatus();
+  }
+
+  private queueRender(): void {
+    if (this.renderQueued) return;
+    this.renderQueued = true;
+    requestAnimationFrame(() => {
+      this.renderQueued = false;
+      this.render();
+    });
+  }
+
+  private renderStatus(): void {
+    const node = byId("status");
+    node.textContent = statusText(this.status, Date.now());
+    node.dataset.state = this.status.state;
+  }
+
+  private render(): void {
+    const selected = this.activity?.sessionId ?? null;
+    const sessions = this.sessions.list();
+    byId("sessions-body").replaceChildren(...renderSessions(sessions, selected));
+    byId("sessions-empty").hidden = sessions.length > 0;
+    const terminals = this.terminals.list();
+    byId("terminals-body").replaceChildren(...renderTerminals(terminals, this.sessions.byId));
+    byId("terminals-empty").hidden = terminals.length > 0;
+    const session = selected === null ? undefined : this.sessions.byId.get(selected);
+    byId("activity-title").textContent = session?.title ?? "";
+    const messages = this.activity?.list() ?? [];
+    byId("messages").replaceChildren(...renderMessages(messages));
+    byId("messages-empty").hidden = messages.length > 0 || selected === null;
+    byId<HTMLFieldSetElement>("message-fields").disabled = selected === null;
+    byId("resyncs").textContent = String(this.resyncs);
+  }
+
+  private notice(text: string): void {
+    byId("notice").textContent = text;
+  }
+
+  // ---------------------------------------------------------------- actions
+
+  private bindForms(): void {
+    byId("sessions-body").addEventListener("click", (ev) => {
+      const row = (ev.target as Element).closest("tr[data-session-id]");
+      if (row instanceof HTMLElement) this.select(row.dataset.sessionId ?? null);
+    });
+    byId("sessions-body").addEventListener("keydown", (ev) => {
+      const row = (ev.target as Element).closest("tr[data-session-id]");
+      if (ev.key === "Enter" && row instanceof HTMLElement) this.select(row.dataset.sessionId ?? null);
+    });
+    this.onSubmit("create-form", async (form) => {
+      const input = form.elements.namedItem("title") as HTMLInputElement;
+      const session = await createSession(input.value);
+      input.value = "";
+      this.select(session.id);
+    });
+    this.onSubmit("message-form", async (form) => {
+      const input = form.elements.namedItem("text") as HTMLInputElement;
+      const sessionId = this.activity?.sessionId;
+      if (sessionId === undefined) return;
+      await postMessage(sessionId, "user", input.value);
+      input.value = "";
+    });
+  }
+
+  /** Run a form's action; its result arrives over the socket like everyone else's. */
+  private onSubmit(id: string, action: (form: HTMLFormElement) => Promise<void>): void {
+    const form = byId<HTMLFormElement>(id);
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      this.notice("");
+      action(form).catch((error: unknown) => {
+        const message = error instanceof ApiError ? `${error.code}: ${error.message}` : String(error);
+        this.notice(`Could not save: ${message}`);
+      });
+    });
+  }
+}
+
+new DemoPage().start();

@@ -1,0 +1,291 @@
+import assert from "node:assert/strict";
+import { beforeEach, describe, it } from "node:test";
+import { type ClientOptions, type ConnectionStatus, type GapInfo, RealtimeClient } from "../src/client.js";
+import type { SessionsEvent, SessionsSnapshot } from "../src/wire.js";
+import { ManualClock, SocketFactory } from "./fakes.js";
+
+const T = "2026-01-01T00:00:00Z";
+const session = (id: string) => ({ id, title: id, state: "idle" as const, created_at: T, updated_at: T });
+
+let clock: ManualClock;
+let sockets: SocketFactory;
+
+function client(options: ClientOptions = {}): RealtimeClient {
+  return new RealtimeClient({
+    url: "ws://test/api/realtime",
+    clock,
+    socketFactory: sockets.create,
+    random: () => 0.999999, // the top of every jitter window: deterministic
+    backoff: { baseMs: 100, capMs: 1000 },
+    idlePingMs: 1000,
+    pongTimeoutMs: 500,
+    connectTimeoutMs: 2000,
+    healthyAfterMs: 5000,
+    ...options,
+  });
+}
+
+/** A sessions.state subscription that records what its handlers saw. */
+function record(c: RealtimeClient) {
+  const seen: string[] = [];
+  const unsubscribe = c.subscribe("sessions.state", {
+    onSnapshot: (payload: SessionsSnapshot, seq) => seen.push(`snapshot ${seq} ${payload.sessions.length}`),
+    onEvent: (payload: SessionsEvent, seq) => seen.push(`event ${seq} ${payload.op}`),
+  });
+  return { seen, unsubscribe };
+}
+
+function snapshot(seq: number, n = 0) {
+  const sessions = Array.from({ length: n }, (_, i) => session(`s${i}`));
+  return { type: "snapshot" as const, topic: "sessions.state", seq, payload: { sessions } };
+}
+
+function event(seq: number, topic = "sessions.state") {
+  return { type: "event" as const, topic, seq, payload: { op: "remove", id: "x" } };
+}
+
+beforeEach(() => {
+  clock = new ManualClock();
+  sockets = new SocketFactory();
+});
+
+describe("subscriptions", () => {
+  it("subscribes after hello and hands over the snapshot, then events in order", () => {
+    const c = client();
+    const { seen } = record(c);
+    c.connect();
+    assert.equal(sockets.last.url, "ws://test/api/realtime");
+    assert.deepEqual(sockets.last.sent, []);
+    sockets.last.hello();
+    assert.deepEqual(sockets.last.sent, [{ type: "subscribe", topics: ["sessions.state"] }]);
+    sockets.last.receive(event(4)); // before the snapshot: the snapshot will reflect it
+    sockets.last.receive(snapshot(5, 2));
+    sockets.last.receive(event(5)); // already reflected by the snapshot
+    sockets.last.receive(event(6));
+    sockets.last.receive(event(7));
+    assert.deepEqual(seen, ["snapshot 5 2", "event 6 remove", "event 7 remove"]);
+  });
+
+  it("re-subscribes a topic after a seq gap and ignores events until its snapshot", () => {
+    const c = client();
+    const { seen } = record(c);
+    const gaps: GapInfo[] = [];
+    c.onGap((gap) => gaps.push(gap));
+    c.connect();
+    sockets.last.hello();
+    sockets.last.receive(snapshot(1));
+    sockets.last.receive(event(2));
+    sockets.last.receive(event(4)); // 3 is missing
+    assert.deepEqual(gaps, [{ topic: "sessions.state", expected: 3, got: 4 }]);
+    assert.deepEqual(sockets.last.sentOf("subscribe").at(-1), { type: "subscribe", topics: ["sessions.state"] });
+    sockets.last.receive(event(5)); // still in flight from before the re-subscribe
+    sockets.last.receive(snapshot(5, 3));
+    sockets.last.receive(event(6));
+    assert.deepEqual(seen, ["snapshot 1 0", "event 2 remove", "snapshot 5 3", "event 6 remove"]);
+  });
+
+  it("stops delivering and tells the server when the last handler unsubscribes", () => {
+    const c = client();
+    const { seen, unsubscribe } = record(c);
+    c.connect();
+    sockets.last.hello();
+    sockets.last.receive(snapshot(1));
+    unsubscribe();
+    assert.deepEqual(sockets.last.sentOf("unsubscribe"), [{ type: "unsubscribe", topics: ["sessions.state"] }]);
+    sockets.last.receive(event(2));
+    assert.deepEqual(seen, ["snapshot 1 0"]);
+    unsubscribe(); // twice is harmless
+    assert.equal(sockets.last.sentOf("unsubscribe").length, 1);
+  });
+
+  it("gives a second handler of a topic its own snapshot", () => {
+    const c = client();
+    const first = record(c);
+    c.connect();
+    sockets.last.hello();
+    sockets.last.receive(snapshot(1));
+    const second = record(c);
+    assert.equal(sockets.last.sentOf("subscribe").length, 2);
+    sockets.last.receive(snapshot(1, 1));
+    sockets.last.receive(event(2));
+    assert.deepEqual(second.seen, ["snapshot 1 1", "event 2 remove"]);
+    assert.deepEqual(first.seen, ["snapshot 1 0", "snapshot 1 1", "event 2 remove"]);
+    second.unsubscribe();
+    assert.equal(sockets.last.sentOf("unsubscribe").length, 0); // `first` still listens
+  });
+
+  it("retries a topic whose snapshot failed, with backoff", () => {
+    const c = client();
+    record(c);
+    c.connect();
+    sockets.last.hello();
+    const err = { type: "error" as const, code: "snapshot_failed" as const, message: "x", topic: "sessions.state" };
+    sockets.last.receive(err);
+    assert.equal(sockets.last.sentOf("subscribe").length, 1);
+    clock.advance(100);
+    assert.equal(sockets.last.sentOf("subscribe").length, 2);
+  });
+});
+
+describe("reconnecting", () => {
+  it("re-sends every active subscription after a reconnect and resyncs from snapshots", () => {
+    const c = client();
+    const { seen } = record(c);
+    const off = c.subscribe("terminals.state", { onSnapshot: () => undefined, onEvent: () => undefined });
+    c.subscribe("sessions.activity:s-1", { onSnapshot: () => undefined, onEvent: () => undefined });
+    off();
+    c.connect();
+    sockets.last.hello();
+    sockets.last.receive(snapshot(3));
+    sockets.last.drop(1006);
+    assert.equal(c.status.state, "reconnecting");
+    clock.advance(100);
+    assert.equal(sockets.sockets.length, 2);
+    sockets.last.hello("c2");
+    assert.deepEqual(sockets.last.sent, [{ type: "subscribe", topics: ["sessions.state", "sessions.activity:s-1"] }]);
+    sockets.last.receive(event(4)); // no snapshot yet on this connection
+    sockets.last.receive(snapshot(9, 1));
+    assert.deepEqual(seen, ["snapshot 3 0", "snapshot 9 1"]);
+  });
+
+  it("backs off exponentially while attempts fail, and says when it retries", () => {
+    const c = client();
+    const statuses: ConnectionStatus[] = [];
+    c.onStatus((s) => statuses.push(s));
+    c.connect();
+    const delays: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      sockets.last.drop(1006);
+      const status = c.status;
+      assert.equal(status.state, "reconnecting");
+      if (status.state !== "reconnecting") return;
+      delays.push(status.retryAt - clock.now());
+      clock.advance(status.retryAt - clock.now());
+    }
+    assert.deepEqual(delays, [99, 199, 399, 799, 999, 999]);
+    assert.equal(sockets.sockets.length, 7);
+    assert.deepEqual(statuses.slice(0, 3).map((s) => s.state), ["idle", "connecting", "reconnecting"]);
+  });
+
+  it("resets the backoff after a healthy period", () => {
+    const c = client({ idlePingMs: 60_000 });
+    c.connect();
+    for (let i = 0; i < 3; i++) {
+      sockets.last.drop(1006);
+      clock.advance(1000);
+    }
+    sockets.last.hello();
+    clock.advance(4999);
+    sockets.last.drop(1006); // live, but not for long enough
+    assert.ok(c.status.state === "reconnecting" && c.status.retryAt - clock.now() === 799);
+    clock.advance(1000);
+    sockets.last.hello();
+    clock.advance(5000);
+    sockets.last.drop(1006);
+    assert.ok(c.status.state === "reconnecting" && c.status.retryAt - clock.now() === 99);
+  });
+
+  it("does not reconnect after a policy close", () => {
+    const c = client();
+    c.connect();
+    sockets.last.hello();
+    sockets.last.drop(1008, "origin");
+    assert.deepEqual(c.status, { state: "stopped", closeCode: 1008, reason: "the server asked not to reconnect" });
+    clock.advance(3_600_000);
+    assert.equal(sockets.sockets.length, 1);
+  });
+
+  it("reconnects at once after 1001 (server restart), without growing the backoff", () => {
+    const c = client({ random: () => 0.5, goingAwayJitterMs: 200 });
+    c.connect();
+    sockets.last.hello();
+    sockets.last.drop(1001);
+    assert.ok(c.status.state === "reconnecting" && c.status.retryAt - clock.now() === 100);
+    clock.advance(100);
+    assert.equal(sockets.sockets.length, 2);
+    sockets.last.drop(1006); // the restarted server is not up yet: first backoff window
+    assert.ok(c.status.state === "reconnecting" && c.status.retryAt - clock.now() === 50);
+  });
+
+  it("stays closed after close()", () => {
+    const c = client();
+    c.connect();
+    sockets.last.hello();
+    c.close();
+    assert.equal(c.status.state, "stopped");
+    assert.deepEqual(sockets.last.closedByClient, { code: 1000, reason: "client closed" });
+    clock.advance(60_000);
+    assert.equal(sockets.sockets.length, 1);
+  });
+
+  it("reconnects at once on wake() instead of waiting", () => {
+    const c = client({ backoff: { baseMs: 10_000, capMs: 10_000 } });
+    c.connect();
+    sockets.last.drop(1006);
+    c.wake();
+    assert.equal(sockets.sockets.length, 2);
+    assert.equal(c.status.state, "connecting");
+  });
+});
+
+describe("liveness", () => {
+  it("pings when idle and keeps a connection that answers", () => {
+    const c = client();
+    c.connect();
+    sockets.last.hello();
+    clock.advance(999);
+    assert.equal(sockets.last.sentOf("ping").length, 0);
+    clock.advance(1);
+    const [ping] = sockets.last.sentOf("ping");
+    assert.deepEqual(ping, { type: "ping", id: "ping-1" });
+    sockets.last.receive({ type: "pong", id: "ping-1" });
+    clock.advance(999);
+    assert.equal(c.status.state, "live");
+    assert.equal(sockets.last.sentOf("ping").length, 1);
+  });
+
+  it("does not ping while frames keep arriving", () => {
+    const c = client();
+    record(c);
+    c.connect();
+    sockets.last.hello();
+    sockets.last.receive(snapshot(1));
+    for (let seq = 2; seq < 10; seq++) {
+      clock.advance(900);
+      sockets.last.receive(event(seq));
+    }
+    assert.equal(sockets.last.sentOf("ping").length, 0);
+  });
+
+  it("treats a missing pong as a dead connection", () => {
+    const c = client();
+    c.connect();
+    sockets.last.hello();
+    clock.advance(1000); // ping
+    sockets.last.receive({ type: "pong", id: "wrong" });
+    clock.advance(500); // no pong for ping-1
+    assert.ok(sockets.last.closedByClient !== null);
+    assert.ok(c.status.state === "reconnecting" && c.status.closeCode === 1006);
+    clock.advance(100);
+    assert.equal(sockets.sockets.length, 2);
+  });
+
+  it("gives up on a connection that never says hello", () => {
+    const c = client();
+    c.connect();
+    clock.advance(2000);
+    assert.equal(c.status.state, "reconnecting");
+    assert.ok(sockets.last.closedByClient !== null);
+  });
+
+  it("ignores a late close event from a socket it already gave up on", () => {
+    const c = client();
+    c.connect();
+    const first = sockets.last;
+    clock.advance(2000); // connect timeout
+    clock.advance(100); // reconnect
+    sockets.last.hello();
+    first.drop(1008); // late: must not stop the new connection
+    assert.equal(c.status.state, "live");
+  });
+});
