@@ -83,14 +83,14 @@ class Connection:
 
     def send(self, frame: bytes) -> None:
         """Queue a frame, or evict the connection if it would overflow its queue."""
-        if self.closing:
+        if self.closing or self._queue.closed:  # closed: the writer lost the socket
             return
         if not self._queue.push(frame):
             self.evict()
 
     def deliver(self, sub: Subscription, seq: int, frame: bytes) -> None:
         """An event for `sub` (called by the hub for every subscriber, never awaits)."""
-        if self.closing:
+        if self.closing or self._queue.closed:
             return
         if not sub.live:
             if not self._queue.reserve(len(frame)):

@@ -26,6 +26,10 @@ class SendQueue:
         return self._bytes
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def reserved(self) -> int:
         return self._reserved
 
