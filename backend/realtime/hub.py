@@ -19,7 +19,7 @@ from .connection import Connection, Subscription
 from .errors import ErrorCode
 from .frames import error_frame, event_frame, snapshot_frame
 from .settings import RealtimeSettings
-from .topics import Topic, TopicRegistry, UnknownTopic
+from .topics import TopicRegistry, UnknownTopic
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Hub:
         The payload is validated against the topic's event type and serialised
         once; every subscriber is handed the same bytes. Never awaits a client.
         """
-        spec = self._resolve(topic)
+        spec = self.registry.resolve(topic)
         if spec is None:
             raise LookupError(f"no registered topic matches {topic!r}")
         return await self.broker.publish(topic, spec[0].encode_event(payload))
@@ -85,7 +85,7 @@ class Hub:
         """Subscribe `conn` to `topic` and queue its snapshot, or an error frame."""
         if conn.closing:
             return None
-        resolved = self._resolve(topic)
+        resolved = self.registry.resolve(topic)
         if resolved is None:
             return self._error(conn, ErrorCode.UNKNOWN_TOPIC, "no such topic", request_id, topic)
         sub = conn.subscriptions.get(topic)
@@ -121,9 +121,6 @@ class Hub:
             self._detach(sub)
 
     # ------------------------------------------------------------ helpers
-
-    def _resolve(self, topic: str) -> tuple[Topic, dict[str, str]] | None:
-        return self.registry.resolve(topic)
 
     def _detach(self, sub: Subscription) -> None:
         subs = self._subscribers.get(sub.topic)
