@@ -21,7 +21,9 @@ MAX_TITLE = 200
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # extra="forbid" also makes the published schema say `additionalProperties: false`:
+    # the server sends exactly these fields, and the schema contract test relies on it.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Session(_Model):
@@ -37,8 +39,7 @@ class Message(_Model):
     session_id: str
     role: Role
     text: str
-    #: True while an assistant message is still being streamed.
-    streaming: bool
+    streaming: bool = Field(description="True while an assistant message is still being streamed.")
     created_at: datetime
 
 
@@ -80,8 +81,7 @@ SessionsEvent = Annotated[SessionUpsert | SessionRemove, Field(discriminator="op
 
 class ActivitySnapshot(_Model):
     session_id: str
-    #: The most recent messages, oldest first (bounded).
-    messages: list[Message]
+    messages: list[Message] = Field(description="The most recent messages, oldest first (bounded).")
 
 
 class MessageAppend(_Model):

@@ -8,6 +8,7 @@ An `error` frame never closes the connection: it answers one client message
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class ErrorCode(StrEnum):
@@ -17,6 +18,20 @@ class ErrorCode(StrEnum):
     UNKNOWN_TOPIC = "unknown_topic"
     TOO_MANY_TOPICS = "too_many_topics"
     SNAPSHOT_FAILED = "snapshot_failed"
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, _core_schema: Any, _handler: Any) -> dict[str, Any]:
+        """The catalogue as JSON Schema: one titled, documented `const` per code, so the
+        generated TypeScript is a literal union whose members carry their meaning."""
+        return {
+            "title": "ErrorCode",
+            "description": "The code of an `error` frame. Branch on it, never on `message`.",
+            "oneOf": [
+                {"const": code.value, "title": f"ErrorCode{code.name.title().replace('_', '')}",
+                 "description": ERROR_CODE_DOCS[code]}
+                for code in cls
+            ],
+        }
 
 
 #: What each code means and what a client should do about it. Exported as doc

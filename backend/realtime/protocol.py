@@ -6,7 +6,12 @@ TypeScript narrows on it. JSON Schema (`schemas/`) and TypeScript
 (`frontend-types/`) are generated from these models; never hand-edit those.
 
 `payload` is typed per topic (see `topics.Topic.snapshot` / `.event`); the
-envelope carries it as a JSON object.
+envelope carries it as a JSON object. Its `tsType` tells the TypeScript generator
+to use the union of the topics' payload types, defined next to the topic map.
+
+Optional server fields are `str | SkipJsonSchema[None]`: `frames.encode` omits
+them when None, so the published (serialization) schema says "optional string",
+never "nullable".
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic.json_schema import SkipJsonSchema
 
 from .errors import ErrorCode
 
@@ -69,13 +75,19 @@ class Hello(_Frame):
     """Always the first frame of a connection: who you are and the limits to respect."""
 
     type: Literal["hello"]
-    connection_id: str
+    connection_id: Annotated[str, Field(description="Opaque id of this connection, for logs.")]
     server_time: datetime
-    protocol: Literal[1]
-    heartbeat_s: int
-    max_queue_bytes: int
-    max_frame_bytes: int
-    max_topics: int
+    protocol: Annotated[Literal[1], Field(description="Protocol version (`PROTOCOL_VERSION`).")]
+    heartbeat_s: Annotated[int, Field(
+        description="Seconds between the server's WebSocket pings; a peer that never answers is closed."
+    )]
+    max_queue_bytes: Annotated[int, Field(
+        description="Bytes the server buffers for this client before closing it with 4008."
+    )]
+    max_frame_bytes: Annotated[int, Field(
+        description="Largest client frame accepted; a larger one closes with 1009."
+    )]
+    max_topics: Annotated[int, Field(description="Most topics one connection may subscribe to.")]
 
 
 class Snapshot(_Frame):
@@ -85,7 +97,7 @@ class Snapshot(_Frame):
     type: Literal["snapshot"]
     topic: str
     seq: int
-    payload: dict[str, Any]
+    payload: Annotated[dict[str, Any], Field(json_schema_extra={"tsType": "SnapshotPayload"})]
 
 
 class Event(_Frame):
@@ -94,7 +106,7 @@ class Event(_Frame):
     type: Literal["event"]
     topic: str
     seq: int
-    payload: dict[str, Any]
+    payload: Annotated[dict[str, Any], Field(json_schema_extra={"tsType": "EventPayload"})]
 
 
 class Error(_Frame):
@@ -103,15 +115,15 @@ class Error(_Frame):
     type: Literal["error"]
     code: ErrorCode
     message: str
-    id: str | None = None
-    topic: str | None = None
+    id: str | SkipJsonSchema[None] = None
+    topic: str | SkipJsonSchema[None] = None
 
 
 class Pong(_Frame):
     """Answer to `ping`, echoing its `id`."""
 
     type: Literal["pong"]
-    id: str | None = None
+    id: str | SkipJsonSchema[None] = None
 
 
 ServerMessage = Annotated[Hello | Snapshot | Event | Error | Pong, Field(discriminator="type")]

@@ -1,0 +1,237 @@
+# Generated from schemas/topics.json by ./scripts/generate-types. Do not edit.
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+
+
+class Role(StrEnum):
+    user = "user"
+    assistant = "assistant"
+    system = "system"
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    id: str
+    session_id: str
+    role: Role
+    text: str
+    streaming: bool
+    """
+    True while an assistant message is still being streamed.
+    """
+    created_at: AwareDatetime
+
+
+class MessageAppend(BaseModel):
+    """
+    Insert or replace the message with this id.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    op: Literal["append"]
+    message: Message
+
+
+class MessageEnd(BaseModel):
+    """
+    The message is complete; `text` is its whole final text.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    op: Literal["end"]
+    message_id: str
+    text: str
+
+
+class State(StrEnum):
+    idle = "idle"
+    running = "running"
+    waiting = "waiting"
+    error = "error"
+    done = "done"
+
+
+class Session(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    id: str
+    title: str
+    state: State
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class SessionRemove(BaseModel):
+    """
+    Remove the session with this id (no-op if absent).
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    op: Literal["remove"]
+    id: str
+
+
+class SessionUpsert(BaseModel):
+    """
+    Insert or replace the session with this id.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    op: Literal["upsert"]
+    session: Session
+
+
+class SessionsEvent(RootModel[SessionUpsert | SessionRemove]):
+    root: Annotated[SessionUpsert | SessionRemove, Field(discriminator="op", title="SessionsEvent")]
+
+
+class SessionsSnapshot(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    sessions: list[Session]
+
+
+class SessionsStateTopic(BaseModel):
+    """
+    Topic `sessions.state`. Every session and its state.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    snapshot: SessionsSnapshot
+    event: SessionsEvent
+
+
+class Status(StrEnum):
+    starting = "starting"
+    running = "running"
+    exited = "exited"
+
+
+class Terminal(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    id: str
+    name: str
+    session_id: str | None
+    status: Status
+    exit_code: int | None
+    updated_at: AwareDatetime
+
+
+class TerminalRemove(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    op: Literal["remove"]
+    id: str
+
+
+class TerminalUpsert(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    op: Literal["upsert"]
+    terminal: Terminal
+
+
+class TerminalsEvent(RootModel[TerminalUpsert | TerminalRemove]):
+    root: Annotated[TerminalUpsert | TerminalRemove, Field(discriminator="op", title="TerminalsEvent")]
+
+
+class TerminalsSnapshot(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    terminals: list[Terminal]
+
+
+class TerminalsStateTopic(BaseModel):
+    """
+    Topic `terminals.state`. Every terminal and its status.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    snapshot: TerminalsSnapshot
+    event: TerminalsEvent
+
+
+class TextDelta(BaseModel):
+    """
+    Streamed text: the message's text from `offset` on starts with `text`.
+
+    Apply as `text = text[:offset] + delta` when `offset + len(delta)` exceeds the
+    current length, else ignore (already reflected). Deltas of one message arrive
+    in order, coalesced over about 50 ms.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    op: Literal["delta"]
+    message_id: str
+    offset: int
+    text: str
+
+
+class ActivityEvent(RootModel[MessageAppend | TextDelta | MessageEnd]):
+    root: Annotated[MessageAppend | TextDelta | MessageEnd, Field(discriminator="op", title="ActivityEvent")]
+
+
+class ActivitySnapshot(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    session_id: str
+    messages: list[Message]
+    """
+    The most recent messages, oldest first (bounded).
+    """
+
+
+class SessionsActivityTopic(BaseModel):
+    """
+    Topic `sessions.activity:{session_id}`. One session's recent messages and its streaming text.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    snapshot: ActivitySnapshot
+    event: ActivityEvent
+
+
+class Topics(BaseModel):
+    """
+    Each topic pattern's snapshot and event payload types (the `payload` of `snapshot` and `event` frames).
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    sessions_state: Annotated[SessionsStateTopic, Field(alias="sessions.state")]
+    sessions_activity__session_id_: Annotated[
+        SessionsActivityTopic, Field(alias="sessions.activity:{session_id}")
+    ]
+    terminals_state: Annotated[TerminalsStateTopic, Field(alias="terminals.state")]

@@ -1,0 +1,140 @@
+# Generated from schemas/server-message.json by ./scripts/generate-types. Do not edit.
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+
+
+class ErrorCode(StrEnum):
+    """
+    The code of an `error` frame. Branch on it, never on `message`.
+    """
+
+    ErrorCodeInvalidJson = "invalid_json"
+    """
+    The frame was not valid JSON. Fix the client; the connection stays open.
+    """
+    ErrorCodeInvalidMessage = "invalid_message"
+    """
+    The frame was JSON but not a valid client message (missing or wrongly typed field, binary frame). Fix the client; the connection stays open.
+    """
+    ErrorCodeUnknownType = "unknown_type"
+    """
+    The `type` field names no client message. The connection stays open.
+    """
+    ErrorCodeUnknownTopic = "unknown_topic"
+    """
+    The topic matches no registered topic, or names a resource that does not exist. Carries `topic`; the other topics of the same subscribe are still served.
+    """
+    ErrorCodeTooManyTopics = "too_many_topics"
+    """
+    Subscribing would exceed the per-connection topic limit announced in `hello.max_topics`. Carries `topic`; unsubscribe from something first.
+    """
+    ErrorCodeSnapshotFailed = "snapshot_failed"
+    """
+    The server could not build the topic's snapshot (internal error or timeout). Carries `topic`; the client is not subscribed to it and may retry with backoff.
+    """
+
+
+class Event(BaseModel):
+    """
+    A delta for a topic. Per topic, `seq` grows by exactly 1 per event.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    type: Literal["event"]
+    topic: str
+    seq: int
+    payload: dict[str, Any]
+
+
+class Hello(BaseModel):
+    """
+    Always the first frame of a connection: who you are and the limits to respect.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    type: Literal["hello"]
+    connection_id: str
+    """
+    Opaque id of this connection, for logs.
+    """
+    server_time: AwareDatetime
+    protocol: Literal[1]
+    """
+    Protocol version (`PROTOCOL_VERSION`).
+    """
+    heartbeat_s: int
+    """
+    Seconds between the server's WebSocket pings; a peer that never answers is closed.
+    """
+    max_queue_bytes: int
+    """
+    Bytes the server buffers for this client before closing it with 4008.
+    """
+    max_frame_bytes: int
+    """
+    Largest client frame accepted; a larger one closes with 1009.
+    """
+    max_topics: int
+    """
+    Most topics one connection may subscribe to.
+    """
+
+
+class Pong(BaseModel):
+    """
+    Answer to `ping`, echoing its `id`.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    type: Literal["pong"]
+    id: str | None = None
+
+
+class Snapshot(BaseModel):
+    """
+    A topic's whole current state. Replace, don't merge. `seq` is the seq of the
+    last event the state reflects; the events that follow have larger seqs.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    type: Literal["snapshot"]
+    topic: str
+    seq: int
+    payload: dict[str, Any]
+
+
+class Error(BaseModel):
+    """
+    A client message could not be (fully) served. The connection stays open.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+    )
+    type: Literal["error"]
+    code: ErrorCode
+    message: str
+    id: str | None = None
+    topic: str | None = None
+
+
+class ServerMessage(RootModel[Hello | Snapshot | Event | Error | Pong]):
+    root: Annotated[
+        Hello | Snapshot | Event | Error | Pong, Field(discriminator="type", title="ServerMessage")
+    ]
+    """
+    A frame the server sends (serialization mode: exactly what is sent).
+    """

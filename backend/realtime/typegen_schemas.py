@@ -1,0 +1,158 @@
+"""JSON Schema for the published contract (`schemas/`), and the topic naming the
+TypeScript step shares.
+
+Field titles are dropped (json2ts would turn each into a bogus alias such as
+`Type1`); model titles stay, they name the types. Output is stable: pydantic emits
+definitions in a fixed order and nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema
+
+from .closecodes import CloseCode
+from .errors import ErrorCode
+from .protocol import ClientMessage, ServerMessage
+from .topics import TopicRegistry
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+class NoFieldTitles(GenerateJsonSchema):
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class TopicTypes:
+    """A topic's pattern and its payload types, with the names they are published under."""
+
+    pattern: str
+    name: str  # PascalCase of the pattern without its parameters: "SessionsActivity"
+    description: str
+    snapshot: type[BaseModel]
+    event: Any
+    event_name: str
+
+
+def _pascal(pattern: str) -> str:
+    words = re.split(r"[^A-Za-z0-9]+", re.sub(r"\{[^}]*\}", "", pattern))
+    return "".join(w[:1].upper() + w[1:] for w in words if w)
+
+
+def _alias_name(tp: Any) -> str | None:
+    """The module-level name an annotated union was assigned to (`SessionsEvent`), found
+    in the modules that define its members; None if it has none."""
+    members = [m for m in typing.get_args(typing.get_args(tp)[0] if hasattr(tp, "__metadata__") else tp)
+               if isinstance(m, type)]
+    for module in dict.fromkeys(sys.modules.get(m.__module__) for m in members):
+        for name, value in vars(module or object).items():
+            if value is tp and not name.startswith("_"):
+                return name
+    return None
+
+
+def topic_types(registry: TopicRegistry) -> list[TopicTypes]:
+    result = []
+    for topic in registry:
+        name = _pascal(topic.pattern)
+        event = topic.event
+        if isinstance(event, type) and issubclass(event, BaseModel):
+            event_name = event.__name__
+        else:
+            event_name = _alias_name(event) or f"{name}Event"
+        result.append(TopicTypes(topic.pattern, name, topic.description, topic.snapshot, event, event_name))
+    names = [t.name for t in result]
+    if len(set(names)) != len(names):
+        raise ValueError(f"topic patterns give clashing type names: {names}")
+    return result
+
+
+def _drop_null_defaults(node: Any) -> Any:
+    """`default: null` on a field whose schema does not allow null (an optional field
+    omitted from the wire when None) only confuses consumers."""
+    if isinstance(node, dict):
+        if node.get("default", ...) is None and node.get("type") not in (None, "null"):
+            node = {k: v for k, v in node.items() if k != "default"}
+        return {k: _drop_null_defaults(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_drop_null_defaults(v) for v in node]
+    return node
+
+
+def _document(title: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in schema.items() if k not in ("title", "description")}
+    return _drop_null_defaults({"$schema": DIALECT, "title": title, "description": description, **body})
+
+
+def message_schema(tp: Any, mode: Any) -> dict[str, Any]:
+    return TypeAdapter(tp).json_schema(mode=mode, schema_generator=NoFieldTitles)
+
+
+def topics_schema(topics: list[TopicTypes]) -> dict[str, Any]:
+    """One document: `properties` maps each topic pattern to its `{snapshot, event}`
+    payload schemas, all of them in `$defs` under their model or alias names."""
+    inputs = [((kind, t.pattern), "serialization", TypeAdapter(tp))
+              for t in topics for kind, tp in (("snapshot", t.snapshot), ("event", t.event))]
+    refs, top = TypeAdapter.json_schemas(inputs, schema_generator=NoFieldTitles) if inputs else ({}, {})
+    defs: dict[str, Any] = dict(top.get("$defs", {}))
+    properties = {}
+    for t in topics:
+        event = refs[(("event", t.pattern), "serialization")]
+        if "$ref" not in event:  # an inline union: publish it under its alias name
+            if t.event_name in defs:
+                raise ValueError(f"{t.event_name} names both a model and a union")
+            defs[t.event_name] = {"title": t.event_name, **event}
+            event = {"$ref": f"#/$defs/{t.event_name}"}
+        defs[f"{t.name}Topic"] = {
+            "title": f"{t.name}Topic",
+            "description": f"Topic `{t.pattern}`. {t.description}".strip(),
+            "type": "object",
+            "properties": {"snapshot": refs[(("snapshot", t.pattern), "serialization")], "event": event},
+            "required": ["snapshot", "event"],
+            "additionalProperties": False,
+        }
+        properties[t.pattern] = {"$ref": f"#/$defs/{t.name}Topic"}
+    return {"type": "object", "properties": properties, "required": list(properties),
+            "additionalProperties": False,
+            "$defs": dict(sorted(defs.items()))}
+
+
+def schemas(registry: TopicRegistry) -> dict[str, dict[str, Any]]:
+    error_codes = ErrorCode.__get_pydantic_json_schema__(None, None)
+    close_codes = CloseCode.__get_pydantic_json_schema__(None, None)
+    return {
+        "client-message": _document(
+            "ClientMessage", "A frame a client sends (validation mode: what the server accepts).",
+            message_schema(ClientMessage, "validation")),
+        "server-message": _document(
+            "ServerMessage", "A frame the server sends (serialization mode: exactly what is sent).",
+            message_schema(ServerMessage, "serialization")),
+        "topics": _document(
+            "Topics", "Each topic pattern's snapshot and event payload types "
+            "(the `payload` of `snapshot` and `event` frames).", topics_schema(topic_types(registry))),
+        "error-codes": _document("ErrorCode", error_codes["description"], error_codes),
+        "close-codes": _document("CloseCode", close_codes["description"], close_codes),
+    }
+
+
+def write_schemas(registry: TopicRegistry, directory: Path) -> dict[str, Path]:
+    """Write every schema; remove stale `*.json` so a dropped schema shows in the diff."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, schema in schemas(registry).items():
+        path = directory / f"{name}.json"
+        path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+        written[name] = path
+    for stale in set(directory.glob("*.json")) - set(written.values()):
+        stale.unlink()
+    return written
