@@ -51,8 +51,7 @@ function reconnectAdvice(code) {
   return RECONNECT_ADVICE[code] ?? "backoff";
 }
 
-// src/client.ts
-var MAX_TOPICS_PER_FRAME = 100;
+// src/env.ts
 var browserClock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
@@ -74,15 +73,19 @@ var Listeners = class {
     return () => this.fns.delete(fn);
   }
   emit(arg) {
-    for (const fn of [...this.fns]) {
-      try {
-        fn(arg);
-      } catch (error) {
-        report(error);
-      }
-    }
+    for (const fn of [...this.fns]) call(() => fn(arg));
   }
 };
+function call(fn) {
+  try {
+    fn();
+  } catch (error) {
+    report(error);
+  }
+}
+
+// src/client.ts
+var MAX_TOPICS_PER_FRAME = 100;
 var RealtimeClient = class {
   url;
   clock;
@@ -242,7 +245,8 @@ var RealtimeClient = class {
     this.setStatus({ state: "live", connectionId: hello.connection_id, hello });
     const names = [...this.topics.keys()];
     for (let i = 0; i < names.length; i += MAX_TOPICS_PER_FRAME) {
-      this.send({ type: "subscribe", topics: names.slice(i, i + MAX_TOPICS_PER_FRAME) });
+      const [first, ...rest] = names.slice(i, i + MAX_TOPICS_PER_FRAME);
+      if (first !== void 0) this.send({ type: "subscribe", topics: [first, ...rest] });
     }
   }
   // ---------------------------------------------------------------- liveness
@@ -350,13 +354,6 @@ var RealtimeClient = class {
     }
   }
 };
-function call(fn) {
-  try {
-    fn();
-  } catch (error) {
-    report(error);
-  }
-}
 
 // src/demo/api.ts
 var ApiError = class extends Error {
@@ -484,8 +481,8 @@ function time(iso) {
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleTimeString();
 }
-function badge(kind, value) {
-  return el("span", { class: `badge ${kind}-${value}`, "data-testid": `${kind}-badge` }, value);
+function badge(kind, value, extra = "") {
+  return el("span", { class: `badge ${kind}-${value}${extra}`, "data-testid": `${kind}-badge` }, value);
 }
 function renderSessions(sessions, selected) {
   return sessions.map(
@@ -511,7 +508,7 @@ function renderTerminals(terminals, sessions) {
       { "data-terminal-id": t.id, "data-status": t.status },
       el("td", { class: "mono" }, t.name),
       el("td", {}, session?.title ?? (t.session_id === null ? "\u2014" : t.session_id)),
-      el("td", {}, badge("terminal", t.status)),
+      el("td", {}, badge("terminal", t.status, t.exit_code !== null && t.exit_code !== 0 ? " failed" : "")),
       el("td", { class: "mono" }, t.exit_code === null ? "" : String(t.exit_code))
     );
   });
@@ -559,7 +556,9 @@ function clientOptions(search) {
   const ping = numberParam(params, "ping_ms");
   const pong = numberParam(params, "pong_timeout_ms");
   const healthy = numberParam(params, "healthy_ms");
+  const connect = numberParam(params, "connect_timeout_ms");
   if (ping !== void 0) options.idlePingMs = ping;
+  if (connect !== void 0) options.connectTimeoutMs = connect;
   if (pong !== void 0) options.pongTimeoutMs = pong;
   if (healthy !== void 0) options.healthyAfterMs = healthy;
   return options;

@@ -15,25 +15,10 @@
 import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
 import { reconnectAdvice } from "./closecodes.js";
 import type { EventOf, SnapshotOf, TopicName } from "./topics.js";
+import { browserClock, type Clock, call, defaultUrl, Listeners, report, type SocketLike } from "./env.js";
 import type { ClientMessage, Error as ErrorFrame, Hello, ServerMessage } from "./wire.js";
 
-export type { ErrorFrame };
-
-/** The part of the browser's WebSocket the client uses (a fake in unit tests). */
-export interface SocketLike {
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
-}
-
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+export type { Clock, ErrorFrame, SocketLike };
 
 export type ConnectionStatus =
   | { state: "idle" }
@@ -90,42 +75,6 @@ interface TopicEntry {
 const MAX_TOPICS_PER_FRAME = 100;
 
 type TimerName = "connect" | "idle" | "pong" | "retry";
-
-const browserClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
-  clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
-
-export function defaultUrl(): string {
-  const { protocol, host } = globalThis.location;
-  return `${protocol === "https:" ? "wss:" : "ws:"}//${host}/api/realtime`;
-}
-
-/** Rethrow outside the client's call stack: a bug in a handler must surface
- * (as an uncaught error) without breaking the client's own bookkeeping. */
-function report(error: unknown): void {
-  queueMicrotask(() => {
-    throw error;
-  });
-}
-
-class Listeners<A> {
-  private readonly fns = new Set<(arg: A) => void>();
-  add(fn: (arg: A) => void): () => void {
-    this.fns.add(fn);
-    return () => this.fns.delete(fn);
-  }
-  emit(arg: A): void {
-    for (const fn of [...this.fns]) {
-      try {
-        fn(arg);
-      } catch (error) {
-        report(error);
-      }
-    }
-  }
-}
 
 export class RealtimeClient {
   private readonly url: string;
@@ -309,7 +258,8 @@ export class RealtimeClient {
     this.setStatus({ state: "live", connectionId: hello.connection_id, hello });
     const names = [...this.topics.keys()];
     for (let i = 0; i < names.length; i += MAX_TOPICS_PER_FRAME) {
-      this.send({ type: "subscribe", topics: names.slice(i, i + MAX_TOPICS_PER_FRAME) });
+      const [first, ...rest] = names.slice(i, i + MAX_TOPICS_PER_FRAME);
+      if (first !== undefined) this.send({ type: "subscribe", topics: [first, ...rest] });
     }
   }
 
@@ -430,13 +380,5 @@ export class RealtimeClient {
       this.clock.clearTimeout(this.timers[name]);
       this.timers[name] = null;
     }
-  }
-}
-
-function call(fn: () => void): void {
-  try {
-    fn();
-  } catch (error) {
-    report(error);
   }
 }

@@ -5,9 +5,9 @@
  *
  * Whatever the advice, a reconnect resyncs from fresh snapshots: there is no replay.
  */
-import type { CloseCode } from "./wire.js";
+import type { CloseCode, Reconnect } from "./wire.js";
 
-export type Reconnect = "now" | "backoff" | "never";
+export type { Reconnect };
 
 export const RECONNECT_ADVICE: Readonly<Record<CloseCode, Reconnect>> = {
   1000: "never", // normal closure, asked for by the client

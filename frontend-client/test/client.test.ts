@@ -41,7 +41,7 @@ function snapshot(seq: number, n = 0) {
 }
 
 function event(seq: number, topic = "sessions.state") {
-  return { type: "event" as const, topic, seq, payload: { op: "remove", id: "x" } };
+  return { type: "event" as const, topic, seq, payload: { op: "remove" as const, id: "x" } };
 }
 
 beforeEach(() => {

@@ -4,9 +4,9 @@
  *
  * Query parameters tune the client (the browser tests use them to make a network
  * cut last seconds, not minutes): `backoff_ms`, `backoff_cap_ms`, `ping_ms`,
- * `pong_timeout_ms`, `healthy_ms`.
+ * `pong_timeout_ms`, `connect_timeout_ms`, `healthy_ms`.
  */
-import { type ClientOptions, type ConnectionStatus, RealtimeClient } from "../client.js";
+import { type ClientOptions, type ConnectionStatus, RealtimeClient } from "../index.js";
 import { ApiError, createSession, postMessage } from "./api.js";
 import { ActivityState, SessionsState, TerminalsState } from "./state.js";
 import { byId, renderMessages, renderSessions, renderTerminals, statusText } from "./view.js";
@@ -29,7 +29,9 @@ function clientOptions(search: string): ClientOptions {
   const ping = numberParam(params, "ping_ms");
   const pong = numberParam(params, "pong_timeout_ms");
   const healthy = numberParam(params, "healthy_ms");
+  const connect = numberParam(params, "connect_timeout_ms");
   if (ping !== undefined) options.idlePingMs = ping;
+  if (connect !== undefined) options.connectTimeoutMs = connect;
   if (pong !== undefined) options.pongTimeoutMs = pong;
   if (healthy !== undefined) options.healthyAfterMs = healthy;
   return options;

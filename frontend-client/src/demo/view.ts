@@ -26,8 +26,8 @@ function time(iso: string): string {
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleTimeString();
 }
 
-function badge(kind: string, value: string): HTMLElement {
-  return el("span", { class: `badge ${kind}-${value}`, "data-testid": `${kind}-badge` }, value);
+function badge(kind: string, value: string, extra = ""): HTMLElement {
+  return el("span", { class: `badge ${kind}-${value}${extra}`, "data-testid": `${kind}-badge` }, value);
 }
 
 export function renderSessions(sessions: Session[], selected: string | null): HTMLTableRowElement[] {
@@ -55,7 +55,7 @@ export function renderTerminals(terminals: Terminal[], sessions: Map<string, Ses
       { "data-terminal-id": t.id, "data-status": t.status },
       el("td", { class: "mono" }, t.name),
       el("td", {}, session?.title ?? (t.session_id === null ? "—" : t.session_id)),
-      el("td", {}, badge("terminal", t.status)),
+      el("td", {}, badge("terminal", t.status, t.exit_code !== null && t.exit_code !== 0 ? " failed" : "")),
       el("td", { class: "mono" }, t.exit_code === null ? "" : String(t.exit_code)),
     );
   });
