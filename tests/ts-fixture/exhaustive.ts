@@ -7,7 +7,9 @@ import type {
   ErrorCode,
   EventOf,
   ServerMessage,
+  Snapshot,
   SnapshotOf,
+  SnapshotPayload,
   TopicEvent,
   TopicName,
   TopicSnapshot,
@@ -75,6 +77,14 @@ export function reconnects(code: CloseCode): boolean {
     default:
       return assertNever(code);
   }
+}
+
+// Even the plain envelope's payload is typed: the union of every topic's snapshot.
+export function snapshotSize(m: Snapshot): number {
+  const p: SnapshotPayload = m.payload;
+  if ("sessions" in p) return p.sessions.length;
+  if ("terminals" in p) return p.terminals.length;
+  return p.messages.length;
 }
 
 // The topic map: the payload type follows from the topic name, patterns included.
