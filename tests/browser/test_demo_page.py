@@ -13,6 +13,7 @@ from pathlib import Path
 from playwright.async_api import Page, expect
 
 from backend.models import Session
+from backend.realtime import CloseCode, close_all
 from backend.realtime.frames import event_frame
 from backend.service import now
 from tests.browser.conftest import FAST_CLIENT, ConsoleWatch, Demo
@@ -94,6 +95,7 @@ async def test_page_recovers_from_a_network_cut(
     await open_page(page, proxy.url)
     await expect(page.locator("#sessions-body tr")).to_have_count(2)
     first_connection = {conn.id for conn in demo.hub.connections}
+    await page.evaluate("window.loadedOnce = true")  # gone if the page reloads
 
     await proxy.cut()
     await expect(page.locator("#status")).to_have_attribute("data-state", "reconnecting")
@@ -117,6 +119,7 @@ async def test_page_recovers_from_a_network_cut(
     await expect(page.locator("#messages .text")).to_have_text(["sent in the dark"])
     await expect(terminal_row(page, terminal.id)).to_contain_text("make test")
     assert {conn.id for conn in demo.hub.connections}.isdisjoint(first_connection)
+    assert await page.evaluate("window.loadedOnce === true"), "the page was reloaded"
 
     # And it is live again, not just resynced once.
     await demo.api("PATCH", f"/api/sessions/{added['id']}", {"state": "done"})
@@ -138,6 +141,21 @@ async def test_page_notices_a_silent_network_by_its_missing_pong(
     await proxy.restore()
     await expect(page.locator("#status")).to_have_attribute("data-state", "live")
     await expect(row(page, session["id"])).to_have_attribute("data-state", "running")
+
+
+async def test_page_reconnects_at_once_when_the_server_goes_away(demo: Demo, page: Page) -> None:
+    """Close 1001 (server restart) means "reconnect now", not "back off": with a
+    ten-minute backoff window the page is still back within the expectation's 10 s."""
+    await page.goto(f"{demo.url}/?backoff_ms=600000&backoff_cap_ms=600000")
+    await expect(page.locator("#status")).to_have_attribute("data-state", "live")
+    before = {conn.id for conn in demo.hub.connections}
+
+    await close_all(demo.hub, CloseCode.GOING_AWAY, "restarting")
+    session = await demo.create_session("After the restart")
+
+    await expect(row(page, session["id"])).to_be_visible()
+    await expect(page.locator("#status")).to_have_attribute("data-state", "live")
+    assert {conn.id for conn in demo.hub.connections}.isdisjoint(before)
 
 
 async def test_seq_gap_makes_the_page_resync_the_topic(demo: Demo, page: Page) -> None:
