@@ -1,7 +1,8 @@
 """Test helpers: a thin WebSocket client that records every server frame.
 
-Every frame any test receives passes through `WsClient.recv`, so the schema
-contract test can check them all (see `tests/conftest.py`).
+Every frame any test receives passes through `WsClient.recv`, which validates it
+against the committed `schemas/` (`SCHEMA_CONTRACT`): the published schema cannot
+lie about what the server sends (see `tests/test_schema_contract.py`).
 """
 
 from __future__ import annotations
@@ -9,14 +10,62 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import socket
 import struct
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 
 #: Every server frame received by any WsClient in this test session, parsed.
 RECEIVED_FRAMES: list[dict[str, Any]] = []
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+
+
+class SchemaContract:
+    """Checks server frames against the published JSON Schema alone, never the server's
+    models: the envelope against `server-message.json` and, when the topic is in
+    `topics.json`, the payload against its topic's snapshot or event schema. Topics not
+    published there (the library-only test app's) are checked for the envelope only."""
+
+    def __init__(self, directory: Path = SCHEMAS) -> None:
+        server = json.loads((directory / "server-message.json").read_text())
+        self.frame = jsonschema.Draft202012Validator(server)
+        # One validator per frame type too: errors then name the field, not just "oneOf".
+        self.by_type = {
+            d["properties"]["type"]["const"]: jsonschema.Draft202012Validator(
+                {"$ref": f"#/$defs/{name}", "$defs": server["$defs"]})
+            for name, d in server["$defs"].items() if "const" in d.get("properties", {}).get("type", {})
+        }
+        topics = json.loads((directory / "topics.json").read_text())
+        self.topics: list[tuple[re.Pattern[str], dict[str, jsonschema.Draft202012Validator]]] = []
+        for pattern, ref in topics["properties"].items():
+            regex = re.compile(".+".join(re.escape(part) for part in re.split(r"\{[^}]*\}", pattern)))
+            self.topics.append((regex, {
+                kind: jsonschema.Draft202012Validator({"$ref": f"{ref['$ref']}/properties/{kind}",
+                                                       "$defs": topics["$defs"]})
+                for kind in ("snapshot", "event")
+            }))
+
+    def check(self, frame: Any) -> None:
+        """Raise AssertionError, naming every violation, if `frame` breaks the schema."""
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        validator = self.by_type.get(kind, self.frame) if isinstance(kind, str) else self.frame
+        errors = [f"{'/'.join(map(str, e.absolute_path)) or '(frame)'}: {e.message}"
+                  for e in validator.iter_errors(frame)]
+        if not errors and frame["type"] in ("snapshot", "event"):
+            for regex, validators in self.topics:
+                if regex.fullmatch(frame["topic"]):
+                    errors = [f"payload/{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                              for e in validators[frame["type"]].iter_errors(frame["payload"])]
+        if errors:
+            raise AssertionError(f"server frame breaks schemas/: {'; '.join(errors)}\n{frame}")
+
+
+SCHEMA_CONTRACT = SchemaContract()
 
 _ids = itertools.count()
 
@@ -42,6 +91,7 @@ class WsClient:
             raise AssertionError(f"expected a text frame, got {msg.type!r} {msg.data!r} {msg.extra!r}")
         frame = json.loads(msg.data)
         RECEIVED_FRAMES.append(frame)
+        SCHEMA_CONTRACT.check(frame)
         return frame
 
     async def subscribe(self, *topics: str, id: str | None = None) -> None:
