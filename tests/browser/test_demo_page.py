@@ -6,8 +6,10 @@ Every wait is one of Playwright's auto-retrying expectations; nothing sleeps.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.async_api import Page, expect
@@ -184,8 +186,12 @@ async def test_seq_gap_makes_the_page_resync_the_topic(demo: Demo, page: Page) -
     await expect(row(page, visible["id"])).to_have_attribute("data-state", "waiting")
 
 
-async def test_screenshot_of_a_populated_page(demo: Demo, page: Page) -> None:
-    """Saves docs/screenshot.png, the picture in the README."""
+async def test_screenshot_of_a_populated_page(demo: Demo, page: Page, monkeypatch) -> None:
+    """Saves docs/screenshot.png, the picture in the README. Timestamps are frozen so
+    the picture only changes when the page's look does."""
+    ticks = itertools.count()
+    start = datetime(2026, 1, 15, 9, 30, 0, tzinfo=UTC)
+    monkeypatch.setattr("backend.service.now", lambda: start + timedelta(seconds=7 * next(ticks)))
     titles_states = [
         ("Investigate memory spike", "running"), ("Migrate to pydantic v2", "waiting"),
         ("Speed up CI", "done"), ("Fix flaky login test", "error"), ("Add dark mode", "idle"),
@@ -211,5 +217,6 @@ async def test_screenshot_of_a_populated_page(demo: Demo, page: Page) -> None:
     await expect(page.locator("#sessions-body tr")).to_have_count(5)
     await expect(page.locator("#terminals-body tr")).to_have_count(3)
     await expect(page.locator("#messages .streaming .text")).to_contain_text("evicting")
+    await page.set_viewport_size({"width": 1280, "height": 580})
     SCREENSHOT.parent.mkdir(exist_ok=True)
     await page.screenshot(path=str(SCREENSHOT), full_page=True)
