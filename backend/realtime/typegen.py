@@ -65,7 +65,7 @@ def codegen_python(schema: Path, output: Path) -> None:
             "--output-model-type", "pydantic_v2.BaseModel", "--target-python-version", "3.11",
             "--disable-timestamp", "--use-annotated", "--use-union-operator",
             "--use-standard-collections", "--use-schema-description", "--use-field-description",
-            "--use-title-as-name", "--field-constraints", "--extra-fields", "ignore",
+            "--field-constraints", "--extra-fields", "ignore",
             "--formatters", "ruff-check", "ruff-format", "--custom-file-header",
             f"# Generated from schemas/{schema.name} by ./scripts/generate-types. Do not edit.",
         ],

@@ -1,0 +1,139 @@
+"""A small typed client for the realtime protocol, for tests, benchmarks and `tail`.
+
+It is built only on the models generated from `schemas/` (`generated/`), never on
+the server's own models: it proves the published schema is enough for a consumer
+in another codebase. Topic payloads are typed by `TopicPayloads`, given a `Topics`
+model generated from a registry's `schemas/topics.json`; without one they stay dicts.
+
+    async with connect("ws://localhost:8080/api/realtime") as client:
+        await client.subscribe("sessions.state")
+        async for message in client:
+            ...
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel, RootModel, TypeAdapter
+
+from .generated.client_message import ClientMessage, Ping, Subscribe, Unsubscribe
+from .generated.server_message import Error, Event, Hello, Pong, ServerMessage, Snapshot
+
+Message = Hello | Snapshot | Event | Error | Pong
+
+__all__ = ["ClosedError", "Message", "RealtimeClient", "TopicPayloads", "connect"]
+
+
+class ClosedError(ConnectionError):
+    """The server closed the connection (`code` is its close code, None if it dropped)."""
+
+    def __init__(self, code: int | None) -> None:
+        super().__init__(f"connection closed (code {code})")
+        self.code = code
+
+
+async def _receive(ws: aiohttp.ClientWebSocketResponse, timeout: float | None) -> Message:
+    msg = await ws.receive(timeout=timeout)
+    if msg.type is aiohttp.WSMsgType.TEXT:
+        return ServerMessage.model_validate_json(msg.data).root
+    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+        raise ClosedError(ws.close_code)
+    raise ConnectionError(f"unexpected {msg.type.name} frame: {msg.data!r}")
+
+
+class RealtimeClient:
+    """One connection. `hello` is the server's first frame; iterate to read the rest.
+    Reading is the caller's job: a client that stops reading is closed as slow (4008)."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, hello: Hello) -> None:
+        self.ws = ws
+        self.hello = hello
+        self._ids = itertools.count()
+
+    async def send(self, message: Subscribe | Unsubscribe | Ping) -> None:
+        await self.ws.send_str(ClientMessage(message).model_dump_json(exclude_none=True))
+
+    async def subscribe(self, *topics: str, id: str | None = None) -> None:
+        await self.send(Subscribe.model_validate({"type": "subscribe", "topics": topics, "id": id}))
+
+    async def unsubscribe(self, *topics: str, id: str | None = None) -> None:
+        await self.send(Unsubscribe.model_validate({"type": "unsubscribe", "topics": topics, "id": id}))
+
+    async def recv(self, timeout: float | None = None) -> Message:
+        """The next server message; `ClosedError` once the connection is closed."""
+        return await _receive(self.ws, timeout)
+
+    async def barrier(self, timeout: float | None = None) -> list[Message]:
+        """Ping, and return every message received before its pong: the server answers
+        after everything it queued before reading the ping."""
+        ping_id = f"barrier-{next(self._ids)}"
+        await self.send(Ping(type="ping", id=ping_id))
+        before = []
+        while not (isinstance(m := await self.recv(timeout), Pong) and m.id == ping_id):
+            before.append(m)
+        return before
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[Message]:
+        while True:
+            try:
+                yield await self.recv()
+            except ClosedError:
+                return
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+@asynccontextmanager
+async def connect(url: str, *, session: aiohttp.ClientSession | None = None,
+                  timeout: float = 10, **ws_kwargs: Any) -> AsyncIterator[RealtimeClient]:
+    """Connect, read `hello`, and close on exit. Uses `session` if given (e.g. a test
+    client's), else its own."""
+    own = session is None
+    session = session or aiohttp.ClientSession()
+    try:
+        async with session.ws_connect(url, **ws_kwargs) as ws:
+            first = await _receive(ws, timeout)
+            if not isinstance(first, Hello):
+                raise ConnectionError(f"expected hello, got {first.type}")
+            client = RealtimeClient(ws, first)
+            try:
+                yield client
+            finally:
+                await client.close()
+    finally:
+        if own:
+            await session.close()
+
+
+class TopicPayloads:
+    """Parses `snapshot` and `event` payloads into the types of their topic, from a
+    `Topics` model generated from `schemas/topics.json`: each field's alias is a topic
+    pattern (`{param}` matches any value), its type a model of `snapshot` and `event`."""
+
+    def __init__(self, topics_model: type[BaseModel]) -> None:
+        self._topics: list[tuple[re.Pattern[str], TypeAdapter[Any], TypeAdapter[Any]]] = []
+        for field in topics_model.model_fields.values():
+            entry: Any = field.annotation
+            pattern = field.alias or ""
+            regex = re.compile(".+".join(re.escape(p) for p in re.split(r"\{[^}]*\}", pattern)))
+            self._topics.append((regex, *(TypeAdapter(entry.model_fields[kind].annotation)
+                                          for kind in ("snapshot", "event"))))
+
+    def parse(self, message: Snapshot | Event) -> Any:
+        """The payload as its topic's model (a union's member, unwrapped)."""
+        for regex, snapshot, event in self._topics:
+            if regex.fullmatch(message.topic):
+                adapter = snapshot if isinstance(message, Snapshot) else event
+                value = adapter.validate_python(message.payload)
+                return value.root if isinstance(value, RootModel) else value
+        raise KeyError(f"no published topic matches {message.topic!r}")

@@ -1,0 +1,64 @@
+"""`python -m backend tail TOPIC [TOPIC…] [--url URL]`: print topics' snapshots and
+live events, one JSON object per line, for debugging.
+
+Frames go to stdout exactly as the typed client parsed them (`hello` and `error`
+frames to stderr), so the output pipes into `jq`. Built on `backend.realtime.client`,
+i.e. on the published schema alone. Exit status: 0 when the server closes normally
+or `--limit` frames were printed, 1 on an abnormal close or when every topic failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import TextIO
+
+import aiohttp
+
+from .realtime.client import ClosedError, Error, Event, Hello, Snapshot, connect
+
+DEFAULT_URL = "ws://127.0.0.1:8080/api/realtime"
+
+
+async def tail(url: str, topics: list[str], out: TextIO, err: TextIO, *,
+               limit: int | None = None, session: aiohttp.ClientSession | None = None) -> int:
+    printed = 0
+    failed: set[str] = set()
+    try:
+        async with connect(url, session=session) as client:
+            print(client.hello.model_dump_json(exclude_none=True), file=err, flush=True)
+            await client.subscribe(*topics)
+            async for message in client:
+                if isinstance(message, Snapshot | Event):
+                    print(message.model_dump_json(exclude_none=True), file=out, flush=True)
+                    printed += 1
+                    if limit is not None and printed >= limit:
+                        return 0
+                elif not isinstance(message, Hello):
+                    print(message.model_dump_json(exclude_none=True), file=err, flush=True)
+                    if isinstance(message, Error) and message.topic is not None:
+                        failed.add(message.topic)
+                        if failed >= set(topics):
+                            return 1
+            code = client.ws.close_code
+    except (ClosedError, aiohttp.ClientError, OSError) as exc:
+        print(f"tail: {url}: {exc}", file=err, flush=True)
+        return 1
+    print(f"tail: connection closed (code {code})", file=err, flush=True)
+    return 0 if code in (1000, 1001) else 1
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend tail", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("topics", nargs="+", metavar="TOPIC", help="e.g. sessions.state")
+    parser.add_argument("--url", default=os.environ.get("BACKEND_URL", DEFAULT_URL),
+                        help=f"the realtime endpoint (env BACKEND_URL, default {DEFAULT_URL})")
+    parser.add_argument("--limit", type=int, help="exit after printing this many snapshots and events")
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(tail(args.url, args.topics, sys.stdout, sys.stderr, limit=args.limit))
+    except KeyboardInterrupt:
+        return 130
