@@ -28,3 +28,37 @@ def test_optional_fields_are_omitted_not_null():
     assert json.loads(error_frame("unknown_topic", "m", topic="t")) == {
         "type": "error", "code": "unknown_topic", "message": "m", "topic": "t",
     }
+
+
+class _Capture:
+    def __init__(self):
+        self.data = b""
+
+    def write(self, data):
+        self.data += bytes(data)
+
+    def writelines(self, chunks):
+        for chunk in chunks:
+            self.write(chunk)
+
+    def is_closing(self):
+        return False
+
+    def get_write_buffer_size(self):
+        return 0
+
+
+async def test_prebuilt_websocket_frame_is_what_aiohttp_writes():
+    from unittest.mock import Mock
+
+    from aiohttp import WSMsgType
+    from aiohttp._websocket.writer import WebSocketWriter
+
+    from backend.realtime.frames import ws_text_frame
+
+    for size in (0, 1, 125, 126, 65535, 65536, 200_000):
+        payload = b"x" * size
+        transport = _Capture()
+        writer = WebSocketWriter(Mock(_paused=False), transport, use_mask=False)
+        await writer.send_frame(payload, WSMsgType.TEXT)
+        assert ws_text_frame(payload) == transport.data, size

@@ -26,7 +26,10 @@ async def test_publish_encodes_once_and_shares_the_bytes(lib_client, monkeypatch
         monkeypatch.setattr(conn, "deliver", spy)
     await state.set(hub, "x", 1)
     assert len(frames) == 1
-    assert len(delivered) == 10 and all(f is frames[0] for f in delivered)
+    assert len(delivered) == 10
+    assert all(f is delivered[0] for f in delivered) and delivered[0].text is frames[0]
+    # The WebSocket framing is built once too, and reused by every direct write.
+    assert delivered[0].wire is delivered[0].wire
     for ws in clients:
         assert [f["seq"] for f in await ws.barrier()] == [1]
 

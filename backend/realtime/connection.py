@@ -1,9 +1,12 @@
 """One client connection: its bounded outbound queue, writer task and subscriptions.
 
-Everything that reaches the client goes through `SendQueue` in order, so a pong is
-a barrier: it is written after every frame queued before the ping was read.
-Delivery (`deliver`, `send`) is synchronous and never awaits the socket; only the
-writer task does. A connection that cannot keep up is evicted: its queue is
+Everything that reaches the client goes out in the order it was handed over, so a
+pong is a barrier: it is written after every frame queued before the ping was
+read. Delivery (`deliver`, `send`) is synchronous and never awaits the socket.
+Fast path: when nothing is queued, the writer is idle and the socket's buffer is
+small, the frame's pre-built WebSocket bytes are written to the transport at
+once (no task wake-up per recipient). Otherwise it goes to the `SendQueue`,
+whose writer task awaits the socket. A connection that cannot keep up is evicted: its queue is
 discarded at once, it gets close 4008 if that can still be written within
 `close_timeout_s`, and then its transport is aborted so the kernel-side and
 asyncio-side buffers are freed too.
@@ -19,9 +22,14 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from .closecodes import CloseCode
+from .frames import Frame
 from .sendqueue import SendQueue
 
 log = logging.getLogger(__name__)
+
+#: Direct writes stop once this much is buffered in the transport; from then on
+#: frames queue and the writer awaits the socket (asyncio's default high-water mark).
+DIRECT_WRITE_LIMIT = 64 * 1024
 
 
 @dataclass(eq=False)
@@ -37,7 +45,7 @@ class Subscription:
     conn: Connection
     last_seq: int = 0
     live: bool = False
-    pending: list[tuple[int, bytes]] = field(default_factory=list)
+    pending: list[tuple[int, Frame]] = field(default_factory=list)
 
 
 class Connection:
@@ -55,7 +63,9 @@ class Connection:
         self.subscriptions: dict[str, Subscription] = {}
         self._ws = ws
         self._transport = transport
-        self._queue = SendQueue(max_queue_bytes)
+        self._queue: SendQueue[Frame] = SendQueue(max_queue_bytes)
+        # Pre-built frames are only valid without permessage-deflate.
+        self._direct = not ws.compress
         self._close_timeout_s = close_timeout_s
         self._on_closed = on_closed
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{connection_id}")
@@ -81,14 +91,22 @@ class Connection:
 
     # ------------------------------------------------------------ sending (never awaits)
 
-    def send(self, frame: bytes) -> None:
-        """Queue a frame, or evict the connection if it would overflow its queue."""
+    def send(self, frame: Frame | bytes) -> None:
+        """Write or queue a frame; evict the connection if it would overflow its queue."""
         if self.closing or self._queue.closed:  # closed: the writer lost the socket
             return
-        if not self._queue.push(frame):
+        if isinstance(frame, bytes):
+            frame = Frame(frame)
+        if self._direct and self._queue.idle and self._writable():
+            self._transport.write(frame.wire)
+        elif not self._queue.push(frame):
             self.evict()
 
-    def deliver(self, sub: Subscription, seq: int, frame: bytes) -> None:
+    def _writable(self) -> bool:
+        t = self._transport
+        return not t.is_closing() and not self._ws.closed and t.get_write_buffer_size() <= DIRECT_WRITE_LIMIT
+
+    def deliver(self, sub: Subscription, seq: int, frame: Frame) -> None:
         """An event for `sub` (called by the hub for every subscriber, never awaits)."""
         if self.closing or self._queue.closed:
             return
@@ -108,7 +126,7 @@ class Connection:
             sub.last_seq = seq
             self.send(frame)
 
-    def go_live(self, sub: Subscription, seq: int, snapshot: bytes) -> None:
+    def go_live(self, sub: Subscription, seq: int, snapshot: Frame | bytes) -> None:
         """Queue `sub`'s snapshot (reflecting events up to `seq`), then its buffered
         events with a larger seq, and deliver directly from now on."""
         pending, sub.pending = sub.pending, []
@@ -161,6 +179,7 @@ class Connection:
                 # Let the writer flush what is queued (nothing, after an eviction).
                 await asyncio.wait({self._writer})
                 await self._ws.close(code=code, message=reason.encode())
+                await self._flushed()
         except TimeoutError:
             log.info("connection %s did not close in time; aborting", self.id)
         finally:
@@ -168,6 +187,12 @@ class Connection:
             self._abort()
             self._on_closed(self)
             self._closed.set()
+
+    async def _flushed(self) -> None:
+        """Until the transport has written out everything, the close frame included.
+        asyncio has no event for that, so poll; the caller bounds it with a deadline."""
+        while self._transport.get_write_buffer_size():
+            await asyncio.sleep(0.02)
 
     def _abort(self) -> None:
         """Drop whatever the transport still buffers. Needed even after a clean
@@ -179,7 +204,7 @@ class Connection:
     async def _write_loop(self) -> None:
         try:
             while (frame := await self._queue.pop()) is not None:
-                await self._ws.send_frame(frame, WSMsgType.TEXT)
+                await self._ws.send_frame(frame.text, WSMsgType.TEXT)
         except (ConnectionError, RuntimeError) as exc:
             log.debug("writer for %s stopped: %s", self.id, exc)
             self._queue.close(discard=True)

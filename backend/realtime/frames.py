@@ -9,11 +9,46 @@ on the hot path) and `tests/test_frames.py` pins it to the `Event` model.
 from __future__ import annotations
 
 import json
+import struct
 
 from pydantic import BaseModel
 
 from .errors import ErrorCode
 from .protocol import Error, Pong
+
+
+class Frame:
+    """One encoded server frame, shared by every recipient: its JSON text, and its
+    WebSocket framing, built at most once (on first use) for connections that
+    write to the socket directly."""
+
+    __slots__ = ("_wire", "text")
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+        self._wire: bytes | None = None
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = ws_text_frame(self.text)
+        return self._wire
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """RFC 6455 §5.2: one final, unmasked, uncompressed text frame - byte for byte
+    what aiohttp writes for `send_frame(payload, TEXT)` with compression off."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
 
 
 def encode(frame: BaseModel) -> bytes:

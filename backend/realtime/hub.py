@@ -17,7 +17,7 @@ from typing import Any
 from .broker import Broker, MemoryBroker
 from .connection import Connection, Subscription
 from .errors import ErrorCode
-from .frames import error_frame, event_frame, snapshot_frame
+from .frames import Frame, error_frame, event_frame, snapshot_frame
 from .settings import RealtimeSettings
 from .topics import TopicRegistry, UnknownTopic
 
@@ -61,7 +61,7 @@ class Hub:
         subs = self._subscribers.get(topic)
         if not subs:
             return
-        frame = event_frame(topic, seq, payload)
+        frame = Frame(event_frame(topic, seq, payload))
         for sub in subs:
             sub.conn.deliver(sub, seq, frame)
 

@@ -10,20 +10,35 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Generic, Protocol, TypeVar
 
 
-class SendQueue:
+class _Sized(Protocol):
+    def __len__(self) -> int: ...
+
+
+T = TypeVar("T", bound=_Sized)
+
+
+class SendQueue(Generic[T]):
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._frames: deque[bytes] = deque()
+        self._frames: deque[T] = deque()
         self._bytes = 0
         self._reserved = 0
         self._ready = asyncio.Event()
         self._closed = False
+        self._popping = False
 
     @property
     def buffered_bytes(self) -> int:
         return self._bytes
+
+    @property
+    def idle(self) -> bool:
+        """Empty, and its consumer is waiting in `pop`: nothing is queued or in
+        flight ahead of a frame written now by other means."""
+        return self._popping and not self._frames
 
     @property
     def closed(self) -> bool:
@@ -50,7 +65,7 @@ class SendQueue:
     def unreserve(self, size: int) -> None:
         self._reserved -= size
 
-    def push(self, frame: bytes) -> bool:
+    def push(self, frame: T) -> bool:
         """Queue a frame. False if it would overflow the limit (nothing is queued)
         or the queue is closed; the caller must then evict the connection."""
         if self._closed or not self.fits(len(frame)):
@@ -60,13 +75,17 @@ class SendQueue:
         self._ready.set()
         return True
 
-    async def pop(self) -> bytes | None:
+    async def pop(self) -> T | None:
         """The next frame, waiting for one; None once the queue is closed and empty."""
         while not self._frames:
             if self._closed:
                 return None
             self._ready.clear()
-            await self._ready.wait()
+            self._popping = True
+            try:
+                await self._ready.wait()
+            finally:
+                self._popping = False
         frame = self._frames.popleft()
         self._bytes -= len(frame)
         return frame
