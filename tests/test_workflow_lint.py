@@ -31,8 +31,8 @@ def test_workflow_passes_actionlint():
 
 
 @pytest.mark.parametrize("broken", [
-    ("a broken expression", "python-version: \"3.11\"", "python-version: ${{ matrix.python( }}"),
-    ("an unknown action input", "cache: pip", "cache: pip\n          cache-dependency: x"),
+    ("a broken expression", "node-version: \"20\"", "node-version: ${{ matrix.node( }}"),
+    ("an unknown action input", "cache: npm", "cache: npm\n          cache-dependency: x"),
     ("an unknown job key", "timeout-minutes: 30", "timeout-minute: 30"),
 ], ids=lambda b: b[0])
 def test_actionlint_rejects_a_broken_workflow(broken, tmp_path):
@@ -50,6 +50,8 @@ def test_workflow_runs_the_test_script_on_push_and_pull_request():
     assert set(workflow[True]) == {"push", "pull_request"}  # YAML 1.1 reads the `on` key as True
     (job,) = workflow["jobs"].values()
     steps = {s.get("uses", "").split("@")[0]: s for s in job["steps"]}
-    assert steps["actions/setup-python"]["with"]["cache"] == "pip"
+    assert job["container"].startswith("python:3.11-bookworm")  # Debian, for its chromium
+    assert steps["actions/cache"]["with"]["path"] == "~/.cache/pip"
     assert steps["actions/setup-node"]["with"]["cache"] == "npm"
-    assert [s["run"] for s in job["steps"] if "run" in s] == ["./scripts/test"]
+    [run] = [s["run"] for s in job["steps"] if "run" in s]
+    assert run.strip().splitlines()[-1] == "./scripts/test"
