@@ -20,6 +20,7 @@ from backend.realtime.frames import event_frame
 from backend.service import now
 from tests.browser.conftest import FAST_CLIENT, ConsoleWatch, Demo
 from tests.browser.proxy import CuttableProxy
+from tests.browser.screenshots import save_if_changed
 
 RECONNECTING = re.compile(r"^Reconnecting in \d+ s$")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
@@ -218,5 +219,4 @@ async def test_screenshot_of_a_populated_page(demo: Demo, page: Page, monkeypatc
     await expect(page.locator("#terminals-body tr")).to_have_count(3)
     await expect(page.locator("#messages .streaming .text")).to_contain_text("evicting")
     await page.set_viewport_size({"width": 1280, "height": 580})
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOT), full_page=True)
+    await save_if_changed(page.context, await page.screenshot(full_page=True), SCREENSHOT)
