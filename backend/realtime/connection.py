@@ -191,7 +191,7 @@ class Connection:
     async def _flushed(self) -> None:
         """Until the transport has written out everything, the close frame included.
         asyncio has no event for that, so poll; the caller bounds it with a deadline."""
-        while self._transport.get_write_buffer_size():
+        while self._transport.get_write_buffer_size():  # noqa: ASYNC110 - no event exists to await
             await asyncio.sleep(0.02)
 
     def _abort(self) -> None:
