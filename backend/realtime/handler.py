@@ -59,10 +59,12 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
             headers={"Upgrade": "websocket"},
         )
     await ws.prepare(request)
-    assert request.transport is not None  # prepared: the connection is open
+    transport = request.transport
+    if transport is None:  # the peer left during the handshake
+        return ws
     conn = Connection(
         ws,
-        request.transport,
+        transport,
         secrets.token_urlsafe(12),
         max_queue_bytes=settings.max_queue_bytes,
         close_timeout_s=settings.close_timeout_s,
