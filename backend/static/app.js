@@ -396,33 +396,42 @@ function byCreation(a, b) {
   const bt = b.created_at ?? "";
   return at < bt ? -1 : at > bt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
-var SessionsState = class {
+var ById = class {
+  constructor(order) {
+    this.order = order;
+  }
+  order;
   byId = /* @__PURE__ */ new Map();
-  replace(snapshot) {
+  replaceAll(items) {
     this.byId.clear();
-    for (const s of snapshot.sessions) this.byId.set(s.id, s);
+    for (const item of items) this.byId.set(item.id, item);
+  }
+  list() {
+    return [...this.byId.values()].sort(this.order);
+  }
+};
+var SessionsState = class extends ById {
+  constructor() {
+    super(byCreation);
+  }
+  replace(snapshot) {
+    this.replaceAll(snapshot.sessions);
   }
   apply(event) {
     if (event.op === "upsert") this.byId.set(event.session.id, event.session);
     else this.byId.delete(event.id);
   }
-  /** Oldest first, the order the server's snapshot lists them in. */
-  list() {
-    return [...this.byId.values()].sort(byCreation);
-  }
 };
-var TerminalsState = class {
-  byId = /* @__PURE__ */ new Map();
+var TerminalsState = class extends ById {
+  constructor() {
+    super((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  }
   replace(snapshot) {
-    this.byId.clear();
-    for (const t of snapshot.terminals) this.byId.set(t.id, t);
+    this.replaceAll(snapshot.terminals);
   }
   apply(event) {
     if (event.op === "upsert") this.byId.set(event.terminal.id, event.terminal);
     else this.byId.delete(event.id);
-  }
-  list() {
-    return [...this.byId.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   }
 };
 var ActivityState = class {

@@ -35,40 +35,49 @@ function byCreation<T extends { id: string; created_at?: string }>(a: T, b: T): 
   return at < bt ? -1 : at > bt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
-export class SessionsState {
-  readonly byId = new Map<string, Session>();
+/** Items kept by id, replaced by a snapshot and changed by upsert / remove-by-id events. */
+class ById<T extends { id: string }> {
+  readonly byId = new Map<string, T>();
+
+  constructor(private readonly order: (a: T, b: T) => number) {}
+
+  protected replaceAll(items: readonly T[]): void {
+    this.byId.clear();
+    for (const item of items) this.byId.set(item.id, item);
+  }
+
+  list(): T[] {
+    return [...this.byId.values()].sort(this.order);
+  }
+}
+
+export class SessionsState extends ById<Session> {
+  constructor() {
+    super(byCreation); // oldest first, the order the server's snapshot lists them in
+  }
 
   replace(snapshot: SessionsSnapshot): void {
-    this.byId.clear();
-    for (const s of snapshot.sessions) this.byId.set(s.id, s);
+    this.replaceAll(snapshot.sessions);
   }
 
   apply(event: SessionsEvent): void {
     if (event.op === "upsert") this.byId.set(event.session.id, event.session);
     else this.byId.delete(event.id);
   }
-
-  /** Oldest first, the order the server's snapshot lists them in. */
-  list(): Session[] {
-    return [...this.byId.values()].sort(byCreation);
-  }
 }
 
-export class TerminalsState {
-  readonly byId = new Map<string, Terminal>();
+export class TerminalsState extends ById<Terminal> {
+  constructor() {
+    super((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
 
   replace(snapshot: TerminalsSnapshot): void {
-    this.byId.clear();
-    for (const t of snapshot.terminals) this.byId.set(t.id, t);
+    this.replaceAll(snapshot.terminals);
   }
 
   apply(event: TerminalsEvent): void {
     if (event.op === "upsert") this.byId.set(event.terminal.id, event.terminal);
     else this.byId.delete(event.id);
-  }
-
-  list(): Terminal[] {
-    return [...this.byId.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 }
 
