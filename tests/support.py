@@ -8,11 +8,15 @@ lie about what the server sends (see `tests/test_schema_contract.py`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import os
 import re
 import socket
 import struct
+import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +173,30 @@ def masked_frame(opcode: int, payload: bytes) -> bytes:
 
 def masked_text_frame(payload: bytes) -> bytes:
     return masked_frame(0x1, payload)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def backend_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    """`python -m backend --no-simulate` on a free port, once it serves; killed on exit
+    unless the test already ended it."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "backend", "--port", str(port), "--no-simulate", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        async with asyncio.timeout(20):
+            while b"serving on" not in (line := await proc.stdout.readline()):
+                assert line, "server exited before serving"
+        yield proc, port
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
 import sys
 
 from backend.generated.topics import ActivitySnapshot, SessionsSnapshot, SessionUpsert, Topics
 from backend.realtime.client import Error, Event, Hello, Snapshot, TopicPayloads, connect
 from backend.realtime.generated.server_message import ErrorCode
 from backend.tail import tail
+from tests.support import backend_process
 
 PAYLOADS = TopicPayloads(Topics)
 
@@ -92,19 +92,8 @@ async def test_tail_fails_when_every_topic_fails(demo_client):
     assert err.frames()[-1]["code"] == "unknown_topic"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_tail_command_against_a_running_server():
-    port = _free_port()
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "backend", "--port", str(port), "--no-simulate",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    try:
-        assert b"serving on" in await asyncio.wait_for(server.stdout.readline(), 20)
+    async with backend_process() as (_server, port):
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "backend", "tail", "sessions.state", "terminals.state",
             "--url", f"ws://127.0.0.1:{port}/api/realtime", "--limit", "2",
@@ -114,6 +103,3 @@ async def test_tail_command_against_a_running_server():
         frames = [json.loads(line) for line in stdout.splitlines()]
         assert {(f["type"], f["topic"]) for f in frames} == {
             ("snapshot", "sessions.state"), ("snapshot", "terminals.state")}
-    finally:
-        server.terminate()
-        await server.wait()

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 
 import aiohttp
 from aiohttp import web
 
 from backend.realtime import RealtimeSettings
 from tests.libapp import build_lib_app
-from tests.support import StuckClient
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import StuckClient, backend_process, free_port
 
 
 async def test_app_shutdown_sends_1001_and_aborts_a_stuck_client():
@@ -28,7 +19,7 @@ async def test_app_shutdown_sends_1001_and_aborts_a_stuck_client():
     )
     runner = web.AppRunner(app, shutdown_timeout=1)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(f"http://127.0.0.1:{port}/api/realtime")
@@ -59,30 +50,16 @@ async def test_app_shutdown_sends_1001_and_aborts_a_stuck_client():
 
 
 async def test_sigterm_closes_clients_with_1001_and_exits_promptly():
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "backend", "--port", str(port), "--no-simulate",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        async with asyncio.timeout(20):
-            while b"serving on" not in (line := await proc.stdout.readline()):
-                assert line, "server exited before serving"
-        async with aiohttp.ClientSession() as session:
-            ws = await session.ws_connect(f"http://127.0.0.1:{port}/api/realtime")
-            assert (await ws.receive_json())["type"] == "hello"
-            stuck = await StuckClient.connect("127.0.0.1", port, ["sessions.state"])
-            await ws.send_json({"type": "subscribe", "topics": ["sessions.state"]})
-            assert (await ws.receive_json())["type"] == "snapshot"
+    async with backend_process() as (proc, port), aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"http://127.0.0.1:{port}/api/realtime")
+        assert (await ws.receive_json())["type"] == "hello"
+        stuck = await StuckClient.connect("127.0.0.1", port, ["sessions.state"])
+        await ws.send_json({"type": "subscribe", "topics": ["sessions.state"]})
+        assert (await ws.receive_json())["type"] == "snapshot"
 
-            proc.send_signal(signal.SIGTERM)
-            msg = await ws.receive(timeout=10)
-            assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 1001)
-            rc = await asyncio.wait_for(proc.wait(), 10)
-            assert rc == 0
-            stuck.close()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        proc.send_signal(signal.SIGTERM)
+        msg = await ws.receive(timeout=10)
+        assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 1001)
+        rc = await asyncio.wait_for(proc.wait(), 10)
+        assert rc == 0
+        stuck.close()
