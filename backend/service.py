@@ -93,16 +93,18 @@ class SessionService:
         self, session_id: str, role: Role, text: str, *, streaming: bool = False
     ) -> Message | None:
         message = Message(
-            id=new_id("m"), session_id=session_id, role=role, text=text,
-            streaming=streaming, created_at=now(),
+            id=new_id("m"),
+            session_id=session_id,
+            role=role,
+            text=text,
+            streaming=streaming,
+            created_at=now(),
         )
         async with self._lock:
             if self.store.session(session_id) is None:
                 return None
             self.store.put_message(message)
-            await self._hub.publish(
-                activity_topic(session_id), MessageAppend(op="append", message=message)
-            )
+            await self._hub.publish(activity_topic(session_id), MessageAppend(op="append", message=message))
         return message
 
     def stream_text(self, session_id: str, message_id: str, text: str) -> bool:
@@ -136,12 +138,21 @@ class SessionService:
     # ------------------------------------------------------------ terminals
 
     async def put_terminal(
-        self, name: str, status: TerminalStatus, *, terminal_id: str | None = None,
-        session_id: str | None = None, exit_code: int | None = None,
+        self,
+        name: str,
+        status: TerminalStatus,
+        *,
+        terminal_id: str | None = None,
+        session_id: str | None = None,
+        exit_code: int | None = None,
     ) -> Terminal:
         terminal = Terminal(
-            id=terminal_id or new_id("t"), name=name, session_id=session_id,
-            status=status, exit_code=exit_code, updated_at=now(),
+            id=terminal_id or new_id("t"),
+            name=name,
+            session_id=session_id,
+            status=status,
+            exit_code=exit_code,
+            updated_at=now(),
         )
         async with self._lock:
             self.store.put_terminal(terminal)

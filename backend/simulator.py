@@ -12,9 +12,14 @@ from .service import SessionService
 log = logging.getLogger(__name__)
 
 TITLES = [
-    "Fix flaky login test", "Refactor billing module", "Write release notes",
-    "Investigate memory spike", "Add dark mode", "Migrate to pydantic v2",
-    "Speed up CI", "Triage open issues",
+    "Fix flaky login test",
+    "Refactor billing module",
+    "Write release notes",
+    "Investigate memory spike",
+    "Add dark mode",
+    "Migrate to pydantic v2",
+    "Speed up CI",
+    "Triage open issues",
 ]
 REPLY = (
     "Let me look at this. I read the relevant files, ran the tests and found the cause: "

@@ -22,8 +22,15 @@ from .realtime.client import ClosedError, Error, Event, Hello, Snapshot, connect
 DEFAULT_URL = "ws://127.0.0.1:8080/api/realtime"
 
 
-async def tail(url: str, topics: list[str], out: TextIO, err: TextIO, *,
-               limit: int | None = None, session: aiohttp.ClientSession | None = None) -> int:
+async def tail(
+    url: str,
+    topics: list[str],
+    out: TextIO,
+    err: TextIO,
+    *,
+    limit: int | None = None,
+    session: aiohttp.ClientSession | None = None,
+) -> int:
     printed = 0
     failed: set[str] = set()
     try:
@@ -51,11 +58,17 @@ async def tail(url: str, topics: list[str], out: TextIO, err: TextIO, *,
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend tail", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m backend tail",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("topics", nargs="+", metavar="TOPIC", help="e.g. sessions.state")
-    parser.add_argument("--url", default=os.environ.get("BACKEND_URL", DEFAULT_URL),
-                        help=f"the realtime endpoint (env BACKEND_URL, default {DEFAULT_URL})")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("BACKEND_URL", DEFAULT_URL),
+        help=f"the realtime endpoint (env BACKEND_URL, default {DEFAULT_URL})",
+    )
     parser.add_argument("--limit", type=int, help="exit after printing this many snapshots and events")
     args = parser.parse_args(argv)
     try:

@@ -31,16 +31,31 @@ def build_registry(store: Store) -> TopicRegistry:
         return TerminalsSnapshot(terminals=store.terminals())
 
     registry = TopicRegistry()
-    registry.add(Topic(
-        "sessions.state", SessionsSnapshot, SessionsEvent, sessions,
-        description="Every session and its state.",
-    ))
-    registry.add(Topic(
-        "sessions.activity:{session_id}", ActivitySnapshot, ActivityEvent, activity,
-        description="One session's recent messages and its streaming text.",
-    ))
-    registry.add(Topic(
-        "terminals.state", TerminalsSnapshot, TerminalsEvent, terminals,
-        description="Every terminal and its status.",
-    ))
+    registry.add(
+        Topic(
+            "sessions.state",
+            SessionsSnapshot,
+            SessionsEvent,
+            sessions,
+            description="Every session and its state.",
+        )
+    )
+    registry.add(
+        Topic(
+            "sessions.activity:{session_id}",
+            ActivitySnapshot,
+            ActivityEvent,
+            activity,
+            description="One session's recent messages and its streaming text.",
+        )
+    )
+    registry.add(
+        Topic(
+            "terminals.state",
+            TerminalsSnapshot,
+            TerminalsEvent,
+            terminals,
+            description="Every terminal and its status.",
+        )
+    )
     return registry

@@ -41,30 +41,42 @@ class SchemaContract:
         # One validator per frame type too: errors then name the field, not just "oneOf".
         self.by_type = {
             d["properties"]["type"]["const"]: jsonschema.Draft202012Validator(
-                {"$ref": f"#/$defs/{name}", "$defs": server["$defs"]})
-            for name, d in server["$defs"].items() if "const" in d.get("properties", {}).get("type", {})
+                {"$ref": f"#/$defs/{name}", "$defs": server["$defs"]}
+            )
+            for name, d in server["$defs"].items()
+            if "const" in d.get("properties", {}).get("type", {})
         }
         topics = json.loads((directory / "topics.json").read_text())
         self.topics: list[tuple[re.Pattern[str], dict[str, jsonschema.Draft202012Validator]]] = []
         for pattern, ref in topics["properties"].items():
             regex = re.compile(".+".join(re.escape(part) for part in re.split(r"\{[^}]*\}", pattern)))
-            self.topics.append((regex, {
-                kind: jsonschema.Draft202012Validator({"$ref": f"{ref['$ref']}/properties/{kind}",
-                                                       "$defs": topics["$defs"]})
-                for kind in ("snapshot", "event")
-            }))
+            self.topics.append(
+                (
+                    regex,
+                    {
+                        kind: jsonschema.Draft202012Validator(
+                            {"$ref": f"{ref['$ref']}/properties/{kind}", "$defs": topics["$defs"]}
+                        )
+                        for kind in ("snapshot", "event")
+                    },
+                )
+            )
 
     def check(self, frame: Any) -> None:
         """Raise AssertionError, naming every violation, if `frame` breaks the schema."""
         kind = frame.get("type") if isinstance(frame, dict) else None
         validator = self.by_type.get(kind, self.frame) if isinstance(kind, str) else self.frame
-        errors = [f"{'/'.join(map(str, e.absolute_path)) or '(frame)'}: {e.message}"
-                  for e in validator.iter_errors(frame)]
+        errors = [
+            f"{'/'.join(map(str, e.absolute_path)) or '(frame)'}: {e.message}"
+            for e in validator.iter_errors(frame)
+        ]
         if not errors and frame["type"] in ("snapshot", "event"):
             for regex, validators in self.topics:
                 if regex.fullmatch(frame["topic"]):
-                    errors = [f"payload/{'/'.join(map(str, e.absolute_path))}: {e.message}"
-                              for e in validators[frame["type"]].iter_errors(frame["payload"])]
+                    errors = [
+                        f"payload/{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                        for e in validators[frame["type"]].iter_errors(frame["payload"])
+                    ]
         if errors:
             raise AssertionError(f"server frame breaks schemas/: {'; '.join(errors)}\n{frame}")
 
@@ -135,9 +147,7 @@ class StuckClient:
         request = (
             f"GET /api/realtime HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            "Sec-WebSocket-Version: 13\r\n"
-            + (f"Origin: {origin}\r\n" if origin else "")
-            + "\r\n"
+            "Sec-WebSocket-Version: 13\r\n" + (f"Origin: {origin}\r\n" if origin else "") + "\r\n"
         )
         await loop.sock_sendall(sock, request.encode())
         head = b""
@@ -187,8 +197,15 @@ async def backend_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.
     unless the test already ended it."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "backend", "--port", str(port), "--no-simulate", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "backend",
+        "--port",
+        str(port),
+        "--no-simulate",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:

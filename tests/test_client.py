@@ -95,11 +95,23 @@ async def test_tail_fails_when_every_topic_fails(demo_client):
 async def test_tail_command_against_a_running_server():
     async with backend_process() as (_server, port):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "backend", "tail", "sessions.state", "terminals.state",
-            "--url", f"ws://127.0.0.1:{port}/api/realtime", "--limit", "2",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "backend",
+            "tail",
+            "sessions.state",
+            "terminals.state",
+            "--url",
+            f"ws://127.0.0.1:{port}/api/realtime",
+            "--limit",
+            "2",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         stdout, stderr = await asyncio.wait_for(proc.communicate(), 20)
         assert proc.returncode == 0, stderr
         frames = [json.loads(line) for line in stdout.splitlines()]
         assert {(f["type"], f["topic"]) for f in frames} == {
-            ("snapshot", "sessions.state"), ("snapshot", "terminals.state")}
+            ("snapshot", "sessions.state"),
+            ("snapshot", "terminals.state"),
+        }

@@ -32,7 +32,9 @@ async def test_embedding_example_serves_snapshots_and_events(aiohttp_client, mon
     await ns["fill"]("acme", "o1")
     [event] = await ws.barrier()
     assert event == {
-        "type": "event", "topic": "orders:acme", "seq": 1,
+        "type": "event",
+        "topic": "orders:acme",
+        "seq": 1,
         "payload": {"op": "upsert", "order": {"id": "o1", "status": "filled"}},
     }
     assert ws.hello["max_queue_bytes"] == 512 * 1024

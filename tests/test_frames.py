@@ -26,7 +26,10 @@ def test_snapshot_frame_matches_the_model():
 def test_optional_fields_are_omitted_not_null():
     assert json.loads(pong_frame(None)) == {"type": "pong"}
     assert json.loads(error_frame("unknown_topic", "m", topic="t")) == {
-        "type": "error", "code": "unknown_topic", "message": "m", "topic": "t",
+        "type": "error",
+        "code": "unknown_topic",
+        "message": "m",
+        "topic": "t",
     }
 
 

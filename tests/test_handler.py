@@ -142,4 +142,3 @@ async def test_heartbeat_drops_a_peer_that_stops_answering_pings(lib_client):
     msg = await asyncio.wait_for(pending, 10)
     assert msg.json() == {"type": "pong", "id": "still-here"}
     stuck.close()
-

@@ -114,7 +114,11 @@ async def test_unknown_topic_is_an_error_and_other_topics_are_served(lib_client)
     await ws.subscribe("nope", "items", "items.zzz", "items.b", id="r1")
     frames = await ws.barrier()
     assert frames[0] == {
-        "type": "error", "code": "unknown_topic", "message": "no such topic", "id": "r1", "topic": "nope",
+        "type": "error",
+        "code": "unknown_topic",
+        "message": "no such topic",
+        "id": "r1",
+        "topic": "nope",
     }
     assert (frames[1]["type"], frames[1]["topic"]) == ("snapshot", "items")
     # Matches a pattern, but the provider says the resource does not exist.

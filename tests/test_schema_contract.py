@@ -15,14 +15,31 @@ import pytest
 
 from tests.support import RECEIVED_FRAMES, SCHEMA_CONTRACT, WsClient
 
-SESSION = {"id": "s-1", "title": "t", "state": "idle",
-           "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+SESSION = {
+    "id": "s-1",
+    "title": "t",
+    "state": "idle",
+    "created_at": "2026-01-01T00:00:00Z",
+    "updated_at": "2026-01-01T00:00:00Z",
+}
 VALID: list[dict[str, Any]] = [
-    {"type": "hello", "connection_id": "c", "server_time": "2026-01-01T00:00:00Z", "protocol": 1,
-     "heartbeat_s": 25, "max_queue_bytes": 1, "max_frame_bytes": 1, "max_topics": 1},
+    {
+        "type": "hello",
+        "connection_id": "c",
+        "server_time": "2026-01-01T00:00:00Z",
+        "protocol": 1,
+        "heartbeat_s": 25,
+        "max_queue_bytes": 1,
+        "max_frame_bytes": 1,
+        "max_topics": 1,
+    },
     {"type": "snapshot", "topic": "sessions.state", "seq": 0, "payload": {"sessions": [SESSION]}},
-    {"type": "event", "topic": "sessions.activity:s-1", "seq": 3,
-     "payload": {"op": "delta", "message_id": "m", "offset": 0, "text": "x"}},
+    {
+        "type": "event",
+        "topic": "sessions.activity:s-1",
+        "seq": 3,
+        "payload": {"op": "delta", "message_id": "m", "offset": 0, "text": "x"},
+    },
     {"type": "error", "code": "unknown_topic", "message": "m", "topic": "x"},
     {"type": "pong"},
     {"type": "event", "topic": "items", "seq": 1, "payload": {"anything": "goes"}},  # unpublished topic
@@ -87,10 +104,17 @@ async def test_every_frame_type_and_topic_over_a_socket_matches_the_schema(demo_
     await client.delete(f"/api/sessions/{session['id']}")
     frames += await ws.barrier()
     seen = {(f["type"], f.get("topic"), f.get("payload", {}).get("op")) for f in RECEIVED_FRAMES[start:]}
-    for expected in [("hello", None, None), ("snapshot", "sessions.state", None),
-                     ("snapshot", "terminals.state", None), ("snapshot", activity, None),
-                     ("error", "no.such.topic", None), ("event", "sessions.state", "upsert"),
-                     ("event", activity, "append"), ("event", "sessions.state", "remove"),
-                     ("error", None, None), ("pong", None, None)]:
+    for expected in [
+        ("hello", None, None),
+        ("snapshot", "sessions.state", None),
+        ("snapshot", "terminals.state", None),
+        ("snapshot", activity, None),
+        ("error", "no.such.topic", None),
+        ("event", "sessions.state", "upsert"),
+        ("event", activity, "append"),
+        ("event", "sessions.state", "remove"),
+        ("error", None, None),
+        ("pong", None, None),
+    ]:
         assert expected in seen, (expected, seen)
     await ws.close()

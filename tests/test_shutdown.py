@@ -14,9 +14,7 @@ from tests.support import StuckClient, backend_process, free_port
 
 
 async def test_app_shutdown_sends_1001_and_aborts_a_stuck_client():
-    app, hub, state, _ = build_lib_app(
-        RealtimeSettings(close_timeout_s=0.5, max_queue_bytes=64 << 20)
-    )
+    app, hub, state, _ = build_lib_app(RealtimeSettings(close_timeout_s=0.5, max_queue_bytes=64 << 20))
     runner = web.AppRunner(app, shutdown_timeout=1)
     await runner.setup()
     port = free_port()

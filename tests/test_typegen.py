@@ -31,10 +31,22 @@ def _generate(root: Path) -> None:
     root.mkdir(parents=True)
     shutil.copy(ROOT / "pyproject.toml", root)  # the formatters read their settings from it
     subprocess.run(
-        [sys.executable, "-m", "backend.realtime.typegen", "--registry", REGISTRY, "--root", str(root),
-         "--json2ts", str(ROOT / "node_modules" / ".bin" / "json2ts"),
-         "--topics-python", "backend/generated/topics.py"],
-        cwd=ROOT, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "backend.realtime.typegen",
+            "--registry",
+            REGISTRY,
+            "--root",
+            str(root),
+            "--json2ts",
+            str(ROOT / "node_modules" / ".bin" / "json2ts"),
+            "--topics-python",
+            "backend/generated/topics.py",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
 
 
@@ -95,8 +107,11 @@ def test_catalogues_are_documented_literal_unions():
         assert re.search(rf"/\*\*\n \* {doc}.*\n \*/\nexport type ErrorCode\w+ = \"{code.value}\";", TS)
     for code in CloseCode:
         advice, meaning = CLOSE_CODE_DOCS[code]
-        assert re.search(rf"\* {re.escape(meaning.split('.')[0])}.*Reconnect: {advice}\.\n \*/\n"
-                         rf"export type CloseCode\w+ = {code.value};", TS)
+        assert re.search(
+            rf"\* {re.escape(meaning.split('.')[0])}.*Reconnect: {advice}\.\n \*/\n"
+            rf"export type CloseCode\w+ = {code.value};",
+            TS,
+        )
 
 
 def test_topic_map_lists_every_topic():
@@ -110,17 +125,27 @@ def _tsc(types: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     (tmp_path / "frontend-types").mkdir(exist_ok=True)
     (tmp_path / "frontend-types" / "index.ts").write_text(types)
     shutil.copytree(ROOT / "tests" / "ts-fixture", tmp_path / "tests" / "ts-fixture", dirs_exist_ok=True)
-    return subprocess.run([str(TSC), "--noEmit", "--strict", "-p", str(tmp_path / "tests" / "ts-fixture")],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [str(TSC), "--noEmit", "--strict", "-p", str(tmp_path / "tests" / "ts-fixture")],
+        capture_output=True,
+        text=True,
+    )
 
 
-@pytest.mark.parametrize("broken", [
-    ("an optional tag", 'type: "pong";', 'type?: "pong";'),
-    ("a union turned loose", "export type ClientMessage = Subscribe | Unsubscribe | Ping;",
-     "export type ClientMessage = Subscribe | Unsubscribe | Ping | { type: string };"),
-    ("an untyped payload", "  payload: SnapshotPayload;", "  payload: { [k: string]: unknown };"),
-    ("a missing close code", "  | CloseCodeSlowConsumer;", ";"),
-], ids=lambda b: b[0])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        ("an optional tag", 'type: "pong";', 'type?: "pong";'),
+        (
+            "a union turned loose",
+            "export type ClientMessage = Subscribe | Unsubscribe | Ping;",
+            "export type ClientMessage = Subscribe | Unsubscribe | Ping | { type: string };",
+        ),
+        ("an untyped payload", "  payload: SnapshotPayload;", "  payload: { [k: string]: unknown };"),
+        ("a missing close code", "  | CloseCodeSlowConsumer;", ";"),
+    ],
+    ids=lambda b: b[0],
+)
 def test_fixture_compiles_and_fails_when_narrowing_breaks(broken, tmp_path):
     assert _tsc(TS, tmp_path).returncode == 0
     _, old, new = broken
@@ -130,8 +155,13 @@ def test_fixture_compiles_and_fails_when_narrowing_breaks(broken, tmp_path):
 
 
 def _git(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=clone,
-                          check=True, capture_output=True, text=True)
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=clone,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_drift_check_fails_on_an_unregenerated_model_change_and_passes_after(tmp_path):
@@ -146,8 +176,11 @@ def test_drift_check_fails_on_an_unregenerated_model_change_and_passes_after(tmp
 
     assert check().returncode == 0, "regenerating a clean tree changed something"
     protocol = clone / "backend" / "realtime" / "protocol.py"
-    protocol.write_text(protocol.read_text().replace(
-        '    type: Literal["pong"]\n', '    type: Literal["pong"]\n    region: str\n', 1))
+    protocol.write_text(
+        protocol.read_text().replace(
+            '    type: Literal["pong"]\n', '    type: Literal["pong"]\n    region: str\n', 1
+        )
+    )
     failed = check()
     assert failed.returncode == 1
     assert '+        "region": {' in failed.stderr  # the readable diff

@@ -30,11 +30,15 @@ def test_workflow_passes_actionlint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("broken", [
-    ("a broken expression", "node-version: \"20\"", "node-version: ${{ matrix.node( }}"),
-    ("an unknown action input", "cache: npm", "cache: npm\n          cache-dependency: x"),
-    ("an unknown job key", "timeout-minutes: 30", "timeout-minute: 30"),
-], ids=lambda b: b[0])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        ("a broken expression", 'node-version: "20"', "node-version: ${{ matrix.node( }}"),
+        ("an unknown action input", "cache: npm", "cache: npm\n          cache-dependency: x"),
+        ("an unknown job key", "timeout-minutes: 30", "timeout-minute: 30"),
+    ],
+    ids=lambda b: b[0],
+)
 def test_actionlint_rejects_a_broken_workflow(broken, tmp_path):
     _, old, new = broken
     text = WORKFLOW.read_text()

@@ -94,8 +94,9 @@ class RealtimeClient:
 
 
 @asynccontextmanager
-async def connect(url: str, *, session: aiohttp.ClientSession | None = None,
-                  timeout: float = 10, **ws_kwargs: Any) -> AsyncIterator[RealtimeClient]:
+async def connect(
+    url: str, *, session: aiohttp.ClientSession | None = None, timeout: float = 10, **ws_kwargs: Any
+) -> AsyncIterator[RealtimeClient]:
     """Connect, read `hello`, and close on exit. Uses `session` if given (e.g. a test
     client's), else its own."""
     own = session is None
@@ -126,8 +127,9 @@ class TopicPayloads:
             entry: Any = field.annotation
             pattern = field.alias or ""
             regex = re.compile(".+".join(re.escape(p) for p in re.split(r"\{[^}]*\}", pattern)))
-            self._topics.append((regex, *(TypeAdapter(entry.model_fields[kind].annotation)
-                                          for kind in ("snapshot", "event"))))
+            self._topics.append(
+                (regex, *(TypeAdapter(entry.model_fields[kind].annotation) for kind in ("snapshot", "event")))
+            )
 
     def parse(self, message: Snapshot | Event) -> Any:
         """The payload as its topic's model (a union's member, unwrapped)."""

@@ -35,9 +35,12 @@ class CloseCode(IntEnum):
             "description": "A WebSocket close code the server sends. Codes not listed here "
             "(including 1006, seen locally on a dropped connection): reconnect with backoff.",
             "oneOf": [
-                {"const": code.value, "title": f"CloseCode{code.name.title().replace('_', '')}",
-                 "description": f"{CLOSE_CODE_DOCS[code][1]} Reconnect: {CLOSE_CODE_DOCS[code][0]}.",
-                 "x-reconnect": CLOSE_CODE_DOCS[code][0].value}
+                {
+                    "const": code.value,
+                    "title": f"CloseCode{code.name.title().replace('_', '')}",
+                    "description": f"{CLOSE_CODE_DOCS[code][1]} Reconnect: {CLOSE_CODE_DOCS[code][0]}.",
+                    "x-reconnect": CLOSE_CODE_DOCS[code][0].value,
+                }
                 for code in cls
             ],
         }

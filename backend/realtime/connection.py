@@ -83,11 +83,7 @@ class Connection:
     def buffered_bytes(self) -> int:
         """Bytes this connection holds in the process: its queue, buffered events
         and the transport's write buffer."""
-        return (
-            self._queue.buffered_bytes
-            + self._queue.reserved
-            + self._transport.get_write_buffer_size()
-        )
+        return self._queue.buffered_bytes + self._queue.reserved + self._transport.get_write_buffer_size()
 
     # ------------------------------------------------------------ sending (never awaits)
 
@@ -169,9 +165,7 @@ class Connection:
 
     def _start_close(self, code: int, reason: str) -> None:
         self.close_code = code
-        self._closer = asyncio.create_task(
-            self._close(code, reason), name=f"ws-close-{self.id}"
-        )
+        self._closer = asyncio.create_task(self._close(code, reason), name=f"ws-close-{self.id}")
 
     async def _close(self, code: int, reason: str) -> None:
         try:

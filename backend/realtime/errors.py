@@ -27,8 +27,11 @@ class ErrorCode(StrEnum):
             "title": "ErrorCode",
             "description": "The code of an `error` frame. Branch on it, never on `message`.",
             "oneOf": [
-                {"const": code.value, "title": f"ErrorCode{code.name.title().replace('_', '')}",
-                 "description": ERROR_CODE_DOCS[code]}
+                {
+                    "const": code.value,
+                    "title": f"ErrorCode{code.name.title().replace('_', '')}",
+                    "description": ERROR_CODE_DOCS[code],
+                }
                 for code in cls
             ],
         }

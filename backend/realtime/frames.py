@@ -82,9 +82,7 @@ def snapshot_frame(topic: str, seq: int, payload_json: bytes) -> bytes:
     return _payload_frame(b"snapshot", topic, seq, payload_json)
 
 
-def error_frame(
-    code: ErrorCode, message: str, *, id: str | None = None, topic: str | None = None
-) -> bytes:
+def error_frame(code: ErrorCode, message: str, *, id: str | None = None, topic: str | None = None) -> bytes:
     return encode(Error(type="error", code=code, message=message, id=id, topic=topic))
 
 

@@ -130,7 +130,5 @@ class Hub:
                 del self._subscribers[sub.topic]
 
     @staticmethod
-    def _error(
-        conn: Connection, code: ErrorCode, message: str, request_id: str | None, topic: str
-    ) -> None:
+    def _error(conn: Connection, code: ErrorCode, message: str, request_id: str | None, topic: str) -> None:
         conn.send(error_frame(code, message, id=request_id, topic=topic))

@@ -78,15 +78,18 @@ class Hello(_Frame):
     connection_id: Annotated[str, Field(description="Opaque id of this connection, for logs.")]
     server_time: datetime
     protocol: Annotated[Literal[1], Field(description="Protocol version (`PROTOCOL_VERSION`).")]
-    heartbeat_s: Annotated[int, Field(
-        description="Seconds between the server's WebSocket pings; a peer that never answers is closed."
-    )]
-    max_queue_bytes: Annotated[int, Field(
-        description="Bytes the server buffers for this client before closing it with 4008."
-    )]
-    max_frame_bytes: Annotated[int, Field(
-        description="Largest client frame accepted; a larger one closes with 1009."
-    )]
+    heartbeat_s: Annotated[
+        int,
+        Field(
+            description="Seconds between the server's WebSocket pings; a peer that never answers is closed."
+        ),
+    ]
+    max_queue_bytes: Annotated[
+        int, Field(description="Bytes the server buffers for this client before closing it with 4008.")
+    ]
+    max_frame_bytes: Annotated[
+        int, Field(description="Largest client frame accepted; a larger one closes with 1009.")
+    ]
     max_topics: Annotated[int, Field(description="Most topics one connection may subscribe to.")]
 
 
@@ -127,6 +130,4 @@ class Pong(_Frame):
 
 
 ServerMessage = Annotated[Hello | Snapshot | Event | Error | Pong, Field(discriminator="type")]
-server_message_adapter: TypeAdapter[Hello | Snapshot | Event | Error | Pong] = TypeAdapter(
-    ServerMessage
-)
+server_message_adapter: TypeAdapter[Hello | Snapshot | Event | Error | Pong] = TypeAdapter(ServerMessage)

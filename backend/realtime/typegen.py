@@ -42,7 +42,8 @@ def load_registry(spec: str) -> TopicRegistry:
     obj = getattr(importlib.import_module(module_name), attr)
     if callable(obj) and not isinstance(obj, TopicRegistry):
         required = [
-            p for p in inspect.signature(obj).parameters.values()
+            p
+            for p in inspect.signature(obj).parameters.values()
             if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
         obj = obj(*[None] * len(required))
@@ -61,12 +62,29 @@ def codegen_python(schema: Path, output: Path) -> None:
     subprocess.run(
         [
             str(Path(sys.executable).parent / "datamodel-codegen"),
-            "--input", str(schema), "--input-file-type", "jsonschema", "--output", str(output),
-            "--output-model-type", "pydantic_v2.BaseModel", "--target-python-version", "3.11",
-            "--disable-timestamp", "--use-annotated", "--use-union-operator",
-            "--use-standard-collections", "--use-schema-description", "--use-field-description",
-            "--field-constraints", "--extra-fields", "ignore",
-            "--formatters", "ruff-check", "ruff-format", "--custom-file-header",
+            "--input",
+            str(schema),
+            "--input-file-type",
+            "jsonschema",
+            "--output",
+            str(output),
+            "--output-model-type",
+            "pydantic_v2.BaseModel",
+            "--target-python-version",
+            "3.11",
+            "--disable-timestamp",
+            "--use-annotated",
+            "--use-union-operator",
+            "--use-standard-collections",
+            "--use-schema-description",
+            "--use-field-description",
+            "--field-constraints",
+            "--extra-fields",
+            "ignore",
+            "--formatters",
+            "ruff-check",
+            "ruff-format",
+            "--custom-file-header",
             f"# Generated from schemas/{schema.name} by ./scripts/generate-types. Do not edit.",
         ],
         check=True,
@@ -74,13 +92,19 @@ def codegen_python(schema: Path, output: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend.realtime.typegen", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m backend.realtime.typegen",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--registry", required=True, help="module:attr of a TopicRegistry or its factory")
     parser.add_argument("--root", type=Path, default=Path("."), help="the repository (default: .)")
     parser.add_argument("--json2ts", default="node_modules/.bin/json2ts", help="json2ts executable")
-    parser.add_argument("--topics-python", type=Path,
-                        help="also generate Python models for the topics' payloads into this file")
+    parser.add_argument(
+        "--topics-python",
+        type=Path,
+        help="also generate Python models for the topics' payloads into this file",
+    )
     args = parser.parse_args(argv)
     registry = load_registry(args.registry)
     root = args.root

@@ -52,8 +52,11 @@ def _pascal(pattern: str) -> str:
 def _alias_name(tp: Any) -> str | None:
     """The module-level name an annotated union was assigned to (`SessionsEvent`), found
     in the modules that define its members; None if it has none."""
-    members = [m for m in typing.get_args(typing.get_args(tp)[0] if hasattr(tp, "__metadata__") else tp)
-               if isinstance(m, type)]
+    members = [
+        m
+        for m in typing.get_args(typing.get_args(tp)[0] if hasattr(tp, "__metadata__") else tp)
+        if isinstance(m, type)
+    ]
     for module in dict.fromkeys(sys.modules.get(m.__module__) for m in members):
         for name, value in vars(module or object).items():
             if value is tp and not name.startswith("_"):
@@ -101,8 +104,11 @@ def message_schema(tp: Any, mode: Any) -> dict[str, Any]:
 def topics_schema(topics: list[TopicTypes]) -> dict[str, Any]:
     """One document: `properties` maps each topic pattern to its `{snapshot, event}`
     payload schemas, all of them in `$defs` under their model or alias names."""
-    inputs = [((kind, t.pattern), "serialization", TypeAdapter(tp))
-              for t in topics for kind, tp in (("snapshot", t.snapshot), ("event", t.event))]
+    inputs = [
+        ((kind, t.pattern), "serialization", TypeAdapter(tp))
+        for t in topics
+        for kind, tp in (("snapshot", t.snapshot), ("event", t.event))
+    ]
     refs, top = TypeAdapter.json_schemas(inputs, schema_generator=NoFieldTitles) if inputs else ({}, {})
     defs: dict[str, Any] = dict(top.get("$defs", {}))
     properties = {}
@@ -122,9 +128,13 @@ def topics_schema(topics: list[TopicTypes]) -> dict[str, Any]:
             "additionalProperties": False,
         }
         properties[t.pattern] = {"$ref": f"#/$defs/{t.name}Topic"}
-    return {"type": "object", "properties": properties, "required": list(properties),
-            "additionalProperties": False,
-            "$defs": dict(sorted(defs.items()))}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+        "$defs": dict(sorted(defs.items())),
+    }
 
 
 def schemas(registry: TopicRegistry) -> dict[str, dict[str, Any]]:
@@ -132,14 +142,21 @@ def schemas(registry: TopicRegistry) -> dict[str, dict[str, Any]]:
     close_codes = CloseCode.__get_pydantic_json_schema__(None, None)
     return {
         "client-message": _document(
-            "ClientMessage", "A frame a client sends (validation mode: what the server accepts).",
-            message_schema(ClientMessage, "validation")),
+            "ClientMessage",
+            "A frame a client sends (validation mode: what the server accepts).",
+            message_schema(ClientMessage, "validation"),
+        ),
         "server-message": _document(
-            "ServerMessage", "A frame the server sends (serialization mode: exactly what is sent).",
-            message_schema(ServerMessage, "serialization")),
+            "ServerMessage",
+            "A frame the server sends (serialization mode: exactly what is sent).",
+            message_schema(ServerMessage, "serialization"),
+        ),
         "topics": _document(
-            "Topics", "Each topic pattern's snapshot and event payload types "
-            "(the `payload` of `snapshot` and `event` frames).", topics_schema(topic_types(registry))),
+            "Topics",
+            "Each topic pattern's snapshot and event payload types "
+            "(the `payload` of `snapshot` and `event` frames).",
+            topics_schema(topic_types(registry)),
+        ),
         "error-codes": _document("ErrorCode", error_codes["description"], error_codes),
         "close-codes": _document("CloseCode", close_codes["description"], close_codes),
     }

@@ -62,11 +62,16 @@ def models_module(topics: list[TopicTypes]) -> types.ModuleType:
         "ClientMessage": _root_model("ClientMessage", protocol.ClientMessage),
         "ServerMessage": _root_model("ServerMessage", protocol.ServerMessage),
         "CloseCode": _root_model("CloseCode", int, CloseCode.__get_pydantic_json_schema__(None, None)),
-        "Reconnect": _root_model("Reconnect", str, {
-            "title": "Reconnect", "enum": [r.value for r in Reconnect],
-            "description": "What a client does after a close code "
-            "(`x-reconnect` in schemas/close-codes.json).",
-        }),
+        "Reconnect": _root_model(
+            "Reconnect",
+            str,
+            {
+                "title": "Reconnect",
+                "enum": [r.value for r in Reconnect],
+                "description": "What a client does after a close code "
+                "(`x-reconnect` in schemas/close-codes.json).",
+            },
+        ),
     }
     for t in topics:
         exported[t.snapshot.__name__] = t.snapshot

@@ -27,8 +27,14 @@ from tests.browser.proxy import CuttableProxy
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 #: Client settings that make an outage cost seconds, not the production defaults' minutes.
 FAST_CLIENT = "backoff_ms=100&backoff_cap_ms=800&ping_ms=500&pong_timeout_ms=1000&connect_timeout_ms=2000"
@@ -88,7 +94,8 @@ class ConsoleWatch:
 
     def unexpected(self) -> list[str]:
         return [
-            e for e in self.errors
+            e
+            for e in self.errors
             if not (self.allow_ws_failures and WS_FAILED.match(e.removeprefix("console.error: ")))
         ]
 

@@ -34,9 +34,7 @@ class CuttableProxy:
         return f"http://{self._host}:{self.port}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._relay, self._host, self.port, reuse_address=True
-        )
+        self._server = await asyncio.start_server(self._relay, self._host, self.port, reuse_address=True)
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
 

@@ -38,9 +38,7 @@ def _data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-async def save_if_changed(
-    context: BrowserContext, png: bytes, path: Path, tolerance: float = 0.001
-) -> bool:
+async def save_if_changed(context: BrowserContext, png: bytes, path: Path, tolerance: float = 0.001) -> bool:
     """Write `png` to `path` unless the file there shows the same picture. True if written."""
     old = _read(path)
     if old == png:

@@ -194,8 +194,11 @@ async def test_screenshot_of_a_populated_page(demo: Demo, page: Page, monkeypatc
     start = datetime(2026, 1, 15, 9, 30, 0, tzinfo=UTC)
     monkeypatch.setattr("backend.service.now", lambda: start + timedelta(seconds=7 * next(ticks)))
     titles_states = [
-        ("Investigate memory spike", "running"), ("Migrate to pydantic v2", "waiting"),
-        ("Speed up CI", "done"), ("Fix flaky login test", "error"), ("Add dark mode", "idle"),
+        ("Investigate memory spike", "running"),
+        ("Migrate to pydantic v2", "waiting"),
+        ("Speed up CI", "done"),
+        ("Fix flaky login test", "error"),
+        ("Add dark mode", "idle"),
     ]
     sessions = []
     for title, state in titles_states:
@@ -207,7 +210,8 @@ async def test_screenshot_of_a_populated_page(demo: Demo, page: Page, monkeypatc
     reply = await demo.service.add_message(main, "assistant", "", streaming=True)
     assert reply is not None
     demo.service.stream_text(
-        main, reply.id,
+        main,
+        reply.id,
         "The send queue of a stuck client grew without bound. Bounding it by bytes and evicting",
     )
     await demo.service.put_terminal("pytest -x tests/", "running", session_id=main)
