@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from aiohttp_realtime import RealtimeSettings, setup_realtime
+
 from .api import SERVICE_KEY, json_errors, routes
-from .realtime import RealtimeSettings, setup_realtime
 from .service import SessionService
 from .simulator import Simulator
 from .store import MemoryStore, Store

@@ -2,7 +2,7 @@
 
 Every event payload is idempotent (upsert / remove by id / write at an offset),
 because a snapshot may already reflect an event that is delivered after it
-(see `backend.realtime.topics.SnapshotProvider`).
+(see `aiohttp_realtime.SnapshotProvider`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
-SessionState = Literal["idle", "running", "waiting", "error", "done"]
-Role = Literal["user", "assistant", "system"]
-TerminalStatus = Literal["starting", "running", "exited"]
+# Named aliases (not bare Literals) so that the schemas define them once under these
+# names and the generated TypeScript exports `SessionState`, `Role`, `TerminalStatus`.
+SessionState = TypeAliasType("SessionState", Literal["idle", "running", "waiting", "error", "done"])
+Role = TypeAliasType("Role", Literal["user", "assistant", "system"])
+TerminalStatus = TypeAliasType("TerminalStatus", Literal["starting", "running", "exited"])
 
 MAX_TEXT = 64 * 1024
 MAX_TITLE = 200

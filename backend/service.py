@@ -11,6 +11,8 @@ import asyncio
 import secrets
 from datetime import UTC, datetime
 
+from aiohttp_realtime import Hub
+
 from .models import (
     Message,
     MessageAppend,
@@ -26,16 +28,9 @@ from .models import (
     TerminalUpsert,
     TextDelta,
 )
-from .realtime import Hub
 from .store import Store
 from .streaming import TextCoalescer
-
-SESSIONS = "sessions.state"
-TERMINALS = "terminals.state"
-
-
-def activity_topic(session_id: str) -> str:
-    return f"sessions.activity:{session_id}"
+from .topics import ACTIVITY, SESSIONS, TERMINALS
 
 
 def new_id(prefix: str) -> str:
@@ -104,7 +99,9 @@ class SessionService:
             if self.store.session(session_id) is None:
                 return None
             self.store.put_message(message)
-            await self._hub.publish(activity_topic(session_id), MessageAppend(op="append", message=message))
+            await self._hub.publish(
+                ACTIVITY.at(session_id=session_id), MessageAppend(op="append", message=message)
+            )
         return message
 
     def stream_text(self, session_id: str, message_id: str, text: str) -> bool:
@@ -124,7 +121,7 @@ class SessionService:
                 return False
             self.store.put_message(message.model_copy(update={"streaming": False}))
             await self._hub.publish(
-                activity_topic(session_id),
+                ACTIVITY.at(session_id=session_id),
                 MessageEnd(op="end", message_id=message_id, text=message.text),
             )
         return True
@@ -133,7 +130,7 @@ class SessionService:
         async with self._lock:
             if self.store.session(session_id) is not None:
                 delta = TextDelta(op="delta", message_id=message_id, offset=offset, text=text)
-                await self._hub.publish(activity_topic(session_id), delta)
+                await self._hub.publish(ACTIVITY.at(session_id=session_id), delta)
 
     # ------------------------------------------------------------ terminals
 

@@ -2,7 +2,7 @@
 live events, one JSON object per line, for debugging.
 
 Frames go to stdout exactly as the typed client parsed them (`hello` and `error`
-frames to stderr), so the output pipes into `jq`. Built on `backend.realtime.client`,
+frames to stderr), so the output pipes into `jq`. Built on `aiohttp_realtime.client`,
 i.e. on the published schema alone. Exit status: 0 when the server closes normally
 or `--limit` frames were printed, 1 on an abnormal close or when every topic failed.
 """
@@ -17,7 +17,7 @@ from typing import TextIO
 
 import aiohttp
 
-from .realtime.client import ClosedError, Error, Event, Hello, Snapshot, connect
+from aiohttp_realtime.client import ClosedError, ErrorFrame, EventFrame, HelloFrame, SnapshotFrame, connect
 
 DEFAULT_URL = "ws://127.0.0.1:8080/api/realtime"
 
@@ -38,14 +38,14 @@ async def tail(
             print(client.hello.model_dump_json(exclude_none=True), file=err, flush=True)
             await client.subscribe(*topics)
             async for message in client:
-                if isinstance(message, Snapshot | Event):
+                if isinstance(message, SnapshotFrame | EventFrame):
                     print(message.model_dump_json(exclude_none=True), file=out, flush=True)
                     printed += 1
                     if limit is not None and printed >= limit:
                         return 0
-                elif not isinstance(message, Hello):
+                elif not isinstance(message, HelloFrame):
                     print(message.model_dump_json(exclude_none=True), file=err, flush=True)
-                    if isinstance(message, Error) and message.topic is not None:
+                    if isinstance(message, ErrorFrame) and message.topic is not None:
                         failed.add(message.topic)
                         if failed >= set(topics):
                             return 1

@@ -1,8 +1,11 @@
-"""The demo's topics: names, payload types and snapshot providers."""
+"""The demo's topics: declared once (typed handles the service publishes through and
+the type generator reads), and bound to the store's snapshots by `build_registry`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from aiohttp_realtime import TopicDef, TopicRegistry, UnknownTopic
 
 from .models import (
     ActivityEvent,
@@ -12,8 +15,23 @@ from .models import (
     TerminalsEvent,
     TerminalsSnapshot,
 )
-from .realtime import Topic, TopicRegistry, UnknownTopic
 from .store import SNAPSHOT_MESSAGES, Store
+
+SESSIONS: TopicDef[SessionsSnapshot, SessionsEvent] = TopicDef(
+    "sessions.state", SessionsSnapshot, SessionsEvent, description="Every session and its state."
+)
+ACTIVITY: TopicDef[ActivitySnapshot, ActivityEvent] = TopicDef(
+    "sessions.activity:{session_id}",
+    ActivitySnapshot,
+    ActivityEvent,
+    description="One session's recent messages and its streaming text.",
+)
+TERMINALS: TopicDef[TerminalsSnapshot, TerminalsEvent] = TopicDef(
+    "terminals.state", TerminalsSnapshot, TerminalsEvent, description="Every terminal and its status."
+)
+
+#: What the type generator publishes: `--topics backend.topics:TOPICS`.
+TOPICS = (SESSIONS, ACTIVITY, TERMINALS)
 
 
 def build_registry(store: Store) -> TopicRegistry:
@@ -31,31 +49,7 @@ def build_registry(store: Store) -> TopicRegistry:
         return TerminalsSnapshot(terminals=store.terminals())
 
     registry = TopicRegistry()
-    registry.add(
-        Topic(
-            "sessions.state",
-            SessionsSnapshot,
-            SessionsEvent,
-            sessions,
-            description="Every session and its state.",
-        )
-    )
-    registry.add(
-        Topic(
-            "sessions.activity:{session_id}",
-            ActivitySnapshot,
-            ActivityEvent,
-            activity,
-            description="One session's recent messages and its streaming text.",
-        )
-    )
-    registry.add(
-        Topic(
-            "terminals.state",
-            TerminalsSnapshot,
-            TerminalsEvent,
-            terminals,
-            description="Every terminal and its status.",
-        )
-    )
+    registry.add(SESSIONS, sessions)
+    registry.add(ACTIVITY, activity)
+    registry.add(TERMINALS, terminals)
     return registry

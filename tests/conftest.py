@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from aiohttp_realtime import RealtimeSettings
 from backend.app import Config, build_app
-from backend.realtime import RealtimeSettings
 
 AppClient = Callable[..., Awaitable[TestClient]]
 

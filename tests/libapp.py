@@ -14,12 +14,12 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel
 
-from backend.realtime import (
+from aiohttp_realtime import (
     HUB_KEY,
     Hub,
     MemoryBroker,
     RealtimeSettings,
-    Topic,
+    TopicDef,
     TopicRegistry,
     UnknownTopic,
     setup_realtime,
@@ -34,6 +34,10 @@ class ItemSet(BaseModel):
     op: Literal["set"]
     key: str
     value: int
+
+
+ITEMS = TopicDef("items", Items, ItemSet)
+ITEMS_GROUP = TopicDef("items.{group}", Items, ItemSet)
 
 
 class Gate:
@@ -84,7 +88,7 @@ class ItemsState:
 
     async def set(self, hub: Hub, key: str, value: int, group: str = "a") -> int:
         self.items[group][key] = value
-        topic = "items" if group == "a" else f"items.{group}"
+        topic = ITEMS.ref() if group == "a" else ITEMS_GROUP.at(group=group)
         return await hub.publish(topic, ItemSet(op="set", key=key, value=value))
 
 
@@ -94,8 +98,8 @@ def build_lib_app(
     state = ItemsState()
     broker = GatedBroker()
     registry = TopicRegistry()
-    registry.add(Topic("items", Items, ItemSet, state.provider))
-    registry.add(Topic("items.{group}", Items, ItemSet, state.provider))
+    registry.add(ITEMS, state.provider)
+    registry.add(ITEMS_GROUP, state.provider)
     app = web.Application()
     hub = setup_realtime(app, registry, broker=broker, settings=settings)
     assert app[HUB_KEY] is hub

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.realtime import MemoryBroker
+from aiohttp_realtime import MemoryBroker
 
 
 @pytest.fixture(params=["memory"])

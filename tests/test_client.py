@@ -7,9 +7,9 @@ import io
 import json
 import sys
 
+from aiohttp_realtime.client import ErrorFrame, EventFrame, HelloFrame, SnapshotFrame, TopicPayloads, connect
+from aiohttp_realtime.generated.server_message import ErrorCode
 from backend.generated.topics import ActivitySnapshot, SessionsSnapshot, SessionUpsert, Topics
-from backend.realtime.client import Error, Event, Hello, Snapshot, TopicPayloads, connect
-from backend.realtime.generated.server_message import ErrorCode
 from backend.tail import tail
 from tests.support import backend_process
 
@@ -23,17 +23,17 @@ def _url(client) -> str:
 async def test_client_reads_typed_messages_and_payloads(demo_client):
     client = await demo_client()
     async with connect(_url(client), session=client.session) as rt:
-        assert isinstance(rt.hello, Hello) and rt.hello.protocol == 1
+        assert isinstance(rt.hello, HelloFrame) and rt.hello.protocol == 1
         await rt.subscribe("sessions.state", "no.such.topic", id="s1")
         before = await rt.barrier()
-        snapshot = next(m for m in before if isinstance(m, Snapshot))
+        snapshot = next(m for m in before if isinstance(m, SnapshotFrame))
         assert isinstance(PAYLOADS.parse(snapshot), SessionsSnapshot)
-        error = next(m for m in before if isinstance(m, Error))
-        assert (error.code, error.topic, error.id) == (ErrorCode.ErrorCodeUnknownTopic, "no.such.topic", "s1")
+        error = next(m for m in before if isinstance(m, ErrorFrame))
+        assert (error.code, error.topic, error.id) == (ErrorCode.UNKNOWN_TOPIC, "no.such.topic", "s1")
 
         session = await (await client.post("/api/sessions", json={"title": "typed"})).json()
         event = await rt.recv(timeout=5)
-        assert isinstance(event, Event) and event.seq == snapshot.seq + 1
+        assert isinstance(event, EventFrame) and event.seq == snapshot.seq + 1
         upsert = PAYLOADS.parse(event)
         assert isinstance(upsert, SessionUpsert) and upsert.session.title == "typed"
 

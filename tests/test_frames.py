@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import json
 
-from backend.realtime.frames import encode, error_frame, event_frame, pong_frame, snapshot_frame
-from backend.realtime.protocol import Event, Snapshot, server_message_adapter
+from aiohttp_realtime.frames import encode, error_frame, event_frame, pong_frame, snapshot_frame
+from aiohttp_realtime.protocol import EventFrame, SnapshotFrame, server_message_adapter
 
 
 def test_event_frame_matches_the_model():
     payload = {"op": "upsert", "text": 'quote " and ünïcode'}
     raw = event_frame('topic:"x"', 42, json.dumps(payload).encode())
     parsed = server_message_adapter.validate_json(raw)
-    assert parsed == Event(type="event", topic='topic:"x"', seq=42, payload=payload)
+    assert parsed == EventFrame(type="event", topic='topic:"x"', seq=42, payload=payload)
     assert json.loads(raw) == json.loads(encode(parsed))
 
 
 def test_snapshot_frame_matches_the_model():
     raw = snapshot_frame("t", 0, b'{"items":[]}')
-    assert server_message_adapter.validate_json(raw) == Snapshot(
+    assert server_message_adapter.validate_json(raw) == SnapshotFrame(
         type="snapshot", topic="t", seq=0, payload={"items": []}
     )
 
@@ -57,7 +57,7 @@ async def test_prebuilt_websocket_frame_is_what_aiohttp_writes():
     from aiohttp import WSMsgType
     from aiohttp._websocket.writer import WebSocketWriter
 
-    from backend.realtime.frames import ws_text_frame
+    from aiohttp_realtime.frames import ws_text_frame
 
     for size in (0, 1, 125, 126, 65535, 65536, 200_000):
         payload = b"x" * size

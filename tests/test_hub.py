@@ -3,7 +3,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-import backend.realtime.hub as hub_module
+import aiohttp_realtime.hub as hub_module
 from tests.support import WsClient
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from backend.realtime.sendqueue import SendQueue
+from aiohttp_realtime.sendqueue import SendQueue
 
 
 async def test_bounded_by_bytes_not_frames():

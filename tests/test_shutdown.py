@@ -8,7 +8,7 @@ import signal
 import aiohttp
 from aiohttp import web
 
-from backend.realtime import RealtimeSettings
+from aiohttp_realtime import RealtimeSettings
 from tests.libapp import build_lib_app
 from tests.support import StuckClient, backend_process, free_port
 

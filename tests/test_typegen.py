@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.realtime.typegen import load_registry
-from backend.realtime.typegen_schemas import schemas
+from aiohttp_realtime.typegen import load_registry
+from aiohttp_realtime.typegen_schemas import schemas
 
 ROOT = Path(__file__).resolve().parent.parent
 TSC = ROOT / "node_modules" / ".bin" / "tsc"
@@ -98,9 +98,9 @@ def test_optional_is_not_nullable_and_nullable_is_not_optional():
 
 
 def test_catalogues_are_documented_literal_unions():
-    from backend.realtime import CloseCode, ErrorCode
-    from backend.realtime.closecodes import CLOSE_CODE_DOCS
-    from backend.realtime.errors import ERROR_CODE_DOCS
+    from aiohttp_realtime import CloseCode, ErrorCode
+    from aiohttp_realtime.closecodes import CLOSE_CODE_DOCS
+    from aiohttp_realtime.errors import ERROR_CODE_DOCS
 
     for code in ErrorCode:
         doc = re.escape(ERROR_CODE_DOCS[code].split(".")[0])

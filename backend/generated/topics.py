@@ -1,22 +1,87 @@
-# Generated from schemas/topics.json by ./scripts/generate-types. Do not edit.
+# Generated from topics.json by python -m aiohttp_realtime.typegen. Do not edit.
 
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class MessageEnd(BaseModel):
+    """
+    The message is complete; `text` is its whole final text.
+    """
+
+    model_config = ConfigDict(
+        extra='ignore',
+    )
+    op: Literal['end']
+    message_id: str
+    text: str
 
 
 class Role(StrEnum):
-    user = "user"
-    assistant = "assistant"
-    system = "system"
+    user = 'user'
+    assistant = 'assistant'
+    system = 'system'
+
+
+class SessionRemove(BaseModel):
+    """
+    Remove the session with this id (no-op if absent).
+    """
+
+    model_config = ConfigDict(
+        extra='ignore',
+    )
+    op: Literal['remove']
+    id: str
+
+
+class SessionState(StrEnum):
+    idle = 'idle'
+    running = 'running'
+    waiting = 'waiting'
+    error = 'error'
+    done = 'done'
+
+
+class TerminalRemove(BaseModel):
+    model_config = ConfigDict(
+        extra='ignore',
+    )
+    op: Literal['remove']
+    id: str
+
+
+class TerminalStatus(StrEnum):
+    starting = 'starting'
+    running = 'running'
+    exited = 'exited'
+
+
+class TextDelta(BaseModel):
+    """
+    Streamed text: the message's text from `offset` on starts with `text`.
+
+    Apply as `text = text[:offset] + delta` when `offset + len(delta)` exceeds the
+    current length, else ignore (already reflected). Deltas of one message arrive
+    in order, coalesced over about 50 ms.
+    """
+
+    model_config = ConfigDict(
+        extra='ignore',
+    )
+    op: Literal['delta']
+    message_id: str
+    offset: int
+    text: str
 
 
 class Message(BaseModel):
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
     id: str
     session_id: str
@@ -35,54 +100,21 @@ class MessageAppend(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
-    op: Literal["append"]
+    op: Literal['append']
     message: Message
-
-
-class MessageEnd(BaseModel):
-    """
-    The message is complete; `text` is its whole final text.
-    """
-
-    model_config = ConfigDict(
-        extra="ignore",
-    )
-    op: Literal["end"]
-    message_id: str
-    text: str
-
-
-class State(StrEnum):
-    idle = "idle"
-    running = "running"
-    waiting = "waiting"
-    error = "error"
-    done = "done"
 
 
 class Session(BaseModel):
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
     id: str
     title: str
-    state: State
+    state: SessionState
     created_at: AwareDatetime
     updated_at: AwareDatetime
-
-
-class SessionRemove(BaseModel):
-    """
-    Remove the session with this id (no-op if absent).
-    """
-
-    model_config = ConfigDict(
-        extra="ignore",
-    )
-    op: Literal["remove"]
-    id: str
 
 
 class SessionUpsert(BaseModel):
@@ -91,19 +123,15 @@ class SessionUpsert(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
-    op: Literal["upsert"]
+    op: Literal['upsert']
     session: Session
-
-
-class SessionsEvent(RootModel[SessionUpsert | SessionRemove]):
-    root: Annotated[SessionUpsert | SessionRemove, Field(discriminator="op", title="SessionsEvent")]
 
 
 class SessionsSnapshot(BaseModel):
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
     sessions: list[Session]
 
@@ -114,53 +142,35 @@ class SessionsStateTopic(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
     snapshot: SessionsSnapshot
-    event: SessionsEvent
-
-
-class Status(StrEnum):
-    starting = "starting"
-    running = "running"
-    exited = "exited"
+    event: Annotated[SessionUpsert | SessionRemove, Field(discriminator='op', title='SessionsEvent')]
 
 
 class Terminal(BaseModel):
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
     id: str
     name: str
     session_id: str | None
-    status: Status
+    status: TerminalStatus
     exit_code: int | None
     updated_at: AwareDatetime
 
 
-class TerminalRemove(BaseModel):
-    model_config = ConfigDict(
-        extra="ignore",
-    )
-    op: Literal["remove"]
-    id: str
-
-
 class TerminalUpsert(BaseModel):
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
-    op: Literal["upsert"]
+    op: Literal['upsert']
     terminal: Terminal
-
-
-class TerminalsEvent(RootModel[TerminalUpsert | TerminalRemove]):
-    root: Annotated[TerminalUpsert | TerminalRemove, Field(discriminator="op", title="TerminalsEvent")]
 
 
 class TerminalsSnapshot(BaseModel):
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
     terminals: list[Terminal]
 
@@ -171,37 +181,15 @@ class TerminalsStateTopic(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
     snapshot: TerminalsSnapshot
-    event: TerminalsEvent
-
-
-class TextDelta(BaseModel):
-    """
-    Streamed text: the message's text from `offset` on starts with `text`.
-
-    Apply as `text = text[:offset] + delta` when `offset + len(delta)` exceeds the
-    current length, else ignore (already reflected). Deltas of one message arrive
-    in order, coalesced over about 50 ms.
-    """
-
-    model_config = ConfigDict(
-        extra="ignore",
-    )
-    op: Literal["delta"]
-    message_id: str
-    offset: int
-    text: str
-
-
-class ActivityEvent(RootModel[MessageAppend | TextDelta | MessageEnd]):
-    root: Annotated[MessageAppend | TextDelta | MessageEnd, Field(discriminator="op", title="ActivityEvent")]
+    event: Annotated[TerminalUpsert | TerminalRemove, Field(discriminator='op', title='TerminalsEvent')]
 
 
 class ActivitySnapshot(BaseModel):
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
     session_id: str
     messages: list[Message]
@@ -216,10 +204,10 @@ class SessionsActivityTopic(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
     snapshot: ActivitySnapshot
-    event: ActivityEvent
+    event: Annotated[MessageAppend | TextDelta | MessageEnd, Field(discriminator='op', title='ActivityEvent')]
 
 
 class Topics(BaseModel):
@@ -228,10 +216,10 @@ class Topics(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
-    sessions_state: Annotated[SessionsStateTopic, Field(alias="sessions.state")]
+    sessions_state: Annotated[SessionsStateTopic, Field(alias='sessions.state')]
     sessions_activity__session_id_: Annotated[
-        SessionsActivityTopic, Field(alias="sessions.activity:{session_id}")
+        SessionsActivityTopic, Field(alias='sessions.activity:{session_id}')
     ]
-    terminals_state: Annotated[TerminalsStateTopic, Field(alias="terminals.state")]
+    terminals_state: Annotated[TerminalsStateTopic, Field(alias='terminals.state')]

@@ -1,4 +1,9 @@
-"""A snapshot-and-event realtime layer for aiohttp. See docs/embedding.md."""
+"""aiohttp-realtime: snapshot-and-event WebSockets for aiohttp.
+
+Declare topics (`TopicDef`), bind their snapshot providers (`TopicRegistry`),
+mount the endpoint (`setup_realtime`) and publish through the returned `Hub`.
+See docs/embedding.md.
+"""
 
 from .app import close_all, setup_realtime
 from .broker import Broker, MemoryBroker
@@ -7,7 +12,9 @@ from .errors import ErrorCode
 from .handler import HUB_KEY
 from .hub import Hub
 from .settings import RealtimeSettings
-from .topics import SnapshotProvider, Topic, TopicRegistry, UnknownTopic
+from .topics import SnapshotProvider, TopicDef, TopicRef, TopicRegistry, UnknownTopic
+
+__version__ = "0.2.0"
 
 __all__ = [
     "HUB_KEY",
@@ -19,9 +26,11 @@ __all__ = [
     "RealtimeSettings",
     "Reconnect",
     "SnapshotProvider",
-    "Topic",
+    "TopicDef",
+    "TopicRef",
     "TopicRegistry",
     "UnknownTopic",
+    "__version__",
     "close_all",
     "setup_realtime",
 ]

@@ -1,10 +1,11 @@
 """Embedding: mount the realtime endpoint on any aiohttp application.
 
+    PRICES = TopicDef("prices", Prices, PriceChanged)          # declared once, typed
     registry = TopicRegistry()
-    registry.add(Topic("prices", snapshot=Prices, event=PriceChanged, provider=current_prices))
+    registry.add(PRICES, current_prices)                      # bound to its snapshot provider
     hub = setup_realtime(app, registry)
     ...
-    await hub.publish("prices", PriceChanged(symbol="ACME", price=12.5))
+    await hub.publish(PRICES, PriceChanged(symbol="ACME", price=12.5))
 
 The hub starts and stops with the app (`cleanup_ctx`); on shutdown every client
 gets close 1001 in parallel, and whatever has not closed by

@@ -22,12 +22,30 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, RootModel, TypeAdapter
 
-from .generated.client_message import ClientMessage, Ping, Subscribe, Unsubscribe
-from .generated.server_message import Error, Event, Hello, Pong, ServerMessage, Snapshot
+from .generated.client_message import ClientMessage, PingFrame, SubscribeFrame, UnsubscribeFrame
+from .generated.server_message import (
+    ErrorFrame,
+    EventFrame,
+    HelloFrame,
+    PongFrame,
+    ServerMessage,
+    SnapshotFrame,
+)
 
-Message = Hello | Snapshot | Event | Error | Pong
+Message = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame
 
-__all__ = ["ClosedError", "Message", "RealtimeClient", "TopicPayloads", "connect"]
+__all__ = [
+    "ClosedError",
+    "ErrorFrame",
+    "EventFrame",
+    "HelloFrame",
+    "Message",
+    "PongFrame",
+    "RealtimeClient",
+    "SnapshotFrame",
+    "TopicPayloads",
+    "connect",
+]
 
 
 class ClosedError(ConnectionError):
@@ -51,19 +69,19 @@ class RealtimeClient:
     """One connection. `hello` is the server's first frame; iterate to read the rest.
     Reading is the caller's job: a client that stops reading is closed as slow (4008)."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, hello: Hello) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, hello: HelloFrame) -> None:
         self.ws = ws
         self.hello = hello
         self._ids = itertools.count()
 
-    async def send(self, message: Subscribe | Unsubscribe | Ping) -> None:
+    async def send(self, message: SubscribeFrame | UnsubscribeFrame | PingFrame) -> None:
         await self.ws.send_str(ClientMessage(message).model_dump_json(exclude_none=True))
 
     async def subscribe(self, *topics: str, id: str | None = None) -> None:
-        await self.send(Subscribe.model_validate({"type": "subscribe", "topics": topics, "id": id}))
+        await self.send(SubscribeFrame.model_validate({"type": "subscribe", "topics": topics, "id": id}))
 
     async def unsubscribe(self, *topics: str, id: str | None = None) -> None:
-        await self.send(Unsubscribe.model_validate({"type": "unsubscribe", "topics": topics, "id": id}))
+        await self.send(UnsubscribeFrame.model_validate({"type": "unsubscribe", "topics": topics, "id": id}))
 
     async def recv(self, timeout: float | None = None) -> Message:
         """The next server message; `ClosedError` once the connection is closed."""
@@ -73,9 +91,9 @@ class RealtimeClient:
         """Ping, and return every message received before its pong: the server answers
         after everything it queued before reading the ping."""
         ping_id = f"barrier-{next(self._ids)}"
-        await self.send(Ping(type="ping", id=ping_id))
+        await self.send(PingFrame(type="ping", id=ping_id))
         before = []
-        while not (isinstance(m := await self.recv(timeout), Pong) and m.id == ping_id):
+        while not (isinstance(m := await self.recv(timeout), PongFrame) and m.id == ping_id):
             before.append(m)
         return before
 
@@ -104,7 +122,7 @@ async def connect(
     try:
         async with session.ws_connect(url, **ws_kwargs) as ws:
             first = await _receive(ws, timeout)
-            if not isinstance(first, Hello):
+            if not isinstance(first, HelloFrame):
                 raise ConnectionError(f"expected hello, got {first.type}")
             client = RealtimeClient(ws, first)
             try:
@@ -131,11 +149,11 @@ class TopicPayloads:
                 (regex, *(TypeAdapter(entry.model_fields[kind].annotation) for kind in ("snapshot", "event")))
             )
 
-    def parse(self, message: Snapshot | Event) -> Any:
+    def parse(self, message: SnapshotFrame | EventFrame) -> Any:
         """The payload as its topic's model (a union's member, unwrapped)."""
         for regex, snapshot, event in self._topics:
             if regex.fullmatch(message.topic):
-                adapter = snapshot if isinstance(message, Snapshot) else event
+                adapter = snapshot if isinstance(message, SnapshotFrame) else event
                 value = adapter.validate_python(message.payload)
                 return value.root if isinstance(value, RootModel) else value
         raise KeyError(f"no published topic matches {message.topic!r}")

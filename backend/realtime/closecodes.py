@@ -11,6 +11,8 @@ from __future__ import annotations
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from .catalogue import catalogue_schema
+
 
 class Reconnect(StrEnum):
     NOW = "now"  # reconnect at once (with a little jitter to spread a herd)
@@ -28,22 +30,16 @@ class CloseCode(IntEnum):
 
     @classmethod
     def __get_pydantic_json_schema__(cls, _core_schema: Any, _handler: Any) -> dict[str, Any]:
-        """The catalogue as JSON Schema: one titled, documented `const` per code (with its
-        advice in `x-reconnect`), so the generated TypeScript is a documented literal union."""
-        return {
-            "title": "CloseCode",
-            "description": "A WebSocket close code the server sends. Codes not listed here "
+        """Each code's advice is in `x-reconnect` too, so clients read it as data."""
+        return catalogue_schema(
+            "CloseCode",
+            "A WebSocket close code the server sends. Codes not listed here "
             "(including 1006, seen locally on a dropped connection): reconnect with backoff.",
-            "oneOf": [
-                {
-                    "const": code.value,
-                    "title": f"CloseCode{code.name.title().replace('_', '')}",
-                    "description": f"{CLOSE_CODE_DOCS[code][1]} Reconnect: {CLOSE_CODE_DOCS[code][0]}.",
-                    "x-reconnect": CLOSE_CODE_DOCS[code][0].value,
-                }
-                for code in cls
-            ],
-        }
+            (
+                (code, f"{meaning} Reconnect: {advice}.", {"x-reconnect": advice.value})
+                for code, (advice, meaning) in ((c, CLOSE_CODE_DOCS[c]) for c in cls)
+            ),
+        )
 
 
 #: (advice, meaning) per code. Exported to TypeScript as doc comments.

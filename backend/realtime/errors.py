@@ -10,6 +10,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from .catalogue import catalogue_schema
+
 
 class ErrorCode(StrEnum):
     INVALID_JSON = "invalid_json"
@@ -21,20 +23,11 @@ class ErrorCode(StrEnum):
 
     @classmethod
     def __get_pydantic_json_schema__(cls, _core_schema: Any, _handler: Any) -> dict[str, Any]:
-        """The catalogue as JSON Schema: one titled, documented `const` per code, so the
-        generated TypeScript is a literal union whose members carry their meaning."""
-        return {
-            "title": "ErrorCode",
-            "description": "The code of an `error` frame. Branch on it, never on `message`.",
-            "oneOf": [
-                {
-                    "const": code.value,
-                    "title": f"ErrorCode{code.name.title().replace('_', '')}",
-                    "description": ERROR_CODE_DOCS[code],
-                }
-                for code in cls
-            ],
-        }
+        return catalogue_schema(
+            "ErrorCode",
+            "The code of an `error` frame. Branch on it, never on `message`.",
+            ((code, ERROR_CODE_DOCS[code], {}) for code in cls),
+        )
 
 
 #: What each code means and what a client should do about it. Exported as doc

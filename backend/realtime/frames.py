@@ -3,7 +3,7 @@
 Encoded once per publish, shared by every subscriber: with compression off a
 server frame is identical for every recipient, so the per-subscriber cost is a
 reference, not a serialisation. `event_frame` builds the envelope by hand (it is
-on the hot path) and `tests/test_frames.py` pins it to the `Event` model.
+on the hot path) and `tests/test_frames.py` pins it to the `EventFrame` model.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import struct
 from pydantic import BaseModel
 
 from .errors import ErrorCode
-from .protocol import Error, Pong
+from .protocol import ErrorFrame, PongFrame
 
 
 class Frame:
@@ -73,18 +73,18 @@ def _payload_frame(kind: bytes, topic: str, seq: int, payload_json: bytes) -> by
 
 
 def event_frame(topic: str, seq: int, payload_json: bytes) -> bytes:
-    """`Event` from an already-serialised payload (a JSON object)."""
+    """`EventFrame` from an already-serialised payload (a JSON object)."""
     return _payload_frame(b"event", topic, seq, payload_json)
 
 
 def snapshot_frame(topic: str, seq: int, payload_json: bytes) -> bytes:
-    """`Snapshot` from an already-serialised payload (a JSON object)."""
+    """`SnapshotFrame` from an already-serialised payload (a JSON object)."""
     return _payload_frame(b"snapshot", topic, seq, payload_json)
 
 
 def error_frame(code: ErrorCode, message: str, *, id: str | None = None, topic: str | None = None) -> bytes:
-    return encode(Error(type="error", code=code, message=message, id=id, topic=topic))
+    return encode(ErrorFrame(type="error", code=code, message=message, id=id, topic=topic))
 
 
 def pong_frame(id: str | None) -> bytes:
-    return encode(Pong(type="pong", id=id))
+    return encode(PongFrame(type="pong", id=id))

@@ -21,7 +21,7 @@ from .connection import Connection
 from .errors import ErrorCode
 from .frames import encode, error_frame, pong_frame
 from .hub import Hub
-from .protocol import PROTOCOL_VERSION, Hello, Ping, Subscribe, client_message_adapter
+from .protocol import PROTOCOL_VERSION, HelloFrame, PingFrame, SubscribeFrame, client_message_adapter
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
 def _hello(conn: Connection, hub: Hub) -> bytes:
     s = hub.settings
     return encode(
-        Hello(
+        HelloFrame(
             type="hello",
             connection_id=conn.id,
             server_time=datetime.now(UTC),
@@ -118,9 +118,9 @@ async def _handle_text(data: str, conn: Connection, hub: Hub) -> None:
     except pydantic.ValidationError as exc:
         conn.send(_validation_error(data, exc))
         return
-    if isinstance(message, Ping):
+    if isinstance(message, PingFrame):
         conn.send(pong_frame(message.id))
-    elif isinstance(message, Subscribe):
+    elif isinstance(message, SubscribeFrame):
         for topic in dict.fromkeys(message.topics):
             await hub.subscribe(conn, topic, message.id)
     else:

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from .broker import Broker, MemoryBroker
 from .connection import Connection, Subscription
 from .errors import ErrorCode
 from .frames import Frame, error_frame, event_frame, snapshot_frame
 from .settings import RealtimeSettings
-from .topics import TopicRegistry, UnknownTopic
+from .topics import TopicDef, TopicRef, TopicRegistry, UnknownTopic
 
 log = logging.getLogger(__name__)
+
+E = TypeVar("E")
 
 
 class Hub:
@@ -46,16 +48,31 @@ class Hub:
 
     # ------------------------------------------------------------ publishing
 
-    async def publish(self, topic: str, payload: Any) -> int:
-        """Publish an event on a concrete topic name; returns its seq.
+    @overload
+    async def publish(self, topic: TopicRef[Any, E] | TopicDef[Any, E], payload: E) -> int: ...
+    @overload
+    async def publish(self, topic: str, payload: Any) -> int: ...
 
-        The payload is validated against the topic's event type and serialised
-        once; every subscriber is handed the same bytes. Never awaits a client.
+    async def publish(self, topic: TopicRef[Any, Any] | TopicDef[Any, Any] | str, payload: Any) -> int:
+        """Publish an event; returns its seq.
+
+        `topic` is a typed handle (`ACTIVITY.at(session_id=sid)`, or a `TopicDef`
+        without parameters), so the payload's type is checked statically, or a
+        concrete name resolved through the registry. The payload is validated
+        against the topic's event type and serialised once; every subscriber is
+        handed the same bytes. Never awaits a client.
         """
-        spec = self.registry.resolve(topic)
-        if spec is None:
-            raise LookupError(f"no registered topic matches {topic!r}")
-        return await self.broker.publish(topic, spec[0].encode_event(payload))
+        if isinstance(topic, str):
+            resolved = self.registry.resolve(topic)
+            if resolved is None:
+                raise LookupError(f"no registered topic matches {topic!r}")
+            definition, name = resolved[0].topic, topic
+        else:
+            ref = topic.ref() if isinstance(topic, TopicDef) else topic
+            definition, name = ref.topic, ref.name
+            if definition not in self.registry:
+                raise LookupError(f"topic {definition.pattern!r} is not registered with this hub")
+        return await self.broker.publish(name, definition.encode_event(payload))
 
     def _deliver(self, topic: str, seq: int, payload: bytes) -> None:
         subs = self._subscribers.get(topic)
@@ -97,12 +114,12 @@ class Hub:
             self._subscribers.setdefault(topic, set()).add(sub)
         else:
             conn.reset(sub)  # re-subscribe: buffer again, fresh snapshot
-        spec, params = resolved
+        bound, params = resolved
         try:
             # Order matters: registered above, *then* read the seq, *then* build state.
             seq = await self.broker.last_seq(topic)
             async with asyncio.timeout(self.settings.snapshot_timeout_s):
-                payload = await spec.snapshot_json(params)
+                payload = await bound.snapshot_json(params)
         except UnknownTopic:
             self.unsubscribe(conn, topic)
             return self._error(conn, ErrorCode.UNKNOWN_TOPIC, "no such topic", request_id, topic)

@@ -5,9 +5,11 @@ discriminated unions on a *required* `type` literal (no default), so generated
 TypeScript narrows on it. JSON Schema (`schemas/`) and TypeScript
 (`frontend-types/`) are generated from these models; never hand-edit those.
 
-`payload` is typed per topic (see `topics.Topic.snapshot` / `.event`); the
-envelope carries it as a JSON object. Its `tsType` tells the TypeScript generator
-to use the union of the topics' payload types, defined next to the topic map.
+Frame classes end in `Frame` so that no generated type shadows a global
+(`Event`, `Error` in a browser). `payload` is typed per topic (`TopicDef.snapshot`
+/ `.event`); the envelope carries it as a JSON object, and its `tsType` makes it
+`unknown` in the app-independent TypeScript: the generated topic map of each app
+types it by topic (`TopicSnapshot<T>`, `TopicEvent<T>`).
 
 Optional server fields are `str | SkipJsonSchema[None]`: `frames.encode` omits
 them when None, so the published (serialization) schema says "optional string",
@@ -17,17 +19,19 @@ never "nullable".
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.json_schema import SkipJsonSchema
+from typing_extensions import TypeAliasType
 
 from .errors import ErrorCode
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Final = 1
 
-Topic = Annotated[str, Field(min_length=1, max_length=200)]
-RequestId = Annotated[str, Field(max_length=128)]
+# Named (TypeAliasType) so each is one definition in the schemas, not a copy per field.
+Topic = TypeAliasType("Topic", Annotated[str, Field(min_length=1, max_length=200)])
+RequestId = TypeAliasType("RequestId", Annotated[str, Field(max_length=128)])
 
 
 class _Frame(BaseModel):
@@ -39,7 +43,7 @@ class _Frame(BaseModel):
 # ---------------------------------------------------------------- client → server
 
 
-class Subscribe(_Frame):
+class SubscribeFrame(_Frame):
     """Subscribe to topics. Each gets a `snapshot`, then `event`s. Subscribing to a
     topic already subscribed sends a fresh snapshot (the way to resync one topic)."""
 
@@ -48,7 +52,7 @@ class Subscribe(_Frame):
     id: RequestId | None = None
 
 
-class Unsubscribe(_Frame):
+class UnsubscribeFrame(_Frame):
     """Stop a topic's events. Unsubscribing from a topic not subscribed is a no-op."""
 
     type: Literal["unsubscribe"]
@@ -56,7 +60,7 @@ class Unsubscribe(_Frame):
     id: RequestId | None = None
 
 
-class Ping(_Frame):
+class PingFrame(_Frame):
     """Application-level ping (browsers cannot send WebSocket pings). Answered by a
     `pong` after every frame the server queued before it: a barrier."""
 
@@ -64,14 +68,16 @@ class Ping(_Frame):
     id: RequestId | None = None
 
 
-ClientMessage = Annotated[Subscribe | Unsubscribe | Ping, Field(discriminator="type")]
-client_message_adapter: TypeAdapter[Subscribe | Unsubscribe | Ping] = TypeAdapter(ClientMessage)
+ClientMessage = Annotated[SubscribeFrame | UnsubscribeFrame | PingFrame, Field(discriminator="type")]
+client_message_adapter: TypeAdapter[SubscribeFrame | UnsubscribeFrame | PingFrame] = TypeAdapter(
+    ClientMessage
+)
 
 
 # ---------------------------------------------------------------- server → client
 
 
-class Hello(_Frame):
+class HelloFrame(_Frame):
     """Always the first frame of a connection: who you are and the limits to respect."""
 
     type: Literal["hello"]
@@ -93,41 +99,45 @@ class Hello(_Frame):
     max_topics: Annotated[int, Field(description="Most topics one connection may subscribe to.")]
 
 
-class Snapshot(_Frame):
+class SnapshotFrame(_Frame):
     """A topic's whole current state. Replace, don't merge. `seq` is the seq of the
     last event the state reflects; the events that follow have larger seqs."""
 
     type: Literal["snapshot"]
     topic: str
     seq: int
-    payload: Annotated[dict[str, Any], Field(json_schema_extra={"tsType": "SnapshotPayload"})]
+    payload: Annotated[dict[str, Any], Field(json_schema_extra={"tsType": "unknown"})]
 
 
-class Event(_Frame):
+class EventFrame(_Frame):
     """A delta for a topic. Per topic, `seq` grows by exactly 1 per event."""
 
     type: Literal["event"]
     topic: str
     seq: int
-    payload: Annotated[dict[str, Any], Field(json_schema_extra={"tsType": "EventPayload"})]
+    payload: Annotated[dict[str, Any], Field(json_schema_extra={"tsType": "unknown"})]
 
 
-class Error(_Frame):
+class ErrorFrame(_Frame):
     """A client message could not be (fully) served. The connection stays open."""
 
     type: Literal["error"]
-    code: ErrorCode
+    code: Annotated[ErrorCode, Field(json_schema_extra={"tsType": "ErrorCode"})]
     message: str
     id: str | SkipJsonSchema[None] = None
     topic: str | SkipJsonSchema[None] = None
 
 
-class Pong(_Frame):
+class PongFrame(_Frame):
     """Answer to `ping`, echoing its `id`."""
 
     type: Literal["pong"]
     id: str | SkipJsonSchema[None] = None
 
 
-ServerMessage = Annotated[Hello | Snapshot | Event | Error | Pong, Field(discriminator="type")]
-server_message_adapter: TypeAdapter[Hello | Snapshot | Event | Error | Pong] = TypeAdapter(ServerMessage)
+ServerMessage = Annotated[
+    HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame, Field(discriminator="type")
+]
+server_message_adapter: TypeAdapter[HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame] = (
+    TypeAdapter(ServerMessage)
+)

@@ -1,25 +1,34 @@
-"""The topic registry: which topic names exist, their payload types and snapshots.
+"""Topics: declared once as typed values, bound to snapshot providers separately.
 
-A topic is registered by pattern, e.g. ``sessions.activity:{session_id}``; a
-concrete name like ``sessions.activity:s-1`` resolves to that `Topic` with
-``{"session_id": "s-1"}`` as parameters. Each topic declares its snapshot and
-event payload models: `Hub.publish` validates against them, and the type
-generator exports them as the topic map of the generated TypeScript.
+A `TopicDef` is a declaration: a name pattern (``sessions.activity:{session_id}``)
+and the snapshot and event payload types. It is a plain value that the type
+generator reads without building anything, and that publishers use as a typed
+handle::
+
+    ACTIVITY: TopicDef[ActivitySnapshot, ActivityEvent] = TopicDef(
+        "sessions.activity:{session_id}", ActivitySnapshot, ActivityEvent)
+    await hub.publish(ACTIVITY.at(session_id=sid), MessageAppend(...))  # checked by mypy
+
+A `TopicRegistry` binds each declaration to a `SnapshotProvider` for one running
+app; the hub resolves client-supplied names through it.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 #: A parameter value: no separators, so that one name never matches two patterns.
-_VALUE = r"[A-Za-z0-9_\-.]{1,128}"
+PARAM_VALUE = re.compile(r"[A-Za-z0-9_\-.]{1,128}")
+
+S = TypeVar("S", bound=BaseModel)
+E = TypeVar("E")
 
 
 class UnknownTopic(Exception):
@@ -28,81 +37,128 @@ class UnknownTopic(Exception):
     `unknown_topic` error, exactly as for a name that matches no pattern."""
 
 
-class SnapshotProvider(Protocol):
-    """Returns the topic's current state. May be sync or async.
+#: Returns the topic's current state, from the topic's parameters. May be async.
+#:
+#: Contract: the state must reflect at least every event published on the topic
+#: before the call began. It may also reflect events published while it runs (an
+#: awaiting provider reading a database, a coalesced stream whose state runs ahead
+#: of its published deltas): those events are then delivered after the snapshot
+#: too, so every event payload must be idempotent (upsert / remove by id / write
+#: at an offset).
+SnapshotProvider = Callable[[Mapping[str, str]], S | Awaitable[S]]
 
-    Contract: the state must reflect at least every event published on the topic
-    before the call began. It may also reflect events published while it runs (an
-    awaiting provider reading a database, a coalesced stream whose state runs
-    ahead of its published deltas): those events are then delivered after the
-    snapshot too, so every event payload must be idempotent (upsert / remove by
-    id / write at an offset).
+
+class TopicDef(Generic[S, E]):
+    """A topic's declaration: its name pattern and payload types, no behaviour.
+
+    `event` is a model or an annotated union of models (a discriminated union);
+    for a union, annotate the variable (`X: TopicDef[Snap, Union] = TopicDef(...)`),
+    since a union is not a class mypy can infer `E` from.
     """
 
-    def __call__(self, params: Mapping[str, str]) -> BaseModel | Awaitable[BaseModel]: ...
+    __slots__ = ("_event_adapter", "_regex", "description", "event", "params", "pattern", "snapshot")
 
-
-@dataclass(frozen=True)
-class Topic:
-    pattern: str
-    snapshot: type[BaseModel]
-    event: Any  # a model, or an annotated union of models
-    provider: SnapshotProvider
-    description: str = ""
-    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
-    _event_adapter: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        regex = "".join(
-            f"(?P<{part}>{_VALUE})" if i % 2 else re.escape(part)
-            for i, part in enumerate(_PARAM.split(self.pattern))
+    def __init__(
+        self, pattern: str, snapshot: type[S], event: type[E] | Any, *, description: str = ""
+    ) -> None:
+        self.pattern = pattern
+        self.snapshot = snapshot
+        self.event: Any = event
+        self.description = description
+        self.params: tuple[str, ...] = tuple(_PARAM.findall(pattern))
+        if len(set(self.params)) != len(self.params):
+            raise ValueError(f"{pattern!r}: a parameter appears twice")
+        self._regex = re.compile(
+            "".join(
+                f"(?P<{part}>{PARAM_VALUE.pattern})" if i % 2 else re.escape(part)
+                for i, part in enumerate(_PARAM.split(pattern))
+            )
         )
-        object.__setattr__(self, "_regex", re.compile(regex))
-        object.__setattr__(self, "_event_adapter", TypeAdapter(self.event))
+        self._event_adapter: TypeAdapter[Any] = TypeAdapter(event)
 
-    @property
-    def params(self) -> list[str]:
-        return _PARAM.findall(self.pattern)
+    def __repr__(self) -> str:
+        return f"TopicDef({self.pattern!r})"
 
     def match(self, name: str) -> dict[str, str] | None:
+        """The parameters if `name` is an instance of this pattern, else None."""
         m = self._regex.fullmatch(name)
         return m.groupdict() if m else None
 
-    def encode_event(self, payload: Any) -> bytes:
-        """Validate an event payload against the topic's event type and serialise it.
+    def at(self, **params: str) -> TopicRef[S, E]:
+        """The concrete topic for these parameters (exactly the pattern's)."""
+        if set(params) != set(self.params):
+            raise ValueError(f"{self.pattern!r} takes parameters {list(self.params)}, got {sorted(params)}")
+        for key, value in params.items():
+            if not PARAM_VALUE.fullmatch(value):
+                raise ValueError(f"{self.pattern!r}: {key}={value!r} must match {PARAM_VALUE.pattern}")
+        return TopicRef(self, _PARAM.sub(lambda m: params[m.group(1)], self.pattern))
+
+    def ref(self) -> TopicRef[S, E]:
+        """This topic as a `TopicRef`; only for a pattern without parameters."""
+        return self.at()
+
+    def encode_event(self, payload: E) -> bytes:
+        """Validate an event payload against the event type and serialise it.
 
         A wrong payload is a programming error in the publisher: it raises
         `pydantic.ValidationError` rather than sending a frame that breaks clients.
         """
         return self._event_adapter.dump_json(self._event_adapter.validate_python(payload))
 
-    async def snapshot_json(self, params: Mapping[str, str]) -> bytes:
-        state = self.provider(params)
-        if inspect.isawaitable(state):
-            state = await state
+    def encode_snapshot(self, state: object) -> bytes:
         if not isinstance(state, self.snapshot):
             raise TypeError(f"{self.pattern}: provider returned {type(state).__name__}")
         return state.model_dump_json().encode()
 
 
+@dataclass(frozen=True, slots=True)
+class TopicRef(Generic[S, E]):
+    """A concrete topic name with its declaration: what `Hub.publish` takes."""
+
+    topic: TopicDef[S, E]
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class BoundTopic:
+    """A declaration bound to the provider of its snapshots, in one registry."""
+
+    topic: TopicDef[Any, Any]
+    provider: SnapshotProvider[Any]
+
+    async def snapshot_json(self, params: Mapping[str, str]) -> bytes:
+        state = self.provider(params)
+        if inspect.isawaitable(state):
+            state = await state
+        return self.topic.encode_snapshot(state)
+
+
 class TopicRegistry:
-    """Resolves topic names to `Topic`s. Patterns must not overlap."""
+    """The topics one app serves: each declaration bound to its snapshot provider.
+
+    Resolves client-supplied names. Patterns must not overlap (parameter values
+    contain no separator, so distinct literal parts keep them apart).
+    """
 
     def __init__(self) -> None:
-        self._topics: dict[str, Topic] = {}
+        self._bound: dict[str, BoundTopic] = {}
 
-    def add(self, topic: Topic) -> Topic:
-        if topic.pattern in self._topics:
+    def add(self, topic: TopicDef[S, Any], provider: SnapshotProvider[S]) -> TopicDef[S, Any]:
+        if topic.pattern in self._bound:
             raise ValueError(f"topic {topic.pattern!r} is already registered")
-        self._topics[topic.pattern] = topic
+        self._bound[topic.pattern] = BoundTopic(topic, provider)
         return topic
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._topics.values())
+    def __iter__(self) -> Iterator[TopicDef[Any, Any]]:
+        return (bound.topic for bound in self._bound.values())
 
-    def resolve(self, name: str) -> tuple[Topic, dict[str, str]] | None:
-        for topic in self._topics.values():
-            params = topic.match(name)
+    def __contains__(self, topic: object) -> bool:
+        bound = self._bound.get(topic.pattern) if isinstance(topic, TopicDef) else None
+        return bound is not None and bound.topic is topic
+
+    def resolve(self, name: str) -> tuple[BoundTopic, dict[str, str]] | None:
+        for bound in self._bound.values():
+            params = bound.topic.match(name)
             if params is not None:
-                return topic, params
+                return bound, params
         return None

@@ -34,7 +34,7 @@ from typing import Literal
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel
 
-from backend.realtime import HUB_KEY, RealtimeSettings, Topic, TopicRegistry, setup_realtime
+from aiohttp_realtime import HUB_KEY, RealtimeSettings, TopicDef, TopicRegistry, setup_realtime
 
 TOPIC = "bench"
 YIELD_EVERY = 50
@@ -127,7 +127,7 @@ async def hub_publish(request: web.Request) -> web.Response:
 def build_hub() -> web.Application:
     app = web.Application()
     registry = TopicRegistry()
-    registry.add(Topic(TOPIC, Ticks, Tick, lambda _params: Ticks(count=0)))
+    registry.add(TopicDef(TOPIC, Ticks, Tick), lambda _params: Ticks(count=0))
     setup_realtime(app, registry)
     app.router.add_post("/publish", hub_publish)
     return app

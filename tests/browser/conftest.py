@@ -19,9 +19,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
+from aiohttp_realtime import HUB_KEY, Hub
 from backend.api import SERVICE_KEY
 from backend.app import Config, build_app
-from backend.realtime import HUB_KEY, Hub
 from backend.service import SessionService
 from tests.browser.proxy import CuttableProxy
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
+from aiohttp_realtime import CloseCode, close_all
+from aiohttp_realtime.frames import event_frame
 from backend.models import Session
-from backend.realtime import CloseCode, close_all
-from backend.realtime.frames import event_frame
 from backend.service import now
 from tests.browser.conftest import FAST_CLIENT, ConsoleWatch, Demo
 from tests.browser.proxy import CuttableProxy

@@ -1,4 +1,4 @@
-# Generated from schemas/server-message.json by ./scripts/generate-types. Do not edit.
+# Generated from server-message.json by python -m aiohttp_realtime.typegen. Do not edit.
 
 from __future__ import annotations
 
@@ -13,55 +13,70 @@ class ErrorCode(StrEnum):
     The code of an `error` frame. Branch on it, never on `message`.
     """
 
-    ErrorCodeInvalidJson = "invalid_json"
+    INVALID_JSON = 'invalid_json'
     """
     The frame was not valid JSON. Fix the client; the connection stays open.
     """
-    ErrorCodeInvalidMessage = "invalid_message"
+    INVALID_MESSAGE = 'invalid_message'
     """
     The frame was JSON but not a valid client message (missing or wrongly typed field, binary frame). Fix the client; the connection stays open.
     """
-    ErrorCodeUnknownType = "unknown_type"
+    UNKNOWN_TYPE = 'unknown_type'
     """
     The `type` field names no client message. The connection stays open.
     """
-    ErrorCodeUnknownTopic = "unknown_topic"
+    UNKNOWN_TOPIC = 'unknown_topic'
     """
     The topic matches no registered topic, or names a resource that does not exist. Carries `topic`; the other topics of the same subscribe are still served.
     """
-    ErrorCodeTooManyTopics = "too_many_topics"
+    TOO_MANY_TOPICS = 'too_many_topics'
     """
     Subscribing would exceed the per-connection topic limit announced in `hello.max_topics`. Carries `topic`; unsubscribe from something first.
     """
-    ErrorCodeSnapshotFailed = "snapshot_failed"
+    SNAPSHOT_FAILED = 'snapshot_failed'
     """
     The server could not build the topic's snapshot (internal error or timeout). Carries `topic`; the client is not subscribed to it and may retry with backoff.
     """
 
 
-class Event(BaseModel):
+class ErrorFrame(BaseModel):
+    """
+    A client message could not be (fully) served. The connection stays open.
+    """
+
+    model_config = ConfigDict(
+        extra='ignore',
+    )
+    type: Literal['error']
+    code: ErrorCode
+    message: str
+    id: str | None = None
+    topic: str | None = None
+
+
+class EventFrame(BaseModel):
     """
     A delta for a topic. Per topic, `seq` grows by exactly 1 per event.
     """
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
-    type: Literal["event"]
+    type: Literal['event']
     topic: str
     seq: int
     payload: dict[str, Any]
 
 
-class Hello(BaseModel):
+class HelloFrame(BaseModel):
     """
     Always the first frame of a connection: who you are and the limits to respect.
     """
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
-    type: Literal["hello"]
+    type: Literal['hello']
     connection_id: str
     """
     Opaque id of this connection, for logs.
@@ -89,51 +104,39 @@ class Hello(BaseModel):
     """
 
 
-class Pong(BaseModel):
+class PongFrame(BaseModel):
     """
     Answer to `ping`, echoing its `id`.
     """
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
-    type: Literal["pong"]
+    type: Literal['pong']
     id: str | None = None
 
 
-class Snapshot(BaseModel):
+class SnapshotFrame(BaseModel):
     """
     A topic's whole current state. Replace, don't merge. `seq` is the seq of the
     last event the state reflects; the events that follow have larger seqs.
     """
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra='ignore',
     )
-    type: Literal["snapshot"]
+    type: Literal['snapshot']
     topic: str
     seq: int
     payload: dict[str, Any]
 
 
-class Error(BaseModel):
-    """
-    A client message could not be (fully) served. The connection stays open.
-    """
-
-    model_config = ConfigDict(
-        extra="ignore",
-    )
-    type: Literal["error"]
-    code: ErrorCode
-    message: str
-    id: str | None = None
-    topic: str | None = None
-
-
-class ServerMessage(RootModel[Hello | Snapshot | Event | Error | Pong]):
+class ServerMessage(
+    RootModel[HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame]
+):
     root: Annotated[
-        Hello | Snapshot | Event | Error | Pong, Field(discriminator="type", title="ServerMessage")
+        HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame,
+        Field(discriminator='type', title='ServerMessage'),
     ]
     """
     A frame the server sends (serialization mode: exactly what is sent).

@@ -12,6 +12,7 @@ import json
 import re
 import sys
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,10 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 
-from .closecodes import CloseCode
-from .errors import ErrorCode
-from .protocol import ClientMessage, ServerMessage
-from .topics import TopicRegistry
+from ..closecodes import CloseCode
+from ..errors import ErrorCode
+from ..protocol import ClientMessage, ServerMessage
+from ..topics import TopicDef
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -64,9 +65,9 @@ def _alias_name(tp: Any) -> str | None:
     return None
 
 
-def topic_types(registry: TopicRegistry) -> list[TopicTypes]:
+def topic_types(topics: Iterable[TopicDef[Any, Any]]) -> list[TopicTypes]:
     result = []
-    for topic in registry:
+    for topic in topics:
         name = _pascal(topic.pattern)
         event = topic.event
         if isinstance(event, type) and issubclass(event, BaseModel):
@@ -137,7 +138,7 @@ def topics_schema(topics: list[TopicTypes]) -> dict[str, Any]:
     }
 
 
-def schemas(registry: TopicRegistry) -> dict[str, dict[str, Any]]:
+def schemas(topics: Iterable[TopicDef[Any, Any]]) -> dict[str, dict[str, Any]]:
     error_codes = ErrorCode.__get_pydantic_json_schema__(None, None)
     close_codes = CloseCode.__get_pydantic_json_schema__(None, None)
     return {
@@ -155,18 +156,18 @@ def schemas(registry: TopicRegistry) -> dict[str, dict[str, Any]]:
             "Topics",
             "Each topic pattern's snapshot and event payload types "
             "(the `payload` of `snapshot` and `event` frames).",
-            topics_schema(topic_types(registry)),
+            topics_schema(topic_types(topics)),
         ),
         "error-codes": _document("ErrorCode", error_codes["description"], error_codes),
         "close-codes": _document("CloseCode", close_codes["description"], close_codes),
     }
 
 
-def write_schemas(registry: TopicRegistry, directory: Path) -> dict[str, Path]:
+def write_schemas(topics: Iterable[TopicDef[Any, Any]], directory: Path) -> dict[str, Path]:
     """Write every schema; remove stale `*.json` so a dropped schema shows in the diff."""
     directory.mkdir(parents=True, exist_ok=True)
     written = {}
-    for name, schema in schemas(registry).items():
+    for name, schema in schemas(topics).items():
         path = directory / f"{name}.json"
         path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
         written[name] = path

@@ -1,0 +1,207 @@
+/* eslint-disable */
+/**
+ * The realtime protocol: frames and catalogues, the same for every app.
+ * Generated from the Pydantic models by `python -m aiohttp_realtime.typegen` (pydantic-to-typescript,
+ * json2ts and a documented post-step). Do not edit: change the models and regenerate.
+ */
+export type ClientMessage = SubscribeFrame | UnsubscribeFrame | PingFrame;
+export type Topic = string;
+export type RequestId = string;
+export type ServerMessage = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame;
+
+/**
+ * Subscribe to topics. Each gets a `snapshot`, then `event`s. Subscribing to a
+ * topic already subscribed sends a fresh snapshot (the way to resync one topic).
+ */
+export interface SubscribeFrame {
+  type: "subscribe";
+  /**
+   * @minItems 1
+   * @maxItems 100
+   */
+  topics: [Topic, ...Topic[]];
+  id?: RequestId | null;
+}
+/**
+ * Stop a topic's events. Unsubscribing from a topic not subscribed is a no-op.
+ */
+export interface UnsubscribeFrame {
+  type: "unsubscribe";
+  /**
+   * @minItems 1
+   * @maxItems 100
+   */
+  topics: [Topic, ...Topic[]];
+  id?: RequestId | null;
+}
+/**
+ * Application-level ping (browsers cannot send WebSocket pings). Answered by a
+ * `pong` after every frame the server queued before it: a barrier.
+ */
+export interface PingFrame {
+  type: "ping";
+  id?: RequestId | null;
+}
+/**
+ * Always the first frame of a connection: who you are and the limits to respect.
+ */
+export interface HelloFrame {
+  type: "hello";
+  /**
+   * Opaque id of this connection, for logs.
+   */
+  connection_id: string;
+  server_time: string;
+  /**
+   * Protocol version (`PROTOCOL_VERSION`).
+   */
+  protocol: 1;
+  /**
+   * Seconds between the server's WebSocket pings; a peer that never answers is closed.
+   */
+  heartbeat_s: number;
+  /**
+   * Bytes the server buffers for this client before closing it with 4008.
+   */
+  max_queue_bytes: number;
+  /**
+   * Largest client frame accepted; a larger one closes with 1009.
+   */
+  max_frame_bytes: number;
+  /**
+   * Most topics one connection may subscribe to.
+   */
+  max_topics: number;
+}
+/**
+ * A topic's whole current state. Replace, don't merge. `seq` is the seq of the
+ * last event the state reflects; the events that follow have larger seqs.
+ */
+export interface SnapshotFrame {
+  type: "snapshot";
+  topic: string;
+  seq: number;
+  payload: unknown;
+}
+/**
+ * A delta for a topic. Per topic, `seq` grows by exactly 1 per event.
+ */
+export interface EventFrame {
+  type: "event";
+  topic: string;
+  seq: number;
+  payload: unknown;
+}
+/**
+ * A client message could not be (fully) served. The connection stays open.
+ */
+export interface ErrorFrame {
+  type: "error";
+  code: ErrorCode;
+  message: string;
+  id?: string;
+  topic?: string;
+}
+/**
+ * Answer to `ping`, echoing its `id`.
+ */
+export interface PongFrame {
+  type: "pong";
+  id?: string;
+}
+
+// ---------------------------------------------------------------- catalogues
+// Emitted by the post-step from the Python catalogues (errors.py, closecodes.py).
+
+/**
+ * The code of an `error` frame. Branch on it, never on `message`.
+ */
+export const ErrorCode = {
+  /**
+   * The frame was not valid JSON. Fix the client; the connection stays open.
+   */
+  INVALID_JSON: "invalid_json",
+  /**
+   * The frame was JSON but not a valid client message (missing or wrongly typed field, binary frame). Fix the client; the connection stays open.
+   */
+  INVALID_MESSAGE: "invalid_message",
+  /**
+   * The `type` field names no client message. The connection stays open.
+   */
+  UNKNOWN_TYPE: "unknown_type",
+  /**
+   * The topic matches no registered topic, or names a resource that does not exist. Carries `topic`; the other topics of the same subscribe are still served.
+   */
+  UNKNOWN_TOPIC: "unknown_topic",
+  /**
+   * Subscribing would exceed the per-connection topic limit announced in `hello.max_topics`. Carries `topic`; unsubscribe from something first.
+   */
+  TOO_MANY_TOPICS: "too_many_topics",
+  /**
+   * The server could not build the topic's snapshot (internal error or timeout). Carries `topic`; the client is not subscribed to it and may retry with backoff.
+   */
+  SNAPSHOT_FAILED: "snapshot_failed",
+} as const;
+/**
+ * One of `ErrorCode`'s values.
+ */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * A WebSocket close code the server sends. Codes not listed here (including 1006,
+ * seen locally on a dropped connection): reconnect with backoff.
+ */
+export const CloseCode = {
+  /**
+   * Normal closure, asked for by the client. Reconnect: never.
+   */
+  NORMAL: 1000,
+  /**
+   * The server is shutting down or restarting. Reconnect now and resync; another node (or the restarted one) will answer. Reconnect: now.
+   */
+  GOING_AWAY: 1001,
+  /**
+   * The request broke a server policy (for example a disallowed Origin). Reconnecting unchanged will fail the same way. Reconnect: never.
+   */
+  POLICY_VIOLATION: 1008,
+  /**
+   * The client sent a frame larger than `hello.max_frame_bytes`. Fix the client; reconnect with backoff. Reconnect: backoff.
+   */
+  MESSAGE_TOO_BIG: 1009,
+  /**
+   * Unexpected server error. Reconnect with backoff. Reconnect: backoff.
+   */
+  INTERNAL_ERROR: 1011,
+  /**
+   * The client read too slowly and its outbound buffer (`hello.max_queue_bytes`) overflowed. Reconnect with backoff and resync from fresh snapshots. Reconnect: backoff.
+   */
+  SLOW_CONSUMER: 4008,
+} as const;
+/**
+ * One of `CloseCode`'s values.
+ */
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/**
+ * What a client does after a close: reconnect `now` (with a little jitter), with `backoff`,
+ * or `never` (something must change first). Whatever the advice, a reconnect resyncs
+ * from fresh snapshots: there is no replay.
+ */
+export type Reconnect = "now" | "backoff" | "never";
+
+/**
+ * The server's advice for each code of its catalogue (`x-reconnect` in close-codes.json).
+ */
+export const RECONNECT_ADVICE: { readonly [C in CloseCode]: Reconnect } = {
+  1000: "never",
+  1001: "now",
+  1008: "never",
+  1009: "backoff",
+  1011: "backoff",
+  4008: "backoff",
+};
+
+/**
+ * The protocol version a server announces in `hello.protocol`.
+ */
+export const PROTOCOL_VERSION = 1;
