@@ -7,6 +7,7 @@ never a 500: invalid JSON 400, invalid fields 422, unknown id 404.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import pydantic
@@ -17,6 +18,7 @@ from .models import MAX_TEXT, MAX_TITLE, Role, SessionState
 from .service import SessionService
 
 SERVICE_KEY = web.AppKey("session_service", SessionService)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE)]
 
@@ -135,7 +137,7 @@ async def post_message(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every HTTP error under /api/ answers JSON (aiohttp's own are text/plain)."""
     try:
         return await handler(request)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import random
 
+from .models import Session, SessionState, TerminalStatus
 from .service import SessionService
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class Simulator:
         elif roll < 0.7:
             await self._terminal(self._rng.choice(sessions).id)
         elif roll < 0.9:
-            state = self._rng.choice(["idle", "waiting", "error", "done"])
+            state: SessionState = self._rng.choice(["idle", "waiting", "error", "done"])
             await self._service.update_session(self._rng.choice(sessions).id, state=state)
         else:
             await self._retire(sessions)
@@ -83,6 +84,7 @@ class Simulator:
         running = [t for t in terminals if t.status != "exited"]
         if running and self._rng.random() < 0.6:
             t = self._rng.choice(running)
+            status: TerminalStatus
             if t.status == "starting":
                 status, code = "running", None
             else:
@@ -94,7 +96,7 @@ class Simulator:
             name = self._rng.choice(["pytest", "npm run build", "git bisect", "make lint"])
             await service.put_terminal(name, "starting", session_id=session_id)
 
-    async def _retire(self, sessions: list) -> None:  # type: ignore[type-arg]
+    async def _retire(self, sessions: list[Session]) -> None:
         done = [s for s in sessions if s.state == "done"]
         if done and len(sessions) > 3:
             await self._service.delete_session(done[0].id)

@@ -4,21 +4,23 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from aiohttp_realtime import RealtimeSettings
 from backend.app import Config, build_app
 
-AppClient = Callable[..., Awaitable[TestClient]]
+AppClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
 @pytest.fixture
 def demo_client(aiohttp_client: Any) -> AppClient:
     """A test client for the demo app without the simulator; settings overridable."""
 
-    async def make(**settings: Any) -> TestClient:
+    async def make(**settings: Any) -> TestClient[web.Request, web.Application]:
         config = Config(simulate=False, realtime=RealtimeSettings(**settings))
-        return await aiohttp_client(build_app(config))
+        client: TestClient[web.Request, web.Application] = await aiohttp_client(build_app(config))
+        return client
 
     return make
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -106,7 +106,7 @@ def build_lib_app(
     return app, hub, state, broker
 
 
-def apply(state: dict[str, int], frame: dict) -> None:
+def apply(state: dict[str, int], frame: dict[str, Any]) -> None:
     """Client side: a snapshot replaces, an event sets."""
     if frame["type"] == "snapshot":
         state.clear()

@@ -105,7 +105,7 @@ class WsClient:
         msg = await self.ws.receive(timeout=timeout)
         if msg.type is not aiohttp.WSMsgType.TEXT:
             raise AssertionError(f"expected a text frame, got {msg.type!r} {msg.data!r} {msg.extra!r}")
-        frame = json.loads(msg.data)
+        frame: dict[str, Any] = json.loads(msg.data)
         RECEIVED_FRAMES.append(frame)
         SCHEMA_CONTRACT.check(frame)
         return frame
@@ -188,7 +188,8 @@ def masked_text_frame(payload: bytes) -> bytes:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 @contextlib.asynccontextmanager
@@ -208,6 +209,7 @@ async def backend_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    assert proc.stdout is not None
     try:
         async with asyncio.timeout(20):
             while b"serving on" not in (line := await proc.stdout.readline()):

@@ -145,7 +145,9 @@ class SessionsStateTopic(BaseModel):
         extra='ignore',
     )
     snapshot: SessionsSnapshot
-    event: Annotated[SessionUpsert | SessionRemove, Field(discriminator='op', title='SessionsEvent')]
+    event: Annotated[
+        SessionUpsert | SessionRemove, Field(discriminator='op', title='SessionsEvent')
+    ]
 
 
 class Terminal(BaseModel):
@@ -184,7 +186,9 @@ class TerminalsStateTopic(BaseModel):
         extra='ignore',
     )
     snapshot: TerminalsSnapshot
-    event: Annotated[TerminalUpsert | TerminalRemove, Field(discriminator='op', title='TerminalsEvent')]
+    event: Annotated[
+        TerminalUpsert | TerminalRemove, Field(discriminator='op', title='TerminalsEvent')
+    ]
 
 
 class ActivitySnapshot(BaseModel):
@@ -207,7 +211,9 @@ class SessionsActivityTopic(BaseModel):
         extra='ignore',
     )
     snapshot: ActivitySnapshot
-    event: Annotated[MessageAppend | TextDelta | MessageEnd, Field(discriminator='op', title='ActivityEvent')]
+    event: Annotated[
+        MessageAppend | TextDelta | MessageEnd, Field(discriminator='op', title='ActivityEvent')
+    ]
 
 
 class Topics(BaseModel):

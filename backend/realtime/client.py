@@ -145,9 +145,8 @@ class TopicPayloads:
             entry: Any = field.annotation
             pattern = field.alias or ""
             regex = re.compile(".+".join(re.escape(p) for p in re.split(r"\{[^}]*\}", pattern)))
-            self._topics.append(
-                (regex, *(TypeAdapter(entry.model_fields[kind].annotation) for kind in ("snapshot", "event")))
-            )
+            snapshot, event = (entry.model_fields[kind].annotation for kind in ("snapshot", "event"))
+            self._topics.append((regex, TypeAdapter(snapshot), TypeAdapter(event)))
 
     def parse(self, message: SnapshotFrame | EventFrame) -> Any:
         """The payload as its topic's model (a union's member, unwrapped)."""

@@ -19,7 +19,7 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -58,9 +58,12 @@ class TopicDef(Generic[S, E]):
 
     __slots__ = ("_event_adapter", "_regex", "description", "event", "params", "pattern", "snapshot")
 
-    def __init__(
-        self, pattern: str, snapshot: type[S], event: type[E] | Any, *, description: str = ""
-    ) -> None:
+    @overload
+    def __init__(self, pattern: str, snapshot: type[S], event: type[E], *, description: str = "") -> None: ...
+    @overload  # an annotated union: `E` comes from the variable's annotation
+    def __init__(self, pattern: str, snapshot: type[S], event: Any, *, description: str = "") -> None: ...
+
+    def __init__(self, pattern: str, snapshot: type[S], event: Any, *, description: str = "") -> None:
         self.pattern = pattern
         self.snapshot = snapshot
         self.event: Any = event

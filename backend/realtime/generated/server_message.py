@@ -131,9 +131,7 @@ class SnapshotFrame(BaseModel):
     payload: dict[str, Any]
 
 
-class ServerMessage(
-    RootModel[HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame]
-):
+class ServerMessage(RootModel[HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame]):
     root: Annotated[
         HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame,
         Field(discriminator='type', title='ServerMessage'),

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datamodel_code_generator import (
-    DataModelType,
-    Formatter,
-    InputFileType,
-    PythonVersion,
-    generate,
-)
+from datamodel_code_generator import InputFileType, PythonVersion, generate
+from datamodel_code_generator.enums import DataModelType
+from datamodel_code_generator.format import Formatter
 
 
 def write_python_models(schema: Path, output: Path, *, header: str) -> None:
@@ -35,6 +31,10 @@ def write_python_models(schema: Path, output: Path, *, header: str) -> None:
         field_constraints=True,
         collapse_root_models=True,
         extra_fields="ignore",
+        # Its own formatter, with a fixed width: otherwise it reads the line length of
+        # whatever pyproject.toml lies above the output, and output would depend on where
+        # it is written (the drift check generates into a temporary directory).
         formatters=[Formatter.BUILTIN],
+        builtin_format_line_length=100,
         custom_file_header=header,
     )

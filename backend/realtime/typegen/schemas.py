@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
-from pydantic.json_schema import GenerateJsonSchema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 
 from ..closecodes import CloseCode
 from ..errors import ErrorCode
@@ -95,17 +95,21 @@ def _drop_null_defaults(node: Any) -> Any:
 
 def _document(title: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
     body = {k: v for k, v in schema.items() if k not in ("title", "description")}
-    return _drop_null_defaults({"$schema": DIALECT, "title": title, "description": description, **body})
+    document: dict[str, Any] = _drop_null_defaults(
+        {"$schema": DIALECT, "title": title, "description": description, **body}
+    )
+    return document
 
 
-def message_schema(tp: Any, mode: Any) -> dict[str, Any]:
-    return TypeAdapter(tp).json_schema(mode=mode, schema_generator=NoFieldTitles)
+def message_schema(tp: Any, mode: JsonSchemaMode) -> dict[str, Any]:
+    schema: dict[str, Any] = TypeAdapter(tp).json_schema(mode=mode, schema_generator=NoFieldTitles)
+    return schema
 
 
 def topics_schema(topics: list[TopicTypes]) -> dict[str, Any]:
     """One document: `properties` maps each topic pattern to its `{snapshot, event}`
     payload schemas, all of them in `$defs` under their model or alias names."""
-    inputs = [
+    inputs: list[tuple[tuple[str, str], JsonSchemaMode, TypeAdapter[Any]]] = [
         ((kind, t.pattern), "serialization", TypeAdapter(tp))
         for t in topics
         for kind, tp in (("snapshot", t.snapshot), ("event", t.event))
