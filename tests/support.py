@@ -193,29 +193,36 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def backend_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    """`python -m backend --no-simulate` on a free port, once it serves; killed on exit
-    unless the test already ended it."""
-    port = free_port()
+async def run_until_serving(
+    cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run a server process until it prints "serving on"; killed on exit unless the test
+    already ended it."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "backend",
-        "--port",
-        str(port),
-        "--no-simulate",
-        *args,
+        *cmd,
+        cwd=cwd,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stdout is not None
     try:
         async with asyncio.timeout(20):
+            seen = b""
             while b"serving on" not in (line := await proc.stdout.readline()):
-                assert line, "server exited before serving"
-        yield proc, port
+                seen += line
+                assert line, f"server exited before serving: {seen.decode(errors='replace')}"
+        yield proc
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def backend_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    """`python -m backend --no-simulate` on a free port, once it serves."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "backend", "--port", str(port), "--no-simulate", *args]
+    async with run_until_serving(cmd) as proc:
+        yield proc, port

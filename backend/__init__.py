@@ -1,0 +1,1 @@
+"""The aiohttp-realtime demo service: `python -m backend` (see README.md)."""
