@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -139,95 +140,63 @@ async def test_the_demo_runs_from_a_non_editable_install(work: Path, venv: Path)
             assert [s["title"] for s in snapshot["payload"]["sessions"]] == ["from a wheel"]
 
 
-ADOPTER_TOPICS = """
-from typing import Literal
-
-from pydantic import BaseModel
-
-from aiohttp_realtime import TopicDef
+DOC = ROOT / "docs" / "embedding.md"
 
 
-class Quote(BaseModel):
-    symbol: str
-    price: float
+def doc_files() -> dict[str, str]:
+    """The code blocks of docs/embedding.md titled with a file name: the adopter's files."""
+    return dict(re.findall(r'^```\w+ title="([^"]+)"\n(.*?)^```', DOC.read_text(), flags=re.M | re.S))
 
 
-class PriceChanged(BaseModel):
-    op: Literal["price"]
-    price: float
+def doc_typegen_command() -> list[str]:
+    [line] = re.findall(r"^python -m aiohttp_realtime\.typegen .*$", DOC.read_text(), flags=re.M)
+    return line.split()[1:]
 
 
-PRICES = TopicDef("prices:{symbol}", Quote, PriceChanged, description="One symbol's price.")
-TOPICS = [PRICES]
-"""
-
-ADOPTER_SERVER = """
+# Test harness around the doc's files: a route that changes the price, and a Node main.
+HARNESS_SERVER = """
 import sys
-from collections.abc import Mapping
 
 from aiohttp import web
 
-from aiohttp_realtime import TopicRegistry, UnknownTopic, setup_realtime
-from myapp.topics import PRICES, PriceChanged, Quote
-
-prices = {"ACME": 10.0}
-
-
-def quote(params: Mapping[str, str]) -> Quote:
-    symbol = params["symbol"]
-    if symbol not in prices:
-        raise UnknownTopic(symbol)
-    return Quote(symbol=symbol, price=prices[symbol])
+from myapp.app import app, prices, set_price
 
 
 async def bump(request: web.Request) -> web.Response:
     symbol = request.match_info["symbol"]
-    prices[symbol] += 1
-    seq = await hub.publish(PRICES.at(symbol=symbol), PriceChanged(op="price", price=prices[symbol]))
-    return web.json_response({"seq": seq})
+    return web.json_response({"seq": await set_price(symbol, prices[symbol] + 1)})
 
 
-registry = TopicRegistry()
-registry.add(PRICES, quote)
-app = web.Application()
-hub = setup_realtime(app, registry)
 app.router.add_post("/bump/{symbol}", bump)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=lambda _: print("serving on", flush=True))
 """
 
-ADOPTER_CLIENT = """
-import WebSocket from "ws";
-import { CloseCode, ErrorCode, RealtimeClient, reconnectAdvice } from "@aiohttp-realtime/client";
+HARNESS_MAIN = """
+import { CloseCode, ErrorCode, type RealtimeClient, reconnectAdvice } from "@aiohttp-realtime/client";
 import type { Topics as DemoTopics } from "@aiohttp-realtime/demo-types";
-import type { PriceChanged, Quote, Topics } from "./realtime/index.js";
+import { watchPrice } from "./prices.js";
 
 const base = process.argv[2] ?? "";
-const seen: { snapshot?: Quote; events: Array<{ seq: number; price: number }> } = { events: [] };
-const client = new RealtimeClient<Topics>({ url: `ws://${base}/api/realtime`, WebSocket });
+const seen: Array<{ price: number; seq: number }> = [];
+const client = watchPrice(`ws://${base}/api/realtime`, "ACME", (price, seq) => {
+  seen.push({ price, seq });
+  if (seen.length === 1) void bumpThrice();
+  if (seen.length === 4) done(0);
+});
+
+async function bumpThrice(): Promise<void> {
+  for (let i = 0; i < 3; i += 1) await fetch(`http://${base}/bump/ACME`, { method: "POST" });
+}
 
 function done(code: number): void {
   client.close();
   const advice = reconnectAdvice(CloseCode.SLOW_CONSUMER);
-  console.log(JSON.stringify({ ...seen, advice, code: ErrorCode.UNKNOWN_TOPIC }));
+  console.log(JSON.stringify({ seen, advice, code: ErrorCode.UNKNOWN_TOPIC }));
   process.exit(code);
 }
 setTimeout(() => done(1), 10_000);
 
-client.subscribe("prices:ACME", {
-  onSnapshot(snapshot: Quote) {
-    seen.snapshot = snapshot;
-    void (async () => {
-      for (let i = 0; i < 3; i += 1) await fetch(`http://${base}/bump/ACME`, { method: "POST" });
-    })();
-  },
-  onEvent(event: PriceChanged, seq: number) {
-    seen.events.push({ seq, price: event.price });
-    if (seen.events.length === 3) done(0);
-  },
-});
-client.connect();
-
-// Types only: the demo's generated package works with the same client.
+// Types only: the demo's generated types package works with the same client.
 export const demo = (c: RealtimeClient<DemoTopics>): void => {
   c.subscribe("sessions.state", { onSnapshot: (s) => void s.sessions, onEvent: (e) => void e.op });
 };
@@ -280,10 +249,12 @@ def tarballs(work: Path) -> dict[str, Path]:
 def adopter(work: Path, venv: Path, tarballs: dict[str, Path]) -> Path:
     """An app outside the tree: its topics, its server, its generated types, its TS app."""
     app = work / "app"
-    (app / "myapp").mkdir(parents=True)
+    for name, text in doc_files().items():
+        (app / name).parent.mkdir(parents=True, exist_ok=True)
+        (app / name).write_text(text)
     (app / "myapp" / "__init__.py").write_text("")
-    (app / "myapp" / "topics.py").write_text(ADOPTER_TOPICS)
-    (app / "server.py").write_text(ADOPTER_SERVER)
+    (app / "harness.py").write_text(HARNESS_SERVER)
+    (app / "src" / "main.ts").write_text(HARNESS_MAIN)
     deps = {
         "@aiohttp-realtime/client": f"file:{tarballs['aiohttp-realtime-client']}",
         "@aiohttp-realtime/demo-types": f"file:{tarballs['aiohttp-realtime-demo-types']}",
@@ -297,22 +268,7 @@ def adopter(work: Path, venv: Path, tarballs: dict[str, Path]) -> Path:
     }
     (app / "package.json").write_text(json.dumps(package, indent=2))
     _run("npm", "install", "--no-audit", "--no-fund", "--loglevel=error", cwd=app)
-    _run(
-        venv / "bin" / "python",
-        "-m",
-        "aiohttp_realtime.typegen",
-        "--topics",
-        "myapp.topics:TOPICS",
-        "--schemas",
-        "schemas",
-        "--typescript",
-        "src/realtime",
-        "--python-models",
-        "myapp/generated.py",
-        cwd=app,
-        env=_clean_env(),
-    )
-    (app / "src" / "app.ts").write_text(ADOPTER_CLIENT)
+    _run(venv / "bin" / "python", *doc_typegen_command(), cwd=app, env=_clean_env())
     (app / "tsconfig.json").write_text(json.dumps(TSCONFIG, indent=2))
     return app
 
@@ -321,7 +277,7 @@ def test_typegen_from_the_installed_library_writes_the_apps_types(adopter: Path)
     assert json.loads((adopter / "schemas" / "topics.json").read_text())["required"] == ["prices:{symbol}"]
     app_ts = (adopter / "src" / "realtime" / "app.ts").read_text()
     assert "[topic: `prices:${string}`]: { snapshot: Quote; event: PriceChanged };" in app_ts
-    assert "class Quote(BaseModel):" in (adopter / "myapp" / "generated.py").read_text()
+    assert "class Quote(BaseModel):" in (adopter / "myapp" / "realtime_models.py").read_text()
     assert not list(adopter.rglob("aiohttp_realtime")), "typegen wrote into the library's tree"
 
 
@@ -346,7 +302,7 @@ def test_a_wrong_topic_or_payload_does_not_compile(adopter: Path) -> None:
 def adopter_server(adopter: Path, venv: Path) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
-        [str(venv / "bin" / "python"), "server.py", str(port)],
+        [str(venv / "bin" / "python"), "harness.py", str(port)],
         cwd=adopter,
         env=_clean_env(),
         stdout=subprocess.PIPE,
@@ -367,13 +323,18 @@ def test_a_strict_typescript_app_receives_snapshot_then_events_in_node(
 ) -> None:
     _run("node_modules/.bin/tsc", cwd=adopter)
     result = subprocess.run(
-        ["node", "dist/app.js", adopter_server], cwd=adopter, capture_output=True, text=True, timeout=30
+        ["node", "dist/main.js", adopter_server], cwd=adopter, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    seen = json.loads(result.stdout)
-    assert seen["snapshot"] == {"symbol": "ACME", "price": 10.0}
-    assert seen["events"] == [{"seq": 1, "price": 11.0}, {"seq": 2, "price": 12.0}, {"seq": 3, "price": 13.0}]
-    assert (seen["advice"], seen["code"]) == ("backoff", "unknown_topic")  # runtime catalogues
+    out = json.loads(result.stdout)
+    # The doc's watchPrice: the snapshot's price, then each change with seq = previous + 1.
+    assert out["seen"] == [
+        {"price": 10.0, "seq": 0},
+        {"price": 11.0, "seq": 1},
+        {"price": 12.0, "seq": 2},
+        {"price": 13.0, "seq": 3},
+    ]
+    assert (out["advice"], out["code"]) == ("backoff", "unknown_topic")  # runtime catalogues
 
 
 def test_typed_topic_handles_need_no_source_tree(adopter: Path, venv: Path) -> None:
