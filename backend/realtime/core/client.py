@@ -1,0 +1,138 @@
+"""One connection's subscriptions and what it is owed, as a state machine without I/O.
+
+Per subscription: `subscribe` registers it *buffering* (events are held, not sent);
+the caller then reads the topic's seq and builds the snapshot; `go_live` sends the
+snapshot, drops the held events it already reflects (seq <= its seq), sends the
+rest, and from then on events pass straight through. A live subscription that sees
+a seq other than last + 1 closes the connection (1011): events were lost upstream,
+and a silent gap is the one thing never done. So, per topic, a client gets a
+snapshot, then every later event in order, or a close (docs/protocol.md).
+
+Everything for the client goes into its `Outbox`, whose budget covers held events
+too; a frame that does not fit evicts the client (4008). `on_ready` tells the I/O
+layer that there is something to write or a close to perform; it is called once
+per transition to non-empty, so a burst costs the writer one wake-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..closecodes import CloseCode
+from ..frames import Frame
+from .outbox import Outbox
+
+
+class Subscription:
+    """A connection's subscription to one topic. `epoch` grows on every re-subscribe,
+    so a snapshot built for an earlier request cannot go live."""
+
+    __slots__ = ("client", "epoch", "held", "last_seq", "live", "topic")
+
+    def __init__(self, client: ClientState, topic: str) -> None:
+        self.client = client
+        self.topic = topic
+        self.epoch = 0
+        self.live = False
+        self.last_seq = 0
+        #: Events held while the snapshot is built: (seq, frame).
+        self.held: list[tuple[int, Frame]] = []
+
+
+class ClientState:
+    __slots__ = ("_on_ready", "close_code", "close_reason", "outbox", "subscriptions")
+
+    def __init__(self, limit: int, on_ready: Callable[[ClientState], None]) -> None:
+        self.outbox = Outbox(limit)
+        self.subscriptions: dict[str, Subscription] = {}
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._on_ready = on_ready
+
+    @property
+    def closing(self) -> bool:
+        return self.close_code is not None
+
+    # ------------------------------------------------------------ output
+
+    def send(self, frame: Frame) -> None:
+        """Queue a frame for the next write; evict if it does not fit the budget."""
+        if self.close_code is not None:
+            return
+        was_empty = not self.outbox
+        if not self.outbox.push(frame):
+            self.evict()
+        elif was_empty:
+            self._on_ready(self)
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the I/O layer to close after what is queued (the first request wins)."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+            for sub in self.subscriptions.values():
+                self._release(sub)
+            self._on_ready(self)
+
+    def evict(self) -> None:
+        """Slow consumer: drop everything queued for it, then close with 4008."""
+        if self.close_code is None:
+            self.outbox.discard()
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
+
+    # ------------------------------------------------------------ subscriptions
+
+    def subscribe(self, topic: str) -> tuple[Subscription, bool]:
+        """Register (or reset) `topic`'s subscription as buffering, before its seq is
+        read and its snapshot built. Returns it and whether it is new."""
+        sub = self.subscriptions.get(topic)
+        new = sub is None
+        if sub is None:
+            sub = self.subscriptions[topic] = Subscription(self, topic)
+        else:
+            self._release(sub)
+        sub.epoch += 1
+        sub.live = False
+        return sub, new
+
+    def unsubscribe(self, topic: str) -> Subscription | None:
+        sub = self.subscriptions.pop(topic, None)
+        if sub is not None:
+            self._release(sub)
+            sub.live = False
+        return sub
+
+    def deliver(self, sub: Subscription, seq: int, frame: Frame) -> None:
+        """An event of `sub`'s topic, in the topic's seq order."""
+        if self.close_code is not None:
+            return
+        if not sub.live:
+            if self.outbox.reserve(len(frame)):
+                sub.held.append((seq, frame))
+            else:
+                self.evict()
+        elif seq > sub.last_seq:
+            if seq != sub.last_seq + 1:
+                self.close(CloseCode.INTERNAL_ERROR, "lost events; resync")
+                return
+            sub.last_seq = seq
+            self.send(frame)
+
+    def go_live(self, sub: Subscription, epoch: int, seq: int, snapshot: Frame) -> bool:
+        """Send `sub`'s snapshot (reflecting events up to `seq`), then the held events
+        after it. False if the snapshot is stale (re-subscribed or unsubscribed since)."""
+        if sub.epoch != epoch or sub.live or self.subscriptions.get(sub.topic) is not sub:
+            return False
+        held = sub.held
+        self._release(sub)
+        if self.close_code is not None:
+            return False
+        sub.live, sub.last_seq = True, seq
+        self.send(snapshot)
+        for event_seq, frame in held:
+            self.deliver(sub, event_seq, frame)
+        return True
+
+    def _release(self, sub: Subscription) -> None:
+        if sub.held:
+            self.outbox.unreserve(sum(len(frame) for _, frame in sub.held))
+            sub.held = []

@@ -1,0 +1,45 @@
+"""Topic → subscriptions: where a published event goes.
+
+`route` is the per-event hot path: one dictionary lookup, then one append per
+subscriber (`ClientState.deliver`). Nothing here writes, awaits or allocates per
+subscriber beyond that; the writes happen later, once per connection per tick.
+"""
+
+from __future__ import annotations
+
+from ..frames import Frame, event_frame
+from .client import Subscription
+
+
+class Router:
+    __slots__ = ("_subscribers",)
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[Subscription]] = {}
+
+    def attach(self, sub: Subscription) -> None:
+        self._subscribers.setdefault(sub.topic, set()).add(sub)
+
+    def detach(self, sub: Subscription) -> None:
+        subs = self._subscribers.get(sub.topic)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subscribers[sub.topic]
+
+    def count(self, topic: str) -> int:
+        return len(self._subscribers.get(topic, ()))
+
+    def __len__(self) -> int:
+        """Topics with at least one subscriber."""
+        return len(self._subscribers)
+
+    def route(self, topic: str, seq: int, payload: bytes) -> None:
+        """Deliver an event (its payload already serialised) to every subscriber of
+        `topic`: the frame is built once and shared."""
+        subs = self._subscribers.get(topic)
+        if not subs:
+            return
+        frame = Frame(event_frame(topic, seq, payload))
+        for sub in subs:
+            sub.client.deliver(sub, seq, frame)

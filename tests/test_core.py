@@ -1,0 +1,236 @@
+"""The I/O-free core: every ordering guarantee of docs/protocol.md, without a socket.
+
+Unit tests per rule, then hypothesis: thousands of interleavings of subscribing (three
+steps: register, read the seq, snapshot done), publishing, unsubscribing and writing,
+checked against the promise "per topic, a snapshot, then every later event in order,
+or a close".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiohttp_realtime.core import ClientState, Router, Subscription
+from aiohttp_realtime.frames import Frame, snapshot_frame
+
+PAYLOAD = b'{"v":1}'
+
+
+class Wire:
+    """The client's side: what the writer took out of the outbox, in order."""
+
+    def __init__(self, limit: int = 1 << 20) -> None:
+        self.ready = 0
+        self.client = ClientState(limit, self._on_ready)
+        self.frames: list[dict[str, Any]] = []
+
+    def _on_ready(self, _client: ClientState) -> None:
+        self.ready += 1
+
+    def drain(self) -> list[dict[str, Any]]:
+        taken = [json.loads(f.text) for f in self.client.outbox.take()]
+        self.frames += taken
+        return taken
+
+
+def snapshot(topic: str, seq: int) -> Frame:
+    return Frame(snapshot_frame(topic, seq, b"{}"))
+
+
+def subscribed(wire: Wire, router: Router, topic: str) -> tuple[Subscription, int]:
+    sub, new = wire.client.subscribe(topic)
+    if new:
+        router.attach(sub)
+    return sub, sub.epoch
+
+
+def kinds(frames: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    return [(f["type"], f["seq"]) for f in frames]
+
+
+def test_events_are_held_until_the_snapshot_and_those_it_reflects_are_dropped() -> None:
+    wire, router = Wire(), Router()
+    sub, epoch = subscribed(wire, router, "t")
+    for seq in (1, 2, 3):
+        router.route("t", seq, PAYLOAD)  # held: the snapshot is being built
+    assert wire.drain() == []
+    assert wire.client.go_live(sub, epoch, 2, snapshot("t", 2))  # it reflects 1 and 2
+    router.route("t", 4, PAYLOAD)
+    assert kinds(wire.drain()) == [("snapshot", 2), ("event", 3), ("event", 4)]
+
+
+def test_a_gap_closes_the_connection_instead_of_passing_it_on() -> None:
+    wire, router = Wire(), Router()
+    sub, epoch = subscribed(wire, router, "t")
+    wire.client.go_live(sub, epoch, 0, snapshot("t", 0))
+    router.route("t", 1, PAYLOAD)
+    router.route("t", 3, PAYLOAD)  # 2 was lost upstream
+    router.route("t", 4, PAYLOAD)
+    assert kinds(wire.drain()) == [("snapshot", 0), ("event", 1)]
+    assert wire.client.close_code == 1011
+
+
+def test_a_duplicate_or_old_seq_is_ignored() -> None:
+    wire, router = Wire(), Router()
+    sub, epoch = subscribed(wire, router, "t")
+    wire.client.go_live(sub, epoch, 5, snapshot("t", 5))
+    router.route("t", 5, PAYLOAD)
+    router.route("t", 6, PAYLOAD)
+    router.route("t", 6, PAYLOAD)
+    assert kinds(wire.drain()) == [("snapshot", 5), ("event", 6)]
+    assert not wire.client.closing
+
+
+def test_resubscribing_buffers_again_and_a_stale_snapshot_never_goes_live() -> None:
+    wire, router = Wire(), Router()
+    sub, first = subscribed(wire, router, "t")
+    same, second = subscribed(wire, router, "t")
+    assert same is sub and second == first + 1 and router.count("t") == 1
+    router.route("t", 1, PAYLOAD)
+    assert not wire.client.go_live(sub, first, 0, snapshot("t", 0))  # built for the old request
+    assert wire.client.go_live(sub, second, 1, snapshot("t", 1))
+    assert kinds(wire.drain()) == [("snapshot", 1)]
+
+
+def test_unsubscribe_stops_events_and_a_late_snapshot_is_dropped() -> None:
+    wire, router = Wire(), Router()
+    sub, epoch = subscribed(wire, router, "t")
+    removed = wire.client.unsubscribe("t")
+    assert removed is sub
+    router.detach(sub)
+    router.route("t", 1, PAYLOAD)
+    assert not wire.client.go_live(sub, epoch, 0, snapshot("t", 0))
+    assert wire.drain() == [] and router.count("t") == 0 and len(router) == 0
+
+
+def test_held_events_count_against_the_budget_and_overflow_evicts() -> None:
+    frame_size = len(Frame(b'{"type":"event","topic":"t","seq":1,"payload":{"v":1}}'))
+    wire, router = Wire(limit=3 * frame_size), Router()
+    sub, _epoch = subscribed(wire, router, "t")
+    for seq in (1, 2, 3):
+        router.route("t", seq, PAYLOAD)
+    assert wire.client.outbox.reserved == 3 * frame_size and not wire.client.closing
+    router.route("t", 4, PAYLOAD)
+    assert wire.client.close_code == 4008
+    assert wire.client.outbox.cost == 0 and sub.held == []  # freed at once
+
+
+def test_downstream_bytes_count_too() -> None:
+    wire = Wire(limit=1000)
+    wire.client.outbox.downstream = 990  # the writer's report: transport + kernel
+    wire.client.send(Frame(b"x" * 20))
+    assert wire.client.close_code == 4008
+
+
+def test_the_writer_is_woken_once_per_burst() -> None:
+    wire, router = Wire(), Router()
+    sub, epoch = subscribed(wire, router, "t")
+    wire.client.go_live(sub, epoch, 0, snapshot("t", 0))
+    wire.drain()
+    before = wire.ready
+    for seq in range(1, 51):
+        router.route("t", seq, PAYLOAD)
+    assert wire.ready == before + 1
+    assert len(wire.drain()) == 50
+
+
+def test_one_frame_is_shared_by_every_subscriber() -> None:
+    router, wires = Router(), [Wire() for _ in range(3)]
+    for wire in wires:
+        sub, epoch = subscribed(wire, router, "t")
+        wire.client.go_live(sub, epoch, 0, snapshot("t", 0))
+        wire.client.outbox.take()
+    router.route("t", 1, PAYLOAD)
+    [a], [b], [c] = (w.client.outbox.take() for w in wires)
+    assert a is b is c
+
+
+# ---------------------------------------------------------------- interleavings
+
+TOPICS = ("a", "b")
+
+
+@dataclass
+class Request:
+    sub: Subscription
+    epoch: int
+    topic: str
+    seq: int | None = None  # read after registering
+
+
+@dataclass
+class Model:
+    wire: Wire = field(default_factory=Wire)
+    router: Router = field(default_factory=Router)
+    seqs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOPICS, 0))
+    requests: list[Request] = field(default_factory=list)
+    #: Per topic, what the client saw, with markers where it unsubscribed.
+    log: dict[str, list[tuple[str, int]]] = field(default_factory=lambda: {t: [] for t in TOPICS})
+
+    def drain(self) -> None:
+        for f in self.wire.drain():
+            self.log[f["topic"]].append((f["type"], f["seq"]))
+
+    def step(self, op: str, topic: str, index: int) -> None:
+        client = self.wire.client
+        if op == "subscribe":
+            sub, new = client.subscribe(topic)
+            if new:
+                self.router.attach(sub)
+            self.requests.append(Request(sub, sub.epoch, topic))
+        elif op == "read_seq" and self.requests:
+            request = self.requests[index % len(self.requests)]
+            request.seq = self.seqs[request.topic] if request.seq is None else request.seq
+        elif op == "finish" and self.requests:
+            request = self.requests.pop(index % len(self.requests))
+            if request.seq is not None:
+                client.go_live(request.sub, request.epoch, request.seq, snapshot(request.topic, request.seq))
+        elif op == "publish":
+            self.seqs[topic] += 1
+            self.router.route(topic, self.seqs[topic], PAYLOAD)
+        elif op == "unsubscribe":
+            sub = client.unsubscribe(topic)
+            if sub is not None:
+                self.router.detach(sub)
+                self.drain()
+                self.log[topic].append(("unsubscribed", 0))
+        elif op == "drain":
+            self.drain()
+
+
+# Weighted towards one topic and few requests, so that races within one topic (the
+# interesting ones) are dense; "b" checks that topics do not disturb each other.
+OPS = st.tuples(
+    st.sampled_from(["subscribe", "read_seq", "finish", "publish", "publish", "unsubscribe", "drain"]),
+    st.sampled_from(["a", "a", "a", "b"]),
+    st.integers(0, 2),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(OPS, max_size=40))
+def test_any_interleaving_gives_a_snapshot_then_every_later_event_in_order(ops: list[Any]) -> None:
+    model = Model()
+    for op in ops:
+        model.step(*op)
+    model.drain()
+    assert not model.wire.client.closing  # nothing was lost, so nothing is closed
+    for topic, seen in model.log.items():
+        expected: int | None = None  # the next seq owed, once a snapshot arrived
+        for kind, seq in seen:
+            if kind == "snapshot":
+                expected = seq + 1
+            elif kind == "event":
+                assert expected is not None, f"{topic}: an event before its snapshot: {seen}"
+                assert seq == expected, f"{topic}: a gap or duplicate: {seen}"
+                expected += 1
+            else:
+                expected = None
+        sub = model.wire.client.subscriptions.get(topic)
+        if sub is not None and sub.live:  # complete: everything published since
+            assert expected == model.seqs[topic] + 1, f"{topic}: events missing at the end: {seen}"
