@@ -127,6 +127,18 @@ def test_downstream_bytes_count_too() -> None:
     assert wire.client.close_code == 4008
 
 
+def test_an_overflow_remeasures_what_is_in_flight_before_evicting() -> None:
+    in_flight = [990]
+    client = ClientState(1000, lambda _c: None, lambda: in_flight[0])
+    client.outbox.downstream = 990  # as the last write left it
+    in_flight[0] = 0  # the client has read since
+    client.send(Frame(b"x" * 20))
+    assert not client.closing and client.outbox.pending == 20
+    in_flight[0] = client.outbox.downstream = 995  # a later write found it really full
+    client.send(Frame(b"x" * 20))
+    assert client.close_code == 4008
+
+
 def test_the_writer_is_woken_once_per_burst() -> None:
     wire, router = Wire(), Router()
     sub, epoch = subscribed(wire, router, "t")

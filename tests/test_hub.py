@@ -3,7 +3,8 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-import aiohttp_realtime.hub as hub_module
+import aiohttp_realtime.core.router as router_module
+import aiohttp_realtime.frames as frames_module
 from tests.support import WsClient
 
 
@@ -13,25 +14,20 @@ async def test_publish_encodes_once_and_shares_the_bytes(lib_client, monkeypatch
     for ws in clients:
         await ws.subscribe("items")
         await ws.barrier()
-    frames: list[bytes] = []
-    real = hub_module.event_frame
-    monkeypatch.setattr(hub_module, "event_frame", lambda *a: frames.append(real(*a)) or frames[-1])
-    delivered: list[bytes] = []
-    for conn in hub.connections:
+    envelopes: list[bytes] = []
+    framings: list[bytes] = []
 
-        def spy(sub, seq, frame, _original=conn.deliver):
-            delivered.append(frame)
-            _original(sub, seq, frame)
+    def counted(real, calls):
+        return lambda *args: calls.append(real(*args)) or calls[-1]
 
-        monkeypatch.setattr(conn, "deliver", spy)
+    monkeypatch.setattr(router_module, "event_frame", counted(router_module.event_frame, envelopes))
+    monkeypatch.setattr(frames_module, "ws_text_frame", counted(frames_module.ws_text_frame, framings))
     await state.set(hub, "x", 1)
-    assert len(frames) == 1
-    assert len(delivered) == 10
-    assert all(f is delivered[0] for f in delivered) and delivered[0].text is frames[0]
-    # The WebSocket framing is built once too, and reused by every direct write.
-    assert delivered[0].wire is delivered[0].wire
+    # One JSON envelope and one WebSocket framing for ten subscribers.
+    assert len(envelopes) == 1
     for ws in clients:
         assert [f["seq"] for f in await ws.barrier()] == [1]
+    assert len([f for f in framings if f.endswith(envelopes[0])]) == 1
 
 
 async def test_publish_without_subscribers_still_advances_seq(lib_client):

@@ -1,15 +1,18 @@
-"""One client connection: its bounded outbound queue, writer task and subscriptions.
+"""One client connection: the core's state for it, its writer, and its close.
 
-Everything that reaches the client goes out in the order it was handed over, so a
-pong is a barrier: it is written after every frame queued before the ping was
-read. Delivery (`deliver`, `send`) is synchronous and never awaits the socket.
-Fast path: when nothing is queued, the writer is idle and the socket's buffer is
-small, the frame's pre-built WebSocket bytes are written to the transport at
-once (no task wake-up per recipient). Otherwise it goes to the `SendQueue`,
-whose writer task awaits the socket. A connection that cannot keep up is evicted: its queue is
-discarded at once, it gets close 4008 if that can still be written within
-`close_timeout_s`, and then its transport is aborted so the kernel-side and
-asyncio-side buffers are freed too.
+The ordering and the budget are decided by `core.ClientState` (no I/O); this class
+only connects it to the socket. Sending is synchronous and never awaits: a frame
+goes into the outbox, and the hub's `Flusher` writes every ready connection once
+per loop tick (`_flush`). After each write the writer reports what is still in
+flight (transport buffer + kernel queue); the budget counts it, so a client that
+stops reading is evicted once it pins `max_queue_bytes`, wherever those bytes sit.
+
+Closing: whatever is queued is written first, then aiohttp's close frame; what has
+not gone out by `close_timeout_s` is aborted, freeing the transport's and the
+kernel's buffers. An evicted client's queue is dropped at once and only the close
+frame is written (a few bytes beyond the budget): a client still reading sees 4008
+after the frames already in flight; one that stopped reading never sees it and
+gets a TCP reset when the deadline passes (1006 on its side).
 """
 
 from __future__ import annotations
@@ -17,38 +20,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from .closecodes import CloseCode
+from .core import ClientState, Subscription
 from .frames import Frame
-from .sendqueue import SendQueue
+from .writer import AiohttpWriter, Flusher, TransportWriter
 
 log = logging.getLogger(__name__)
 
-#: Direct writes stop once this much is buffered in the transport; from then on
-#: frames queue and the writer awaits the socket (asyncio's default high-water mark).
-DIRECT_WRITE_LIMIT = 64 * 1024
-
-
-@dataclass(eq=False)
-class Subscription:
-    """A connection's subscription to one topic.
-
-    While its snapshot is being built (`live` is False) events are buffered; when
-    the snapshot is queued, buffered events it already reflects (seq <= its seq)
-    are dropped and the rest follow it in order.
-    """
-
-    topic: str
-    conn: Connection
-    last_seq: int = 0
-    live: bool = False
-    pending: list[tuple[int, Frame]] = field(default_factory=list)
-
 
 class Connection:
+    __slots__ = (
+        "_close_timeout_s",
+        "_closed",
+        "_closer",
+        "_flusher",
+        "_on_closed",
+        "_transport",
+        "_writer",
+        "_ws",
+        "id",
+        "state",
+    )
+
     def __init__(
         self,
         ws: web.WebSocketResponse,
@@ -57,130 +52,98 @@ class Connection:
         *,
         max_queue_bytes: int,
         close_timeout_s: float,
+        flusher: Flusher,
         on_closed: Callable[[Connection], None],
     ) -> None:
         self.id = connection_id
-        self.subscriptions: dict[str, Subscription] = {}
+        self.state = ClientState(max_queue_bytes, self._ready, self._in_flight)
         self._ws = ws
         self._transport = transport
-        self._queue: SendQueue[Frame] = SendQueue(max_queue_bytes)
         # Pre-built frames are only valid without permessage-deflate.
-        self._direct = not ws.compress
+        self._writer = AiohttpWriter(ws, transport) if ws.compress else TransportWriter(ws, transport)
+        self._flusher = flusher
         self._close_timeout_s = close_timeout_s
         self._on_closed = on_closed
-        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{connection_id}")
         self._closer: asyncio.Task[None] | None = None
-        self._closed = asyncio.Event()
-        self.close_code: int | None = None
+        self._closed: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------ state
 
     @property
+    def subscriptions(self) -> dict[str, Subscription]:
+        return self.state.subscriptions
+
+    @property
     def closing(self) -> bool:
-        return self._closer is not None
+        return self.state.closing
+
+    @property
+    def close_code(self) -> int | None:
+        return self.state.close_code
 
     @property
     def buffered_bytes(self) -> int:
-        """Bytes this connection holds in the process: its queue, buffered events
-        and the transport's write buffer."""
-        return self._queue.buffered_bytes + self._queue.reserved + self._transport.get_write_buffer_size()
+        """Bytes this connection holds in the process: its outbox, events held for
+        snapshots, and the transport's write buffer."""
+        outbox = self.state.outbox
+        return outbox.pending + outbox.reserved + self._transport.get_write_buffer_size()
 
     # ------------------------------------------------------------ sending (never awaits)
 
     def send(self, frame: Frame | bytes) -> None:
-        """Write or queue a frame; evict the connection if it would overflow its queue."""
-        if self.closing or self._queue.closed:  # closed: the writer lost the socket
-            return
-        if isinstance(frame, bytes):
-            frame = Frame(frame)
-        if self._direct and self._queue.idle and self._writable():
-            self._transport.write(frame.wire)
-        elif not self._queue.push(frame):
-            self.evict()
-
-    def _writable(self) -> bool:
-        t = self._transport
-        return not t.is_closing() and not self._ws.closed and t.get_write_buffer_size() <= DIRECT_WRITE_LIMIT
-
-    def deliver(self, sub: Subscription, seq: int, frame: Frame) -> None:
-        """An event for `sub` (called by the hub for every subscriber, never awaits)."""
-        if self.closing or self._queue.closed:
-            return
-        if not sub.live:
-            if not self._queue.reserve(len(frame)):
-                self.evict()
-                return
-            sub.pending.append((seq, frame))
-        elif seq > sub.last_seq:
-            # The broker delivers each topic's events in seq order with no gap; a
-            # hole here means events were lost upstream, and a silent gap is the
-            # one thing we never do: close so the client resyncs.
-            if seq != sub.last_seq + 1:
-                log.warning("seq gap on %s: %d -> %d", sub.topic, sub.last_seq, seq)
-                self.close(CloseCode.INTERNAL_ERROR, "lost events; resync")
-                return
-            sub.last_seq = seq
-            self.send(frame)
-
-    def go_live(self, sub: Subscription, seq: int, snapshot: Frame | bytes) -> None:
-        """Queue `sub`'s snapshot (reflecting events up to `seq`), then its buffered
-        events with a larger seq, and deliver directly from now on."""
-        pending, sub.pending = sub.pending, []
-        self._queue.unreserve(sum(len(frame) for _, frame in pending))
-        if self.closing:
-            return
-        sub.live, sub.last_seq = True, seq
-        self.send(snapshot)
-        for event_seq, frame in pending:
-            self.deliver(sub, event_seq, frame)
-
-    def reset(self, sub: Subscription) -> None:
-        """Back to buffering, for a fresh snapshot (re-subscribe)."""
-        self._queue.unreserve(sum(len(frame) for _, frame in sub.pending))
-        sub.pending.clear()
-        sub.live = False
-
-    # ------------------------------------------------------------ closing
-
-    def evict(self) -> None:
-        """Slow consumer: free its queue now, close with 4008, abort what won't close."""
-        if not self.closing:
-            log.info("evicting slow consumer %s", self.id)
-            for sub in self.subscriptions.values():
-                sub.pending.clear()
-            self._queue.close(discard=True)
-            self._writer.cancel()  # it may be stuck waiting for the socket to drain
-            self._start_close(CloseCode.SLOW_CONSUMER, "slow consumer")
+        self.state.send(frame if isinstance(frame, Frame) else Frame(frame))
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already queued are written (or the deadline passes)."""
-        if not self.closing:
-            self._queue.close()
-            self._start_close(code, reason)
+        self.state.close(code, reason)
+
+    def evict(self) -> None:
+        self.state.evict()
+
+    def _in_flight(self) -> int:
+        return self._writer.in_flight
+
+    def _ready(self, _state: ClientState) -> None:
+        self._flusher.mark(self._flush)
+
+    def _flush(self) -> None:
+        state = self.state
+        outbox = state.outbox
+        if outbox:
+            self._writer.write(outbox.take())
+        outbox.downstream = self._writer.in_flight
+        if state.close_code is None and outbox.cost > outbox.limit:
+            state.evict()  # marks ready again: the close starts on the next tick
+        elif state.close_code is not None and self._closer is None:
+            self._closer = asyncio.create_task(
+                self._close(state.close_code, state.close_reason), name=f"ws-close-{self.id}"
+            )
+
+    # ------------------------------------------------------------ closing
 
     async def wait_closed(self) -> None:
-        """Until the socket is closed or aborted, the writer has stopped and the
-        connection is unregistered from the hub."""
-        await self._closed.wait()
-
-    def _start_close(self, code: int, reason: str) -> None:
-        self.close_code = code
-        self._closer = asyncio.create_task(self._close(code, reason), name=f"ws-close-{self.id}")
+        """Until the socket is closed or aborted and the hub has forgotten it."""
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._closed)
 
     async def _close(self, code: int, reason: str) -> None:
         try:
             async with asyncio.timeout(self._close_timeout_s):
-                # Let the writer flush what is queued (nothing, after an eviction).
-                await asyncio.wait({self._writer})
+                if isinstance(self._writer, AiohttpWriter):
+                    await self._writer.stop()
                 await self._ws.close(code=code, message=reason.encode())
                 await self._flushed()
         except TimeoutError:
             log.info("connection %s did not close in time; aborting", self.id)
         finally:
-            self._writer.cancel()
+            if isinstance(self._writer, AiohttpWriter):
+                self._writer.cancel()
             self._abort()
             self._on_closed(self)
-            self._closed.set()
+            if self._closed is None:
+                self._closed = asyncio.get_running_loop().create_future()
+            self._closed.set_result(None)
 
     async def _flushed(self) -> None:
         """Until the transport has written out everything, the close frame included.
@@ -194,11 +157,3 @@ class Connection:
         of a peer that stopped reading until TCP gives up."""
         if self._transport.get_write_buffer_size():
             self._transport.abort()
-
-    async def _write_loop(self) -> None:
-        try:
-            while (frame := await self._queue.pop()) is not None:
-                await self._ws.send_frame(frame.text, WSMsgType.TEXT)
-        except (ConnectionError, RuntimeError) as exc:
-            log.debug("writer for %s stopped: %s", self.id, exc)
-            self._queue.close(discard=True)

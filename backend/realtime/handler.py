@@ -68,6 +68,7 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
         secrets.token_urlsafe(12),
         max_queue_bytes=settings.max_queue_bytes,
         close_timeout_s=settings.close_timeout_s,
+        flusher=hub.flusher,
         on_closed=hub.disconnect,
     )
     hub.connect(conn)

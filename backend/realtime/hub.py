@@ -1,11 +1,16 @@
-"""The hub: who is subscribed to what, publishing, and the snapshot-then-events flow.
+"""The hub: publishing, connections, and the snapshot-then-events flow of a subscribe.
 
 Ordering guarantee (docs/protocol.md): after a subscribe, a client gets the
 topic's snapshot first, then every event with a larger seq, in order, without a
 gap or duplicate - or its connection is closed. It holds under races because the
 subscription is registered (buffering events) *before* the snapshot's seq is
 read and its provider runs; buffered events the snapshot already reflects
-(seq <= snapshot seq) are dropped when it goes live.
+(seq <= snapshot seq) are dropped when it goes live. The state machine that keeps
+it is `core.ClientState`; routing is `core.Router`; this module sequences the
+awaits (broker, provider) around them.
+
+Publishing costs one serialisation, then an append per subscriber; the writes
+happen after, once per connection per loop tick (`writer.Flusher`).
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ import logging
 from typing import Any, TypeVar, overload
 
 from .broker import Broker, MemoryBroker
-from .connection import Connection, Subscription
+from .connection import Connection
+from .core import Router
 from .errors import ErrorCode
-from .frames import Frame, error_frame, event_frame, snapshot_frame
+from .frames import Frame, error_frame, snapshot_frame
 from .settings import RealtimeSettings
 from .topics import TopicDef, TopicRef, TopicRegistry, UnknownTopic
+from .writer import Flusher
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +45,11 @@ class Hub:
         self.broker: Broker = broker or MemoryBroker()
         self.settings = settings or RealtimeSettings()
         self.connections: set[Connection] = set()
-        self._subscribers: dict[str, set[Subscription]] = {}
+        self.flusher = Flusher()
+        self._router = Router()
 
     async def start(self) -> None:
-        await self.broker.start(self._deliver)
+        await self.broker.start(self._router.route)
 
     async def stop(self) -> None:
         await self.broker.stop()
@@ -74,27 +82,18 @@ class Hub:
                 raise LookupError(f"topic {definition.pattern!r} is not registered with this hub")
         return await self.broker.publish(name, definition.encode_event(payload))
 
-    def _deliver(self, topic: str, seq: int, payload: bytes) -> None:
-        subs = self._subscribers.get(topic)
-        if not subs:
-            return
-        frame = Frame(event_frame(topic, seq, payload))
-        for sub in subs:
-            sub.conn.deliver(sub, seq, frame)
-
     # ------------------------------------------------------------ connections
 
     def connect(self, conn: Connection) -> None:
         self.connections.add(conn)
 
     def disconnect(self, conn: Connection) -> None:
-        for sub in conn.subscriptions.values():
-            self._detach(sub)
-        conn.subscriptions.clear()
+        for topic in list(conn.subscriptions):
+            self.unsubscribe(conn, topic)
         self.connections.discard(conn)
 
     def subscriber_count(self, topic: str) -> int:
-        return len(self._subscribers.get(topic, ()))
+        return self._router.count(topic)
 
     # ------------------------------------------------------------ subscribing
 
@@ -105,15 +104,13 @@ class Hub:
         resolved = self.registry.resolve(topic)
         if resolved is None:
             return self._error(conn, ErrorCode.UNKNOWN_TOPIC, "no such topic", request_id, topic)
-        sub = conn.subscriptions.get(topic)
-        if sub is None:
-            if len(conn.subscriptions) >= self.settings.max_topics:
-                msg = f"at most {self.settings.max_topics} topics per connection"
-                return self._error(conn, ErrorCode.TOO_MANY_TOPICS, msg, request_id, topic)
-            sub = conn.subscriptions[topic] = Subscription(topic, conn)
-            self._subscribers.setdefault(topic, set()).add(sub)
-        else:
-            conn.reset(sub)  # re-subscribe: buffer again, fresh snapshot
+        if topic not in conn.subscriptions and len(conn.subscriptions) >= self.settings.max_topics:
+            msg = f"at most {self.settings.max_topics} topics per connection"
+            return self._error(conn, ErrorCode.TOO_MANY_TOPICS, msg, request_id, topic)
+        sub, new = conn.state.subscribe(topic)  # buffering from here on (a re-subscribe: again)
+        if new:
+            self._router.attach(sub)
+        epoch = sub.epoch
         bound, params = resolved
         try:
             # Order matters: registered above, *then* read the seq, *then* build state.
@@ -128,23 +125,15 @@ class Hub:
             self.unsubscribe(conn, topic)
             msg = "could not build the snapshot"
             return self._error(conn, ErrorCode.SNAPSHOT_FAILED, msg, request_id, topic)
-        if conn.subscriptions.get(topic) is sub:
-            conn.go_live(sub, seq, snapshot_frame(topic, seq, payload))
+        conn.state.go_live(sub, epoch, seq, Frame(snapshot_frame(topic, seq, payload)))
+        return None
 
     def unsubscribe(self, conn: Connection, topic: str) -> None:
-        sub = conn.subscriptions.pop(topic, None)
+        sub = conn.state.unsubscribe(topic)
         if sub is not None:
-            conn.reset(sub)
-            self._detach(sub)
+            self._router.detach(sub)
 
     # ------------------------------------------------------------ helpers
-
-    def _detach(self, sub: Subscription) -> None:
-        subs = self._subscribers.get(sub.topic)
-        if subs is not None:
-            subs.discard(sub)
-            if not subs:
-                del self._subscribers[sub.topic]
 
     @staticmethod
     def _error(conn: Connection, code: ErrorCode, message: str, request_id: str | None, topic: str) -> None:

@@ -17,10 +17,13 @@ per transition to non-empty, so a burst costs the writer one wake-up.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from ..closecodes import CloseCode
 from ..frames import Frame
 from .outbox import Outbox
+
+_T = TypeVar("_T")
 
 
 class Subscription:
@@ -40,14 +43,23 @@ class Subscription:
 
 
 class ClientState:
-    __slots__ = ("_on_ready", "close_code", "close_reason", "outbox", "subscriptions")
+    __slots__ = ("_measure", "_on_ready", "close_code", "close_reason", "outbox", "subscriptions")
 
-    def __init__(self, limit: int, on_ready: Callable[[ClientState], None]) -> None:
+    def __init__(
+        self,
+        limit: int,
+        on_ready: Callable[[ClientState], None],
+        measure: Callable[[], int] | None = None,
+    ) -> None:
+        """`measure` returns the bytes in flight below the writer now (transport and
+        kernel); on an overflow it refreshes the figure the last write left, so that
+        a client that has read since is not evicted for bytes it already took."""
         self.outbox = Outbox(limit)
         self.subscriptions: dict[str, Subscription] = {}
         self.close_code: int | None = None
         self.close_reason = ""
         self._on_ready = on_ready
+        self._measure = measure
 
     @property
     def closing(self) -> bool:
@@ -60,7 +72,7 @@ class ClientState:
         if self.close_code is not None:
             return
         was_empty = not self.outbox
-        if not self.outbox.push(frame):
+        if not self.outbox.push(frame) and not self._remeasured(self.outbox.push, frame):
             self.evict()
         elif was_empty:
             self._on_ready(self)
@@ -106,7 +118,7 @@ class ClientState:
         if self.close_code is not None:
             return
         if not sub.live:
-            if self.outbox.reserve(len(frame)):
+            if self.outbox.reserve(len(frame)) or self._remeasured(self.outbox.reserve, len(frame)):
                 sub.held.append((seq, frame))
             else:
                 self.evict()
@@ -131,6 +143,13 @@ class ClientState:
         for event_seq, frame in held:
             self.deliver(sub, event_seq, frame)
         return True
+
+    def _remeasured(self, retry: Callable[[_T], bool], arg: _T) -> bool:
+        """After an overflow: refresh what is in flight downstream and try once more."""
+        if self._measure is None:
+            return False
+        self.outbox.downstream = self._measure()
+        return retry(arg)
 
     def _release(self, sub: Subscription) -> None:
         if sub.held:

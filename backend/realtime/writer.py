@@ -1,0 +1,170 @@
+"""Getting a connection's frames onto its socket: one write per connection per loop tick.
+
+`Flusher` is the tick: the core marks a connection ready (its outbox went from empty
+to non-empty, or it must close), the flusher collects the ready ones and, once per
+event-loop iteration (`call_soon`), asks each to write what it holds. A burst of
+events to a subscriber therefore costs one write, not one per event (the syscall,
+not Python, was most of the fan-out cost).
+
+A `Writer` moves one connection's frames. Contract (one test suite for both,
+tests/test_writer.py): `write` takes frames in order and never awaits; they reach
+the peer in that order, after everything written before, and interleave with
+aiohttp's own frames (pings, pongs, close) only between frames; `in_flight` is the
+bytes accepted but not yet acknowledged by the peer (transport buffer + kernel send
+queue), which the outbox's budget counts, so a client that stops reading can pin
+at most `max_queue_bytes`.
+
+- `TransportWriter` (the default, compression off): writes the frames' pre-built
+  WebSocket bytes straight to the asyncio transport, joined into one `write`. The
+  transport's own buffer is the only backlog: no task per connection.
+- `AiohttpWriter` (permessage-deflate on): compression is per connection and
+  stateful, so frames go through aiohttp's `send_frame`, one task per connection
+  while it has frames.
+
+Supported aiohttp: 3.11 to 3.14 (pinned `>=3.11,<3.15` in the library's
+pyproject.toml). The direct path relies on aiohttp writing each uncompressed frame
+with one synchronous `transport.write` (aiohttp/_websocket/writer.py); the contract
+tests interleave server pings and a close with direct writes and would fail if that
+changed.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import fcntl
+import logging
+import socket
+import termios
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from aiohttp import WSMsgType, web
+
+from .frames import Frame
+
+log = logging.getLogger(__name__)
+
+
+class Writer(Protocol):
+    def write(self, frames: list[Frame]) -> None: ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+
+class KernelQueue:
+    """Bytes the kernel holds for a TCP socket (unsent + unacknowledged): TIOCOUTQ,
+    the same as SIOCOUTQ on Linux. 0 where the platform or socket cannot say."""
+
+    __slots__ = ("_buf", "_fd")
+
+    def __init__(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        is_tcp = sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
+        self._fd = sock.fileno() if is_tcp and hasattr(termios, "TIOCOUTQ") else -1
+        self._buf = array.array("i", [0])
+
+    def __call__(self) -> int:
+        if self._fd < 0:
+            return 0
+        try:
+            fcntl.ioctl(self._fd, termios.TIOCOUTQ, self._buf, True)
+        except OSError:  # closed under us: nothing is held any more
+            self._fd = -1
+            return 0
+        return self._buf[0]
+
+
+class TransportWriter:
+    __slots__ = ("_kernel", "_transport", "_ws")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+        self._ws = ws
+        self._transport = transport
+        self._kernel = KernelQueue(transport)
+
+    def write(self, frames: list[Frame]) -> None:
+        if self._transport.is_closing() or self._ws.closed:
+            return  # the peer left, or aiohttp sent its close frame: nothing may follow
+        if len(frames) == 1:
+            self._transport.write(frames[0].wire)
+        else:
+            self._transport.write(b"".join([frame.wire for frame in frames]))
+
+    @property
+    def in_flight(self) -> int:
+        return self._transport.get_write_buffer_size() + self._kernel()
+
+
+class AiohttpWriter:
+    __slots__ = ("_frames", "_kernel", "_queued", "_task", "_transport", "_ws")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+        self._ws = ws
+        self._transport = transport
+        self._kernel = KernelQueue(transport)
+        self._frames: deque[Frame] = deque()
+        self._queued = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def write(self, frames: list[Frame]) -> None:
+        self._frames.extend(frames)
+        self._queued += sum(len(frame) for frame in frames)
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain())
+
+    @property
+    def in_flight(self) -> int:
+        return self._queued + self._transport.get_write_buffer_size() + self._kernel()
+
+    async def _drain(self) -> None:
+        try:
+            while self._frames:
+                frame = self._frames.popleft()
+                self._queued -= len(frame)
+                await self._ws.send_frame(frame.text, WSMsgType.TEXT)
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("writer stopped: %s", exc)
+            self._frames.clear()
+            self._queued = 0
+        finally:
+            self._task = None
+
+    async def stop(self) -> None:
+        """Wait for what was handed over (the caller bounds it with a deadline)."""
+        if self._task is not None:
+            await asyncio.wait({self._task})
+
+    def cancel(self) -> None:
+        self._frames.clear()
+        self._queued = 0
+        if self._task is not None:
+            self._task.cancel()
+
+
+class Flusher:
+    """One per event loop and hub: writes every ready connection once per loop tick."""
+
+    __slots__ = ("_ready", "_scheduled")
+
+    def __init__(self) -> None:
+        self._ready: list[Callable[[], None]] = []
+        self._scheduled = False
+
+    def mark(self, flush: Callable[[], None]) -> None:
+        """Call `flush` at the end of this loop iteration (with every other one marked)."""
+        self._ready.append(flush)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        ready, self._ready = self._ready, []
+        for flush in ready:
+            try:
+                flush()
+            except Exception:  # one connection's failure must not stop the others' writes
+                log.exception("flushing a connection failed")

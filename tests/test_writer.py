@@ -1,0 +1,179 @@
+"""The writer contract, one suite for both writers (aiohttp-realtime/writer.py), and the flusher.
+
+What a writer accepts (frames, in order, never awaiting), when it writes (now, in order,
+after everything before; between aiohttp's own frames, never inside one), how it reports
+backpressure (`in_flight`: transport buffer + kernel queue, growing while the peer does
+not read). Over real sockets, against the aiohttp version installed: an aiohttp upgrade
+that changed how it writes frames would fail here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from aiohttp_realtime.frames import Frame
+from aiohttp_realtime.writer import AiohttpWriter, Flusher, TransportWriter, Writer
+
+WRITERS: dict[str, Callable[[web.WebSocketResponse, asyncio.Transport], Writer]] = {
+    "transport": TransportWriter,
+    "aiohttp": AiohttpWriter,
+}
+
+
+@dataclass
+class Server:
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport
+    writer: Writer
+    done: asyncio.Event
+
+
+@pytest.fixture(params=list(WRITERS))
+async def serve(request: pytest.FixtureRequest, aiohttp_server: Any) -> AsyncIterator[Any]:
+    """Start a server whose handler hands its socket to the test; yields `connect()`."""
+    make = WRITERS[request.param]
+    servers: asyncio.Queue[Server] = asyncio.Queue()
+
+    async def handler(req: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=None, compress=request.param == "aiohttp")
+        await ws.prepare(req)
+        assert req.transport is not None
+        done = asyncio.Event()
+        await servers.put(Server(ws, req.transport, make(ws, req.transport), done))
+        async for _msg in ws:  # the receive loop answers pings and sees the close
+            pass
+        done.set()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    server = await aiohttp_server(app)
+
+    async def connect(**kwargs: Any) -> tuple[aiohttp.ClientWebSocketResponse, Server]:
+        session = aiohttp.ClientSession()
+        sessions.append(session)
+        ws = await session.ws_connect(server.make_url("/"), **kwargs)
+        return ws, await servers.get()
+
+    sessions: list[aiohttp.ClientSession] = []
+    yield connect
+    for session in sessions:
+        await session.close()
+
+
+def frames(*texts: str) -> list[Frame]:
+    return [Frame(t.encode()) for t in texts]
+
+
+async def test_frames_arrive_whole_and_in_order(serve: Any) -> None:
+    client, server = await serve()
+    server.writer.write(frames("a", "b" * 70_000, "c"))
+    server.writer.write(frames("d"))
+    got = [(await client.receive()).data for _ in range(4)]
+    assert got == ["a", "b" * 70_000, "c", "d"]
+
+
+async def test_writes_interleave_with_aiohttps_own_frames_only_between_frames(serve: Any) -> None:
+    client, server = await serve(autoping=False)
+    server.writer.write(frames("one"))
+    await server.ws.ping(b"p1")
+    server.writer.write(frames("two", "three"))
+    await server.ws.ping(b"p2")
+    server.writer.write(frames("four"))
+    seen = [(m.type.name, m.data) for m in [await client.receive() for _ in range(6)]]
+    # Every frame whole (the client parsed them), data in order, both pings.
+    assert [d for t, d in seen if t == "TEXT"] == ["one", "two", "three", "four"]
+    assert [d for t, d in seen if t == "PING"] == [b"p1", b"p2"]
+    if isinstance(server.writer, TransportWriter):  # direct writes go out at once, in call order
+        assert seen == [
+            ("TEXT", "one"),
+            ("PING", b"p1"),
+            ("TEXT", "two"),
+            ("TEXT", "three"),
+            ("PING", b"p2"),
+            ("TEXT", "four"),
+        ]
+
+
+async def test_nothing_is_written_after_aiohttps_close_frame(serve: Any) -> None:
+    client, server = await serve()
+    server.writer.write(frames("before"))
+    closing = asyncio.create_task(server.ws.close(code=4000, message=b"bye"))
+    assert (await client.receive()).data == "before"
+    msg = await client.receive()
+    assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 4000)
+    server.writer.write(frames("after"))  # dropped, not written behind the close
+    await client.close()
+    await closing
+    assert server.transport.is_closing() or server.ws.closed
+
+
+async def test_in_flight_grows_while_the_peer_does_not_read_and_drains_after(serve: Any) -> None:
+    client, server = await serve()
+    sock = server.transport.get_extra_info("socket")
+    assert sock is not None and sock.family == socket.AF_INET
+    chunk = "x" * 60_000
+    for _ in range(100):  # 6 MB: more than the kernel's buffers on both sides
+        server.writer.write(frames(chunk))
+        await asyncio.sleep(0)
+    assert server.writer.in_flight > 1 << 20
+    for _ in range(100):
+        assert (await client.receive()).data == chunk
+    async with asyncio.timeout(5):
+        while server.writer.in_flight:  # noqa: ASYNC110 - the kernel has no event for its ACKs
+            await asyncio.sleep(0.01)
+
+
+async def test_transport_writer_writes_a_batch_as_one_syscall_sized_write() -> None:
+    """The direct writer joins a batch into one transport.write (one send)."""
+    writes: list[bytes] = []
+
+    class Transport:
+        def is_closing(self) -> bool:
+            return False
+
+        def write(self, data: bytes) -> None:
+            writes.append(data)
+
+        def get_extra_info(self, _name: str) -> None:
+            return None
+
+    class Ws:
+        closed = False
+
+    writer = TransportWriter(Ws(), Transport())  # type: ignore[arg-type]
+    batch = frames("a", "b", "c")
+    writer.write(batch)
+    assert writes == [b"".join(f.wire for f in batch)]
+
+
+async def test_the_flusher_runs_each_marked_flush_once_on_the_next_tick() -> None:
+    flusher, calls = Flusher(), []
+    flusher.mark(lambda: calls.append("a"))
+    flusher.mark(lambda: calls.append("b"))
+    assert calls == []  # not synchronously: a burst in this tick coalesces
+    await asyncio.sleep(0)
+    assert calls == ["a", "b"]
+    flusher.mark(lambda: calls.append("c"))
+    await asyncio.sleep(0)
+    assert calls == ["a", "b", "c"]
+
+
+async def test_a_failing_flush_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    flusher, calls = Flusher(), []
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    flusher.mark(broken)
+    flusher.mark(lambda: calls.append("ok"))
+    await asyncio.sleep(0)
+    assert calls == ["ok"] and "flushing a connection failed" in caplog.text
