@@ -1,14 +1,28 @@
-/** The client's seams to the browser: the socket, the clock, and where errors go. */
+/**
+ * The client's seams to its host (a browser, or Node >= 20): the socket, the clock,
+ * and where errors go. The client's types use neither the DOM lib nor @types/node:
+ * the few host globals it touches are declared here, once.
+ */
 
-/** The part of the browser's WebSocket the client uses (a fake in unit tests). */
+/** A handler slot on a socket. Declared through a method so that its parameter is
+ * compared bivariantly: the DOM's `WebSocket` and the `ws` package's class have
+ * richer event types (`MessageEvent`, `CloseEvent`, …) than the fields the client reads. */
+type Handler<E> = { handle(ev: E): void }["handle"];
+
+/** The part of a WebSocket the client uses: the browser's `WebSocket`, the `ws`
+ * package's class in Node, or a fake in unit tests. */
 export interface SocketLike {
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
+  onopen: Handler<unknown> | null;
+  onmessage: Handler<{ data: unknown }> | null;
+  onclose: Handler<{ code: number; reason: string }> | null;
+  onerror: Handler<unknown> | null;
 }
+
+/** What `new WebSocket(url)` needs to be: `globalThis.WebSocket` in browsers (and in
+ * Node >= 22), or `import WebSocket from "ws"` in Node 20. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => SocketLike;
 
 export interface Clock {
   now(): number;
@@ -16,21 +30,52 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
-export const browserClock: Clock = {
+/** The host globals the client uses; `WebSocket` and `location` may be missing (Node). */
+interface Host {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  queueMicrotask(fn: () => void): void;
+  WebSocket?: WebSocketConstructor;
+  location?: { protocol: string; host: string };
+}
+
+const host = globalThis as unknown as Host;
+
+export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
-  clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof setTimeout>),
+  setTimeout: (fn, ms) => host.setTimeout(fn, ms),
+  clearTimeout: (handle) => host.clearTimeout(handle),
 };
 
+/** `ws(s)://<the page's host>/api/realtime`, the page's own origin. */
 export function defaultUrl(): string {
-  const { protocol, host } = globalThis.location;
-  return `${protocol === "https:" ? "wss:" : "ws:"}//${host}/api/realtime`;
+  const location = host.location;
+  if (location === undefined) {
+    throw new Error(
+      "RealtimeClient: no `url` given and there is no `location` to derive it from (not a browser page): " +
+        'pass `url`, e.g. new RealtimeClient({ url: "ws://127.0.0.1:8080/api/realtime", WebSocket })',
+    );
+  }
+  return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/api/realtime`;
+}
+
+/** The host's WebSocket class: browsers and Node >= 22 have one; Node 20 does not. */
+export function defaultWebSocket(): WebSocketConstructor {
+  const WebSocket = host.WebSocket;
+  if (WebSocket === undefined) {
+    throw new Error(
+      "RealtimeClient: this runtime has no global WebSocket (Node 20 has none): pass a WebSocket " +
+        'implementation as the `WebSocket` option, e.g. the `ws` package: import WebSocket from "ws"; ' +
+        "new RealtimeClient({ url, WebSocket })",
+    );
+  }
+  return WebSocket;
 }
 
 /** Rethrow outside the client's call stack: a bug in a handler must surface
  * (as an uncaught error) without breaking the client's own bookkeeping. */
 export function report(error: unknown): void {
-  queueMicrotask(() => {
+  host.queueMicrotask(() => {
     throw error;
   });
 }

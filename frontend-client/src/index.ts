@@ -1,4 +1,11 @@
-/** The browser client for `/api/realtime`. See docs/client.md. */
+/**
+ * @aiohttp-realtime/client: a typed, reconnecting client for an aiohttp-realtime
+ * endpoint, for browsers and Node >= 20. See README.md and docs/client.md.
+ *
+ *     import { RealtimeClient } from "@aiohttp-realtime/client";
+ *     import type { Topics } from "./realtime/index.js"; // generated for your app
+ *     const client = new RealtimeClient<Topics>();
+ */
 export { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
 export {
   type ClientOptions,
@@ -6,8 +13,11 @@ export {
   type GapInfo,
   RealtimeClient,
   type TopicHandlers,
+  type TopicMap,
+  type TopicPayloads,
 } from "./client.js";
-export { RECONNECT_ADVICE, type Reconnect, reconnectAdvice } from "./closecodes.js";
-export type { Clock, SocketLike } from "./env.js";
-export type { Error as ErrorFrame } from "./wire.js";
-export type { EventOf, SnapshotOf, TopicName, Topics } from "./topics.js";
+export { reconnectAdvice } from "./closecodes.js";
+export type { Clock, SocketLike, WebSocketConstructor } from "./env.js";
+// The protocol, generated (scripts/generate-types): frames, ErrorCode, CloseCode,
+// RECONNECT_ADVICE, PROTOCOL_VERSION. The same for every app.
+export * from "./protocol.js";

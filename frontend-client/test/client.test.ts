@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
-import { type ClientOptions, type ConnectionStatus, type GapInfo, RealtimeClient } from "../src/client.js";
-import type { SessionsEvent, SessionsSnapshot } from "../src/wire.js";
+import type { SessionsEvent, SessionsSnapshot, Topics } from "@aiohttp-realtime/demo-types";
+import {
+  type ClientOptions,
+  type ConnectionStatus,
+  type GapInfo,
+  RealtimeClient,
+  RECONNECT_ADVICE,
+  reconnectAdvice,
+  type WebSocketConstructor,
+} from "../src/index.js";
 import { ManualClock, SocketFactory } from "./fakes.js";
 
 const T = "2026-01-01T00:00:00Z";
@@ -10,11 +18,11 @@ const session = (id: string) => ({ id, title: id, state: "idle" as const, create
 let clock: ManualClock;
 let sockets: SocketFactory;
 
-function client(options: ClientOptions = {}): RealtimeClient {
-  return new RealtimeClient({
+function client(options: ClientOptions = {}): RealtimeClient<Topics> {
+  return new RealtimeClient<Topics>({
     url: "ws://test/api/realtime",
     clock,
-    socketFactory: sockets.create,
+    WebSocket: sockets.WebSocket,
     random: () => 0.999999, // the top of every jitter window: deterministic
     backoff: { baseMs: 100, capMs: 1000 },
     idlePingMs: 1000,
@@ -26,7 +34,7 @@ function client(options: ClientOptions = {}): RealtimeClient {
 }
 
 /** A sessions.state subscription that records what its handlers saw. */
-function record(c: RealtimeClient) {
+function record(c: RealtimeClient<Topics>) {
   const seen: string[] = [];
   const unsubscribe = c.subscribe("sessions.state", {
     onSnapshot: (payload: SessionsSnapshot, seq) => seen.push(`snapshot ${seq} ${payload.sessions.length}`),
@@ -287,5 +295,72 @@ describe("liveness", () => {
     sockets.last.hello();
     first.drop(1008); // late: must not stop the new connection
     assert.equal(c.status.state, "live");
+  });
+});
+
+describe("close codes", () => {
+  it("follows the generated RECONNECT_ADVICE for every code of the catalogue", () => {
+    const codes = Object.keys(RECONNECT_ADVICE).map(Number);
+    assert.ok(codes.length >= 6);
+    for (const code of codes) {
+      clock = new ManualClock();
+      sockets = new SocketFactory();
+      // Jitter window 200, first backoff window 100, random 0.5: "now" waits 100, "backoff" 50.
+      const c = client({ random: () => 0.5, goingAwayJitterMs: 200 });
+      c.connect();
+      sockets.last.hello();
+      sockets.last.drop(code);
+      const status = c.status;
+      const wait = status.state === "reconnecting" ? status.retryAt - clock.now() : null;
+      const did = status.state === "stopped" ? "never" : wait === 100 ? "now" : wait === 50 ? "backoff" : "?";
+      assert.equal(did, reconnectAdvice(code), `close code ${code}`);
+      assert.equal(did, RECONNECT_ADVICE[code as keyof typeof RECONNECT_ADVICE], `close code ${code}`);
+    }
+  });
+
+  it("stops after 1008, reconnects at once after 1001, backs off after a code not in the catalogue", () => {
+    assert.deepEqual([1008, 1001, 4999, 1006].map(reconnectAdvice), ["never", "now", "backoff", "backoff"]);
+    const c = client({ random: () => 0.5, goingAwayJitterMs: 200 });
+    c.connect();
+    sockets.last.hello();
+    sockets.last.drop(4999);
+    assert.ok(c.status.state === "reconnecting" && c.status.retryAt - clock.now() === 50);
+    assert.equal(c.status.closeCode, 4999);
+  });
+});
+
+describe("the host", () => {
+  /** Run `fn` with globalThis.WebSocket replaced (Node 20 has none; Node 22 has one). */
+  function withGlobalWebSocket(value: WebSocketConstructor | undefined, fn: () => void): void {
+    const had = Object.getOwnPropertyDescriptor(globalThis, "WebSocket");
+    Object.defineProperty(globalThis, "WebSocket", { value, configurable: true, writable: true });
+    try {
+      fn();
+    } finally {
+      if (had === undefined) Reflect.deleteProperty(globalThis, "WebSocket");
+      else Object.defineProperty(globalThis, "WebSocket", had);
+    }
+  }
+
+  it("refuses to start without a WebSocket implementation, naming the option and `ws`", () => {
+    withGlobalWebSocket(undefined, () => {
+      assert.throws(
+        () => new RealtimeClient<Topics>({ url: "ws://test/api/realtime" }),
+        (error: unknown) =>
+          error instanceof Error && error.message.includes("`WebSocket` option") && error.message.includes("`ws`"),
+      );
+    });
+  });
+
+  it("uses the global WebSocket when there is one", () => {
+    withGlobalWebSocket(sockets.WebSocket, () => {
+      new RealtimeClient<Topics>({ url: "ws://test/api/realtime", clock }).connect();
+    });
+    assert.equal(sockets.last.url, "ws://test/api/realtime");
+  });
+
+  it("needs a url where there is no page to take it from", () => {
+    assert.equal("location" in globalThis, false);
+    assert.throws(() => new RealtimeClient<Topics>({ WebSocket: sockets.WebSocket }), /no `url` given/);
   });
 });

@@ -1,6 +1,5 @@
-/** Deterministic stand-ins for the browser: a manual clock and scripted sockets. */
-import type { Clock, SocketLike } from "../src/client.js";
-import type { ServerMessage } from "../src/wire.js";
+/** Deterministic stand-ins for the host: a manual clock and scripted sockets. */
+import type { Clock, ServerMessage, SocketLike, WebSocketConstructor } from "../src/index.js";
 
 export class ManualClock implements Clock {
   private time = 0;
@@ -43,7 +42,7 @@ export class ManualClock implements Clock {
 
 export class FakeSocket implements SocketLike {
   readonly sent: unknown[] = [];
-  closedByClient: { code?: number; reason?: string } | null = null;
+  closedByClient: { code: number | undefined; reason: string | undefined } | null = null;
   onopen: ((ev: unknown) => void) | null = null;
   onmessage: ((ev: { data: unknown }) => void) | null = null;
   onclose: ((ev: { code: number; reason: string }) => void) | null = null;
@@ -88,14 +87,22 @@ export class FakeSocket implements SocketLike {
   }
 }
 
+/** Hands the client a WebSocket class whose instances it records, newest last. */
 export class SocketFactory {
   readonly sockets: FakeSocket[] = [];
 
-  readonly create = (url: string): SocketLike => {
-    const socket = new FakeSocket(url);
-    this.sockets.push(socket);
-    return socket;
-  };
+  /** The `WebSocket` option: `new WebSocket(url)` opens a recorded FakeSocket. */
+  readonly WebSocket: WebSocketConstructor;
+
+  constructor() {
+    const sockets = this.sockets;
+    this.WebSocket = class extends FakeSocket {
+      constructor(url: string) {
+        super(url);
+        sockets.push(this);
+      }
+    };
+  }
 
   get last(): FakeSocket {
     const socket = this.sockets.at(-1);

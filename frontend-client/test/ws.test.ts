@@ -1,0 +1,102 @@
+// The client in Node with the `ws` package as its WebSocket (Node 20 has no global
+// one): a real socket to a scripted `ws` server on 127.0.0.1, real timers.
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { createServer, type Server, type Socket } from "node:net";
+import { afterEach, describe, it } from "node:test";
+import type { Topics } from "@aiohttp-realtime/demo-types";
+import WebSocket, { WebSocketServer } from "ws";
+import { type ConnectionStatus, RealtimeClient } from "../src/index.js";
+
+const T = "2026-01-01T00:00:00Z";
+const cleanups: (() => Promise<void> | void)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A server that says hello, then answers a subscribe with a snapshot and two events. */
+async function scriptedServer(): Promise<string> {
+  const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await once(server, "listening");
+  server.on("connection", (ws) => {
+    const send = (frame: unknown) => ws.send(JSON.stringify(frame));
+    send({
+      type: "hello",
+      connection_id: "c1",
+      server_time: T,
+      protocol: 1,
+      heartbeat_s: 25,
+      max_queue_bytes: 1 << 20,
+      max_frame_bytes: 65536,
+      max_topics: 100,
+    });
+    ws.on("message", (data) => {
+      const frame = JSON.parse(String(data)) as { type: string; topics?: string[] };
+      if (frame.type !== "subscribe") return;
+      const session = { id: "s1", title: "one", state: "idle", created_at: T, updated_at: T };
+      send({ type: "snapshot", topic: "sessions.state", seq: 4, payload: { sessions: [session] } });
+      send({ type: "event", topic: "sessions.state", seq: 5, payload: { op: "remove", id: "s1" } });
+      send({ type: "event", topic: "sessions.state", seq: 6, payload: { op: "upsert", session } });
+      ws.close(1008, "enough"); // "never": the client stops
+    });
+  });
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const address = server.address();
+  assert.ok(typeof address === "object" && address !== null);
+  return `ws://127.0.0.1:${address.port}/api/realtime`;
+}
+
+function waitFor(client: RealtimeClient<Topics>, state: ConnectionStatus["state"]): Promise<ConnectionStatus> {
+  return new Promise((resolve) => {
+    const off = client.onStatus((status) => {
+      if (status.state !== state) return;
+      queueMicrotask(off);
+      resolve(status);
+    });
+  });
+}
+
+describe("in Node with the ws package", () => {
+  it("receives the snapshot, then the events in order, and honours the close code", async () => {
+    const url = await scriptedServer();
+    const client = new RealtimeClient<Topics>({ url, WebSocket });
+    cleanups.push(() => client.close());
+    const seen: string[] = [];
+    client.subscribe("sessions.state", {
+      onSnapshot: (snapshot, seq) => seen.push(`snapshot ${seq} ${snapshot.sessions.length}`),
+      onEvent: (event, seq) => seen.push(`event ${seq} ${event.op}`),
+    });
+    const stopped = waitFor(client, "stopped");
+    client.connect();
+    assert.deepEqual(await stopped, { state: "stopped", closeCode: 1008, reason: "the server asked not to reconnect" });
+    assert.deepEqual(seen, ["snapshot 4 1", "event 5 remove", "event 6 upsert"]);
+  });
+
+  it("gives up on a handshake that never completes without crashing the process", async () => {
+    // A TCP server that accepts and never answers: ws is still CONNECTING when the
+    // client's connect timeout closes it, and ws then emits `error` (fatal if unheard).
+    const held: Socket[] = [];
+    const server: Server = createServer((socket) => void held.push(socket));
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    cleanups.push(() => {
+      for (const socket of held) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const address = server.address();
+    assert.ok(typeof address === "object" && address !== null);
+    const client = new RealtimeClient<Topics>({
+      url: `ws://127.0.0.1:${address.port}/api/realtime`,
+      WebSocket,
+      connectTimeoutMs: 50,
+      backoff: { baseMs: 10_000, capMs: 10_000 },
+    });
+    cleanups.push(() => client.close());
+    const reconnecting = waitFor(client, "reconnecting");
+    client.connect();
+    const status = await reconnecting;
+    assert.ok(status.state === "reconnecting" && status.closeCode === 1006);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // ws's error event comes on a later tick
+  });
+});
