@@ -1,9 +1,13 @@
-// Builds the demo page's script into backend/static/app.js (committed; scripts/test-client
-// fails when it drifts from the sources), or with --tests the unit tests into build/test/.
+// Builds the demo page's script (demo/, not part of the published package) into
+// backend/static/app.js (committed; scripts/test-client fails when it drifts from the
+// sources), or with --tests the unit tests into build/test/. The package itself is
+// built by tsc (npm run build:dist, which npm pack runs: tsconfig.build.json -> dist/).
 import { readdirSync } from "node:fs";
 import { build } from "esbuild";
 
-const common = { bundle: true, format: "esm", logLevel: "warning", legalComments: "none" };
+// "source": the workspace package @aiohttp-realtime/demo-types resolves to its .ts
+// files (its package.json's "source" export condition), not to a dist/ to build first.
+const common = { bundle: true, format: "esm", logLevel: "warning", legalComments: "none", conditions: ["source"] };
 
 if (process.argv.includes("--tests")) {
   const tests = readdirSync("test").filter((name) => name.endsWith(".test.ts"));
@@ -19,7 +23,7 @@ if (process.argv.includes("--tests")) {
 } else {
   await build({
     ...common,
-    entryPoints: ["src/demo/main.ts"],
+    entryPoints: ["demo/main.ts"],
     outfile: "../backend/static/app.js",
     platform: "browser",
     target: ["chrome100", "firefox100", "safari15"],

@@ -32,37 +32,48 @@ var Backoff = class {
   }
 };
 
-// src/closecodes.ts
+// src/protocol.ts
 var RECONNECT_ADVICE = {
   1e3: "never",
-  // normal closure, asked for by the client
   1001: "now",
-  // server shutting down or restarting: another node (or the restarted one) answers
   1008: "never",
-  // policy violation (e.g. Origin): reconnecting unchanged fails the same way
   1009: "backoff",
-  // we sent a frame that was too big
   1011: "backoff",
-  // internal error (also: the server lost events and wants a resync)
   4008: "backoff"
-  // slow consumer: our queue overflowed
 };
+
+// src/closecodes.ts
 function reconnectAdvice(code) {
   return RECONNECT_ADVICE[code] ?? "backoff";
 }
 
 // src/env.ts
-var browserClock = {
+var host = globalThis;
+var systemClock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
-  clearTimeout: (handle) => globalThis.clearTimeout(handle)
+  setTimeout: (fn, ms) => host.setTimeout(fn, ms),
+  clearTimeout: (handle) => host.clearTimeout(handle)
 };
 function defaultUrl() {
-  const { protocol, host } = globalThis.location;
-  return `${protocol === "https:" ? "wss:" : "ws:"}//${host}/api/realtime`;
+  const location2 = host.location;
+  if (location2 === void 0) {
+    throw new Error(
+      'RealtimeClient: no `url` given and there is no `location` to derive it from (not a browser page): pass `url`, e.g. new RealtimeClient({ url: "ws://127.0.0.1:8080/api/realtime", WebSocket })'
+    );
+  }
+  return `${location2.protocol === "https:" ? "wss:" : "ws:"}//${location2.host}/api/realtime`;
+}
+function defaultWebSocket() {
+  const WebSocket = host.WebSocket;
+  if (WebSocket === void 0) {
+    throw new Error(
+      'RealtimeClient: this runtime has no global WebSocket (Node 20 has none): pass a WebSocket implementation as the `WebSocket` option, e.g. the `ws` package: import WebSocket from "ws"; new RealtimeClient({ url, WebSocket })'
+    );
+  }
+  return WebSocket;
 }
 function report(error) {
-  queueMicrotask(() => {
+  host.queueMicrotask(() => {
     throw error;
   });
 }
@@ -86,6 +97,7 @@ function call(fn) {
 
 // src/client.ts
 var MAX_TOPICS_PER_FRAME = 100;
+var ignore = () => void 0;
 var RealtimeClient = class {
   url;
   clock;
@@ -93,7 +105,7 @@ var RealtimeClient = class {
   backoffOptions;
   backoff;
   opts;
-  socketFactory;
+  WebSocket;
   topics = /* @__PURE__ */ new Map();
   statusListeners = new Listeners();
   gapListeners = new Listeners();
@@ -104,9 +116,12 @@ var RealtimeClient = class {
   timers = { connect: null, idle: null, pong: null, retry: null };
   pingCount = 0;
   awaitedPong = null;
+  /** Throws when there is no WebSocket class (Node 20: pass `WebSocket`) or no `url`
+   * and no page to derive it from. */
   constructor(options = {}) {
+    this.WebSocket = options.WebSocket ?? defaultWebSocket();
     this.url = options.url ?? defaultUrl();
-    this.clock = options.clock ?? browserClock;
+    this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.backoffOptions = { ...DEFAULT_BACKOFF, ...options.backoff, random: this.random };
     this.backoff = new Backoff(this.backoffOptions);
@@ -117,7 +132,6 @@ var RealtimeClient = class {
       connectTimeoutMs: options.connectTimeoutMs ?? 1e4,
       goingAwayJitterMs: options.goingAwayJitterMs ?? 250
     };
-    this.socketFactory = options.socketFactory ?? ((url) => new WebSocket(url));
   }
   // ---------------------------------------------------------------- public API
   get status() {
@@ -183,7 +197,7 @@ var RealtimeClient = class {
     this.setStatus({ state: "connecting", attempt: this.backoff.attempts });
     let socket;
     try {
-      socket = this.socketFactory(this.url);
+      socket = new this.WebSocket(this.url);
     } catch (error) {
       report(error);
       this.scheduleReconnect(1006);
@@ -192,7 +206,7 @@ var RealtimeClient = class {
     this.socket = socket;
     socket.onmessage = (ev) => this.socket === socket && this.onMessage(ev.data);
     socket.onclose = (ev) => this.socket === socket && this.onDrop(ev.code);
-    socket.onerror = () => void 0;
+    socket.onerror = ignore;
     this.setTimer("connect", this.opts.connectTimeoutMs, () => this.dead());
   }
   /** Forget the socket (its late events are ignored) and clear connection timers. */
@@ -200,7 +214,8 @@ var RealtimeClient = class {
     const socket = this.socket;
     this.socket = null;
     if (socket !== null) {
-      socket.onmessage = socket.onclose = socket.onerror = socket.onopen = null;
+      socket.onmessage = socket.onclose = socket.onopen = null;
+      socket.onerror = ignore;
     }
     for (const name of ["connect", "idle", "pong"]) this.clearTimer(name);
     this.awaitedPong = null;
@@ -355,7 +370,7 @@ var RealtimeClient = class {
   }
 };
 
-// src/demo/api.ts
+// demo/api.ts
 var ApiError = class extends Error {
   constructor(status, code, message) {
     super(message);
@@ -384,7 +399,7 @@ function postMessage(sessionId, role, text) {
   return request("POST", `/api/sessions/${encodeURIComponent(sessionId)}/messages`, { role, text });
 }
 
-// src/demo/state.ts
+// demo/state.ts
 var KEPT_MESSAGES = 200;
 function applyTextDelta(text, offset, delta) {
   const points = Array.from(text);
@@ -474,7 +489,7 @@ var ActivityState = class {
   }
 };
 
-// src/demo/view.ts
+// demo/view.ts
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
@@ -547,7 +562,7 @@ function statusText(status, now) {
   }
 }
 
-// src/demo/main.ts
+// demo/main.ts
 function numberParam(params, name) {
   const raw = params.get(name);
   const value = raw === null ? Number.NaN : Number(raw);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ActivityState, applyTextDelta, SessionsState } from "../src/demo/state.js";
-import type { Message, Session } from "../src/wire.js";
+import type { Message, Session } from "@aiohttp-realtime/demo-types";
+import { ActivityState, applyTextDelta, SessionsState } from "../demo/state.js";
 
 const T = "2026-01-01T00:00:00Z";
 

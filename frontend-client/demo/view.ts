@@ -1,6 +1,6 @@
 /** Rendering the demo's state into the page. Text goes in as text, never as HTML. */
-import type { ConnectionStatus } from "../client.js";
-import type { Message, Session, Terminal } from "../wire.js";
+import type { Message, Session, Terminal } from "@aiohttp-realtime/demo-types";
+import type { ConnectionStatus } from "../src/index.js";
 
 type Attrs = Record<string, string>;
 

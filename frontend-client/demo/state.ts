@@ -12,7 +12,7 @@ import type {
   Terminal,
   TerminalsEvent,
   TerminalsSnapshot,
-} from "../wire.js";
+} from "@aiohttp-realtime/demo-types";
 
 /** The server's snapshots carry at most this many messages; keep no more. */
 export const KEPT_MESSAGES = 200;

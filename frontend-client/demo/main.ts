@@ -6,7 +6,8 @@
  * cut last seconds, not minutes): `backoff_ms`, `backoff_cap_ms`, `ping_ms`,
  * `pong_timeout_ms`, `connect_timeout_ms`, `healthy_ms`.
  */
-import { type ClientOptions, type ConnectionStatus, RealtimeClient } from "../index.js";
+import type { Topics } from "@aiohttp-realtime/demo-types";
+import { type ClientOptions, type ConnectionStatus, RealtimeClient } from "../src/index.js";
 import { ApiError, createSession, postMessage } from "./api.js";
 import { ActivityState, SessionsState, TerminalsState } from "./state.js";
 import { byId, renderMessages, renderSessions, renderTerminals, statusText } from "./view.js";
@@ -38,7 +39,7 @@ function clientOptions(search: string): ClientOptions {
 }
 
 class DemoPage {
-  private readonly client = new RealtimeClient(clientOptions(location.search));
+  private readonly client = new RealtimeClient<Topics>(clientOptions(location.search));
   private readonly sessions = new SessionsState();
   private readonly terminals = new TerminalsState();
   private activity: ActivityState | null = null;

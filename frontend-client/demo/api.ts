@@ -1,5 +1,5 @@
 /** The demo's HTTP API (backend/api.py), at the page's own origin. */
-import type { Message, Role, Session } from "../wire.js";
+import type { Message, Role, Session } from "@aiohttp-realtime/demo-types";
 
 export class ApiError extends Error {
   constructor(
