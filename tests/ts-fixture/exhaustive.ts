@@ -1,24 +1,55 @@
-// Compiled by ./scripts/check-types with `tsc --noEmit --strict`: if the generated
-// types stop narrowing (a `type` literal turned optional, a union turned into an
-// interface, a payload left untyped), this file stops compiling. Written by hand.
-import type {
-  ClientMessage,
+// Compiled by scripts/check-types (`tsc --noEmit -p tests/ts-fixture`: strict,
+// exactOptionalPropertyTypes, verbatimModuleSyntax) against the generated
+// frontend-types/. If the generated types stop narrowing (a `type` tag turned
+// optional, a union turned loose, a catalogue turned into plain `string`/`number`, a
+// payload left untyped), this file stops compiling. Written by hand, but generic over
+// the catalogues and the topic map: a new error code, close code or topic needs no
+// edit here. (A new frame type does: the two switches below are exhaustive on
+// purpose, since a new frame type is a protocol change.)
+import {
+  type ClientMessage,
   CloseCode,
   ErrorCode,
-  EventOf,
-  ServerMessage,
-  Snapshot,
-  SnapshotOf,
-  SnapshotPayload,
-  TopicEvent,
-  TopicName,
-  TopicSnapshot,
-  TypedServerMessage,
-} from "../../frontend-types/index";
+  type ErrorFrame,
+  type EventOf,
+  PROTOCOL_VERSION,
+  RECONNECT_ADVICE,
+  type Reconnect,
+  type ServerMessage,
+  type SnapshotOf,
+  type TopicEvent,
+  type TopicName,
+  type Topics,
+  type TopicSnapshot,
+  type TypedServerMessage,
+} from "../../frontend-types/index.js";
+
+// ---------------------------------------------------------------- type-level asserts
+
+export type Assert<T extends true> = T;
+export type Not<T extends boolean> = T extends true ? false : true;
+export type Equals<A, B> = (<X>() => X extends A ? 1 : 2) extends <X>() => X extends B ? 1 : 2 ? true : false;
+export type IsAny<T> = 0 extends 1 & T ? true : false;
+/** Neither `any` nor `unknown`: a real type. */
+export type IsTyped<T> = IsAny<T> extends true ? false : unknown extends T ? false : true;
+/** A union of literals of `Base`, not `Base` itself (nor any/unknown). */
+export type IsLiteralUnion<T, Base> = IsTyped<T> extends true ? (Base extends T ? false : [T] extends [Base] ? true : false) : false;
+/** Every member of the union `U` has a required `type` tag that is one string literal. */
+export type TagsRequired<U> = U extends unknown
+  ? {} extends Pick<U, "type" & keyof U>
+    ? false
+    : U extends { type: infer Tag }
+      ? IsLiteralUnion<Tag, string>
+      : false
+  : never;
 
 function assertNever(value: never): never {
   throw new globalThis.Error(`unhandled: ${JSON.stringify(value)}`);
 }
+
+// ---------------------------------------------------------------- frames
+
+export type FrameTagsAreRequiredLiterals = Assert<Not<false extends TagsRequired<ServerMessage | ClientMessage> ? true : false>>;
 
 export function describeServer(m: ServerMessage): string {
   switch (m.type) {
@@ -49,62 +80,79 @@ export function describeClient(m: ClientMessage): string {
   }
 }
 
-export function errorAdvice(code: ErrorCode): string {
-  switch (code) {
-    case "invalid_json":
-    case "invalid_message":
-    case "unknown_type":
-      return "fix the client";
-    case "unknown_topic":
-    case "too_many_topics":
-    case "snapshot_failed":
-      return "topic not served";
-    default:
-      return assertNever(code);
-  }
+export const protocol: 1 = PROTOCOL_VERSION;
+
+// @ts-expect-error -- the server omits absent optional fields: `id` is never null
+export const nullId: ServerMessage = { type: "pong", id: null };
+
+// @ts-expect-error -- a subscribe names at least one topic
+export const noTopics: ClientMessage = { type: "subscribe", topics: [] };
+
+// ---------------------------------------------------------------- error codes
+
+export type ErrorCodesAreLiterals = Assert<IsLiteralUnion<ErrorCode, string>>;
+export type ErrorFramesCarryAnErrorCode = Assert<Equals<ErrorFrame["code"], ErrorCode>>;
+/** The runtime object and the type list the same codes. */
+export type ErrorCodeObjectMatches = Assert<Equals<(typeof ErrorCode)[keyof typeof ErrorCode], ErrorCode>>;
+
+export const errorCodes: ErrorCode[] = Object.values(ErrorCode);
+
+export function isTopicError(error: ErrorFrame): boolean {
+  return error.topic !== undefined && errorCodes.includes(error.code);
 }
+
+// @ts-expect-error -- not a code of the catalogue
+export const wrongCode: ErrorCode = "no_such_code";
+
+// ---------------------------------------------------------------- close codes
+
+export type CloseCodesAreLiterals = Assert<IsLiteralUnion<CloseCode, number>>;
+export type ReconnectIsLiteral = Assert<IsLiteralUnion<Reconnect, string>>;
+export type CloseCodeObjectMatches = Assert<Equals<(typeof CloseCode)[keyof typeof CloseCode], CloseCode>>;
+
+/** Advice for every code of the catalogue, and only for those (the generated table). */
+export const advice: { readonly [C in CloseCode]: Reconnect } = RECONNECT_ADVICE;
+export type AdviceKeysAreTheCodes = Assert<Equals<keyof typeof RECONNECT_ADVICE, CloseCode>>;
+
+export const closeCodes: CloseCode[] = Object.values(CloseCode);
 
 export function reconnects(code: CloseCode): boolean {
-  switch (code) {
-    case 1000:
-    case 1008:
-      return false;
-    case 1001:
-    case 1009:
-    case 1011:
-    case 4008:
-      return true;
-    default:
-      return assertNever(code);
-  }
+  return advice[code] !== "never";
 }
 
-// Even the plain envelope's payload is typed: the union of every topic's snapshot.
-export function snapshotSize(m: Snapshot): number {
-  const p: SnapshotPayload = m.payload;
-  if ("sessions" in p) return p.sessions.length;
-  if ("terminals" in p) return p.terminals.length;
-  return p.messages.length;
+// @ts-expect-error -- 1006 is seen locally, never sent: not in the catalogue
+export const dropped: CloseCode = 1006;
+
+// ---------------------------------------------------------------- the topic map
+
+/** Topic names are literals and patterns, not any string. */
+export type TopicNamesAreNotAnyString = Assert<Not<string extends TopicName ? true : false>>;
+
+/** The topics whose snapshot or event payload is untyped (`any`/`unknown`): none. */
+export type UntypedTopics = {
+  [K in TopicName]: IsTyped<SnapshotOf<K>> extends true ? (IsTyped<EventOf<K>> extends true ? never : K) : K;
+}[TopicName];
+export type EveryPayloadIsTyped = Assert<Equals<UntypedTopics, never>>;
+
+/** The topic map fits a generic client's constraint. */
+export type TopicsIsATopicMap = Assert<
+  Topics extends { readonly [topic: string]: { snapshot: unknown; event: unknown } } ? true : false
+>;
+
+// Generic over every topic: the payload type follows from the topic name.
+export function snapshotPayload<K extends TopicName>(m: TopicSnapshot<K>): SnapshotOf<K> {
+  return m.payload;
 }
 
-// The topic map: the payload type follows from the topic name, patterns included.
-export function sessionTitles(p: SnapshotOf<"sessions.state">): string[] {
-  return p.sessions.map((s) => s.title);
+export function eventPayload<K extends TopicName>(m: TopicEvent<K>): EventOf<K> {
+  return m.payload;
 }
 
-export function activityOp(e: EventOf<"sessions.activity:s-1">): string {
-  switch (e.op) {
-    case "append":
-      return e.message.text;
-    case "delta":
-      return `${e.offset}:${e.text}`;
-    case "end":
-      return e.text;
-    default:
-      return assertNever(e);
-  }
+export function typedFrame<K extends TopicName>(topic: K, seq: number, payload: SnapshotOf<K>): TopicSnapshot<K> {
+  return { type: "snapshot", topic, seq, payload } as TopicSnapshot<K>;
 }
 
+// Comparing `topic` narrows the payload, patterns included.
 export function onTyped(m: TypedServerMessage): number {
   if (m.type === "snapshot" && m.topic === "terminals.state") {
     return m.payload.terminals.length;
@@ -112,11 +160,14 @@ export function onTyped(m: TypedServerMessage): number {
   if (m.type === "event" && m.topic === "sessions.state") {
     return m.payload.op === "upsert" ? m.payload.session.title.length : m.payload.id.length;
   }
+  if (m.type === "error") {
+    return m.code.length;
+  }
   return 0;
 }
 
-export function narrowEvent<T extends TopicName>(e: TopicEvent<T>): TopicEvent<T>["payload"] {
-  return e.payload;
+export function activityText(e: EventOf<"sessions.activity:s-1">): string {
+  return e.op === "append" ? e.message.text : e.text;
 }
 
 export const snap: TopicSnapshot<"sessions.state"> = {
@@ -133,6 +184,3 @@ export const wrongTopic: TopicName = "nonexistent.topic";
 
 // @ts-expect-error -- a snapshot's payload must match its topic
 export const wrongPayload: TopicSnapshot<"sessions.state"> = { ...snap, payload: { terminals: [] } };
-
-// @ts-expect-error -- the server omits absent optional fields: `id` is never null
-export const nullId: ServerMessage = { type: "pong", id: null };
