@@ -122,7 +122,7 @@ def test_held_events_count_against_the_budget_and_overflow_evicts() -> None:
 
 def test_downstream_bytes_count_too() -> None:
     wire = Wire(limit=1000)
-    wire.client.outbox.downstream = 990  # the writer's report: transport + kernel
+    wire.client.outbox.set_downstream(990)  # the writer's report: transport + kernel
     wire.client.send(Frame(b"x" * 20))
     assert wire.client.close_code == 4008
 
@@ -130,11 +130,12 @@ def test_downstream_bytes_count_too() -> None:
 def test_an_overflow_remeasures_what_is_in_flight_before_evicting() -> None:
     in_flight = [990]
     client = ClientState(1000, lambda _c: None, lambda: in_flight[0])
-    client.outbox.downstream = 990  # as the last write left it
+    client.outbox.set_downstream(990)  # as the last write left it
     in_flight[0] = 0  # the client has read since
     client.send(Frame(b"x" * 20))
     assert not client.closing and client.outbox.pending == 20
-    in_flight[0] = client.outbox.downstream = 995  # a later write found it really full
+    in_flight[0] = 995  # a later write found it really full
+    client.outbox.set_downstream(995)
     client.send(Frame(b"x" * 20))
     assert client.close_code == 4008
 

@@ -111,8 +111,8 @@ class Connection:
         outbox = state.outbox
         if outbox:
             self._writer.write(outbox.take())
-        outbox.downstream = self._writer.in_flight
-        if state.close_code is None and outbox.cost > outbox.limit:
+        outbox.set_downstream(self._writer.in_flight)
+        if state.close_code is None and outbox.room < 0:
             state.evict()  # marks ready again: the close starts on the next tick
         elif state.close_code is not None and self._closer is None:
             self._closer = asyncio.create_task(

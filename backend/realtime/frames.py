@@ -19,23 +19,20 @@ from .protocol import ErrorFrame, PongFrame
 
 class Frame:
     """One encoded server frame, shared by every recipient: its JSON text, and its
-    WebSocket framing, built at most once (on first use) for connections that
-    write to the socket directly."""
+    WebSocket framing, built once with it (writers join the framed bytes of all
+    frames a connection has pending into one write)."""
 
-    __slots__ = ("_wire", "text")
+    __slots__ = ("size", "text", "wire")
 
     def __init__(self, text: bytes) -> None:
         self.text = text
-        self._wire: bytes | None = None
+        #: Bytes this frame costs a client's budget (an attribute, not `len()`: it is
+        #: read once per subscriber per event).
+        self.size = len(text)
+        self.wire = ws_text_frame(text)
 
     def __len__(self) -> int:
-        return len(self.text)
-
-    @property
-    def wire(self) -> bytes:
-        if self._wire is None:
-            self._wire = ws_text_frame(self.text)
-        return self._wire
+        return self.size
 
 
 def ws_text_frame(payload: bytes) -> bytes:
