@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fcntl
+import termios
 
 import aiohttp
 
@@ -85,3 +88,40 @@ async def test_events_buffered_during_a_snapshot_count_against_the_limit(lib_cli
     state.gate.release()
     await asyncio.wait_for(conn.wait_closed(), 5)
     assert conn.buffered_bytes == 0
+
+
+def _kernel_queue(transport: asyncio.BaseTransport) -> int:
+    """Bytes the kernel holds for the server's socket (TIOCOUTQ), measured here
+    independently of the library's own accounting."""
+    buf = array.array("i", [0])
+    fcntl.ioctl(transport.get_extra_info("socket").fileno(), termios.TIOCOUTQ, buf, True)
+    return buf[0]
+
+
+async def test_a_client_that_stops_reading_costs_at_most_its_budget_kernel_included(lib_client):
+    """Everything the server holds for a stuck client - its outbox, the transport's buffer
+    and the kernel's send queue - stays within max_queue_bytes + 10 % until eviction.
+    Without the kernel counted, Linux's send buffer (autotuned up to 4 MiB) came on top."""
+    limit = 256 * 1024
+    client, hub, state, _ = await lib_client(max_queue_bytes=limit, close_timeout_s=0.2)
+    watcher = await WsClient.connect(client)
+    known = set(hub.connections)
+    stuck = await StuckClient.connect(client.host, client.port, ["items"])
+    slow = await _server_conn(hub, known)
+    while "items" not in slow.subscriptions or not slow.subscriptions["items"].live:
+        await watcher.barrier()
+    transport = slow._transport
+    held = []
+    for i in range(2000):
+        await state.set(hub, "v" * BIG, i)
+        await watcher.barrier()  # a loop turn: the flusher has written this event
+        if slow.closing:
+            break
+        held.append(slow.buffered_bytes + _kernel_queue(transport))
+    else:
+        raise AssertionError("the stuck client was never evicted")
+    assert slow.close_code == 4008
+    assert max(held) > limit // 2  # it did fill up (the kernel took its share)
+    assert max(held) <= limit * 1.1, f"held {max(held)} bytes for a {limit}-byte budget"
+    await asyncio.wait_for(slow.wait_closed(), 5)
+    stuck.close()
