@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
-from aiohttp_realtime.frames import encode, error_frame, event_frame, pong_frame, snapshot_frame
-from aiohttp_realtime.protocol import EventFrame, SnapshotFrame, server_message_adapter
+from aiohttp_realtime import RealtimeSettings
+from aiohttp_realtime.frames import encode, error_frame, event_frame, hello_frame, pong_frame, snapshot_frame
+from aiohttp_realtime.protocol import EventFrame, HelloFrame, SnapshotFrame, server_message_adapter
 
 
 def test_event_frame_matches_the_model():
@@ -21,6 +23,26 @@ def test_snapshot_frame_matches_the_model():
     assert server_message_adapter.validate_json(raw) == SnapshotFrame(
         type="snapshot", topic="t", seq=0, payload={"items": []}
     )
+
+
+def test_hello_frame_matches_the_model():
+    settings = RealtimeSettings(max_queue_bytes=123, max_topics=7)
+    now = datetime(2026, 11, 22, 8, 30, 1, 250, tzinfo=UTC)
+    raw = hello_frame('id"-1', now, settings)
+    model = HelloFrame(
+        type="hello",
+        connection_id='id"-1',
+        server_time=now,
+        protocol=1,
+        heartbeat_s=settings.heartbeat_s,
+        max_queue_bytes=123,
+        max_frame_bytes=settings.max_frame_bytes,
+        max_topics=7,
+    )
+    assert server_message_adapter.validate_json(raw) == model
+    # Key for key what pydantic would send (its datetime text may drop zero microseconds).
+    assert list(json.loads(raw)) == list(json.loads(encode(model)))
+    assert json.loads(raw)["server_time"] == "2026-11-22T08:30:01.000250Z"
 
 
 def test_optional_fields_are_omitted_not_null():

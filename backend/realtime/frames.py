@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import struct
+from datetime import UTC, datetime
+from typing import Protocol
 
 from pydantic import BaseModel
 
 from .errors import ErrorCode
-from .protocol import ErrorFrame, PongFrame
+from .protocol import PROTOCOL_VERSION, ErrorFrame, PongFrame
 
 
 class Frame:
@@ -77,6 +79,36 @@ def event_frame(topic: str, seq: int, payload_json: bytes) -> bytes:
 def snapshot_frame(topic: str, seq: int, payload_json: bytes) -> bytes:
     """`SnapshotFrame` from an already-serialised payload (a JSON object)."""
     return _payload_frame(b"snapshot", topic, seq, payload_json)
+
+
+def hello_frame(connection_id: str, now: datetime, limits: Limits) -> bytes:
+    """`HelloFrame`, built by hand: it is sent on every connect, and pydantic's encoder
+    cost more than the rest of the connect path (tests/test_frames.py pins it to the model)."""
+    return b"".join(
+        (
+            b'{"type":"hello","connection_id":',
+            json.dumps(connection_id).encode(),
+            b',"server_time":"',
+            now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode(),
+            b'","protocol":',
+            str(PROTOCOL_VERSION).encode(),
+            f',"heartbeat_s":{limits.heartbeat_s},"max_queue_bytes":{limits.max_queue_bytes}'
+            f',"max_frame_bytes":{limits.max_frame_bytes},"max_topics":{limits.max_topics}}}'.encode(),
+        )
+    )
+
+
+class Limits(Protocol):
+    """What `hello` announces (`RealtimeSettings` has it)."""
+
+    @property
+    def heartbeat_s(self) -> int: ...
+    @property
+    def max_queue_bytes(self) -> int: ...
+    @property
+    def max_frame_bytes(self) -> int: ...
+    @property
+    def max_topics(self) -> int: ...
 
 
 def error_frame(code: ErrorCode, message: str, *, id: str | None = None, topic: str | None = None) -> bytes:

@@ -19,9 +19,9 @@ from aiohttp import WSMsgType, web
 
 from .connection import Connection
 from .errors import ErrorCode
-from .frames import encode, error_frame, pong_frame
+from .frames import error_frame, hello_frame, pong_frame
 from .hub import Hub
-from .protocol import PROTOCOL_VERSION, HelloFrame, PingFrame, SubscribeFrame, client_message_adapter
+from .protocol import PingFrame, SubscribeFrame, client_message_adapter
 
 log = logging.getLogger(__name__)
 
@@ -73,29 +73,13 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
     )
     hub.connect(conn)
     try:
-        conn.send(_hello(conn, hub))
+        conn.send(hello_frame(conn.id, datetime.now(UTC), settings))
         await _receive_loop(ws, conn, hub)
     finally:
         if not conn.closing:
             conn.close(ws.close_code or 1000, "")
         await conn.wait_closed()
     return ws
-
-
-def _hello(conn: Connection, hub: Hub) -> bytes:
-    s = hub.settings
-    return encode(
-        HelloFrame(
-            type="hello",
-            connection_id=conn.id,
-            server_time=datetime.now(UTC),
-            protocol=PROTOCOL_VERSION,
-            heartbeat_s=s.heartbeat_s,
-            max_queue_bytes=s.max_queue_bytes,
-            max_frame_bytes=s.max_frame_bytes,
-            max_topics=s.max_topics,
-        )
-    )
 
 
 async def _receive_loop(ws: web.WebSocketResponse, conn: Connection, hub: Hub) -> None:

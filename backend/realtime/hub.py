@@ -15,7 +15,6 @@ happen after, once per connection per loop tick (`writer.Flusher`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, TypeVar, overload
 
@@ -115,8 +114,7 @@ class Hub:
         try:
             # Order matters: registered above, *then* read the seq, *then* build state.
             seq = await self.broker.last_seq(topic)
-            async with asyncio.timeout(self.settings.snapshot_timeout_s):
-                payload = await bound.snapshot_json(params)
+            payload = await bound.snapshot_json(params, timeout=self.settings.snapshot_timeout_s)
         except UnknownTopic:
             self.unsubscribe(conn, topic)
             return self._error(conn, ErrorCode.UNKNOWN_TOPIC, "no such topic", request_id, topic)

@@ -15,6 +15,7 @@ app; the hub resolves client-supplied names through it.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -129,10 +130,13 @@ class BoundTopic:
     topic: TopicDef[Any, Any]
     provider: SnapshotProvider[Any]
 
-    async def snapshot_json(self, params: Mapping[str, str]) -> bytes:
+    async def snapshot_json(self, params: Mapping[str, str], *, timeout: float) -> bytes:
+        """The provider's state, serialised. An async provider slower than `timeout`
+        raises TimeoutError (a sync one cannot be interrupted, so it pays no timer)."""
         state = self.provider(params)
         if inspect.isawaitable(state):
-            state = await state
+            async with asyncio.timeout(timeout):
+                state = await state
         return self.topic.encode_snapshot(state)
 
 
