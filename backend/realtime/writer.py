@@ -54,36 +54,36 @@ class Writer(Protocol):
     def in_flight(self) -> int: ...
 
 
-class KernelQueue:
-    """Bytes the kernel holds for a TCP socket (unsent + unacknowledged): TIOCOUTQ,
-    the same as SIOCOUTQ on Linux. 0 where the platform or socket cannot say."""
+_OUTQ = array.array("i", [0])  # one buffer for every ioctl: the loop is single-threaded
 
-    __slots__ = ("_buf", "_fd")
 
-    def __init__(self, transport: asyncio.BaseTransport) -> None:
-        sock = transport.get_extra_info("socket")
-        is_tcp = sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
-        self._fd = sock.fileno() if is_tcp and hasattr(termios, "TIOCOUTQ") else -1
-        self._buf = array.array("i", [0])
+def tcp_fd(transport: asyncio.BaseTransport) -> int:
+    """The socket's file descriptor if it is TCP and the platform can report its send
+    queue (TIOCOUTQ), else -1."""
+    sock = transport.get_extra_info("socket")
+    is_tcp = sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
+    return sock.fileno() if is_tcp and hasattr(termios, "TIOCOUTQ") else -1
 
-    def __call__(self) -> int:
-        if self._fd < 0:
-            return 0
-        try:
-            fcntl.ioctl(self._fd, termios.TIOCOUTQ, self._buf, True)
-        except OSError:  # closed under us: nothing is held any more
-            self._fd = -1
-            return 0
-        return self._buf[0]
+
+def kernel_queue(fd: int) -> int:
+    """Bytes the kernel holds for a TCP socket, unsent or unacknowledged (TIOCOUTQ, the
+    same as SIOCOUTQ on Linux); 0 for -1 or a socket closed under us."""
+    if fd < 0:
+        return 0
+    try:
+        fcntl.ioctl(fd, termios.TIOCOUTQ, _OUTQ, True)
+    except OSError:
+        return 0
+    return _OUTQ[0]
 
 
 class TransportWriter:
-    __slots__ = ("_kernel", "_transport", "_ws")
+    __slots__ = ("_fd", "_transport", "_ws")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
         self._ws = ws
         self._transport = transport
-        self._kernel = KernelQueue(transport)
+        self._fd = tcp_fd(transport)
 
     def write(self, frames: list[Frame]) -> None:
         if self._transport.is_closing() or self._ws.closed:
@@ -95,16 +95,16 @@ class TransportWriter:
 
     @property
     def in_flight(self) -> int:
-        return self._transport.get_write_buffer_size() + self._kernel()
+        return self._transport.get_write_buffer_size() + kernel_queue(self._fd)
 
 
 class AiohttpWriter:
-    __slots__ = ("_frames", "_kernel", "_queued", "_task", "_transport", "_ws")
+    __slots__ = ("_fd", "_frames", "_queued", "_task", "_transport", "_ws")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
         self._ws = ws
         self._transport = transport
-        self._kernel = KernelQueue(transport)
+        self._fd = tcp_fd(transport)
         self._frames: deque[Frame] = deque()
         self._queued = 0
         self._task: asyncio.Task[None] | None = None
@@ -117,7 +117,7 @@ class AiohttpWriter:
 
     @property
     def in_flight(self) -> int:
-        return self._queued + self._transport.get_write_buffer_size() + self._kernel()
+        return self._queued + self._transport.get_write_buffer_size() + kernel_queue(self._fd)
 
     async def _drain(self) -> None:
         try:
