@@ -1,86 +1,149 @@
-"""Fan-out benchmark: the realtime hub against a naive aiohttp send loop, as ratios.
+"""Fan-out benchmark: the realtime hub and its peers against a bare aiohttp send loop, as ratios.
 
-    scripts/bench-fanout [--subscribers 100,500] [--events N] [--repeat 3] [--quick]
+    scripts/bench-fanout [--quick] [--modes ...] [--workloads ...] [--subscribers ...] [--write-docs]
 
-For each subscriber count and mode (``bare``, ``hub``; see `scripts.bench.server`)
-a fresh server subprocess is started, N subscribers connect from this process and
-subscribe, and one ``POST /publish?count=K`` makes the server publish K events of
-~250 bytes. Measured, on the server process only:
+Modes (each a server in scripts/bench/, started as a fresh process for every
+measurement; modes alternate within a repeat): ``bare`` (the baseline: aiohttp and
+``await ws.send_str`` in a loop), ``hub`` (this library), and the peers
+``websockets`` (python-websockets' `broadcast`), ``socketio`` (python-socketio, a
+room, `emit`) and ``node-ws`` (Node's ws package; skipped with a note when node or
+its npm install is missing).
 
-- CPU per delivered frame: the server's CPU time (user + system, all threads, read
-  from /proc) from just before the trigger until every subscriber has received all
-  K events, divided by N*K. The client side is not timed: a Python load generator
-  saturates a core long before the server does, so wall time would measure it.
-- RSS per connection: the server's VmRSS after N idle subscribers connected and
-  subscribed, minus before, divided by N.
+Per run a server starts; load-generator processes (`scripts.bench.loadgen`, raw
+asyncio clients) open N connections, subscribe and get their snapshot; then one
+command makes the server publish on a schedule (`scripts.bench.common`) while every
+client checks it receives exactly events 1..K in order (anything else aborts the
+whole bench). Measured on the server process only, from /proc:
 
-Every subscriber checks that it got exactly the events 1..K in order (no gap, no
-duplicate, no close); anything else aborts the run with an error. The table shows
-the median of the repeats and the hub/bare ratio per subscriber count. Absolute
-figures depend on the machine; the ratio is the result.
+- fan-out CPU per delivered frame: the server's CPU time (all threads) from the
+  publish command until every client has every event, over N*K;
+- connect CPU per connection: the server's CPU time while the N clients connect,
+  subscribe and receive their snapshot, over N;
+- RSS per idle subscribed connection: VmRSS after they settled minus before, over N;
+- publish->receive latency (its own runs): each event carries the publisher's
+  `time.monotonic_ns()`; every client records arrival minus stamp.
+
+CPU figures are reported as ratios to ``bare`` in the same bench: the ratio of the
+medians over repeats, and the median of the paired ratios (each repeat's run of a
+mode over bare's run of the same repeat, workload and size). The client side is
+never timed (a Python client saturates long before a server does).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import math
 import os
+import platform
 import pstats
+import re
+import shutil
 import statistics
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
-
-from scripts.bench.server import YIELD_EVERY
+from scripts.bench.common import EVENT_PREFIX, event_text, raise_nofile_limit
 
 ROOT = Path(__file__).resolve().parents[2]
-MODES = ("bare", "hub")
-TOPIC = "bench"
-#: Default events per run: about this many delivered frames per run, within bounds.
-FRAMES_PER_RUN = 150_000
-MIN_EVENTS, MAX_EVENTS = 50, 2_000  # 2,000 x ~250 B stays well under the hub's 1 MiB queue
-CONNECT_CONCURRENCY = 50
+NODE_DIR = ROOT / "scripts" / "bench" / "node"
+MODES = ("bare", "hub", "websockets", "socketio", "node-ws")
+BASELINE = "bare"
+WORKLOADS = ("steady", "burst")
+BURST = 50
+#: Frames per fan-out run (a run's events are about this over N, within bounds).
+STEADY_FRAMES, BURST_FRAMES = 40_000, 50_000
+#: The steady rate: an event every 40 us per subscriber (25,000 frames/s at any N), which
+#: keeps the baseline server below half a core: each event is written on its own.
+STEADY_US_PER_SUBSCRIBER = 40
+CONNECT_CONCURRENCY = 64  # connections in flight per load-generator process
 
 
 class BenchError(Exception):
     """The run did not deliver what it should have; no figure is printed for it."""
 
 
+# ---------------------------------------------------------------- modes
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    argv: tuple[str, ...]
+    kind: str  # the load generator's protocol: "json" or "socketio"
+    path: str
+    label: str  # what it is, for the docs
+
+
+def mode_table() -> dict[str, Mode]:
+    py = (sys.executable, "-m")
+    ws_path = "/api/realtime"
+    return {
+        "bare": Mode("bare", (*py, "scripts.bench.server", "--mode", "bare"), "json", ws_path, "aiohttp"),
+        "hub": Mode(
+            "hub", (*py, "scripts.bench.server", "--mode", "hub"), "json", ws_path, "aiohttp-realtime"
+        ),
+        "websockets": Mode(
+            "websockets", (*py, "scripts.bench.peer_websockets"), "json", ws_path, "websockets broadcast()"
+        ),
+        "socketio": Mode(
+            "socketio",
+            (*py, "scripts.bench.peer_socketio"),
+            "socketio",
+            "/socket.io/?EIO=4&transport=websocket",
+            "python-socketio room emit",
+        ),
+        "node-ws": Mode(
+            "node-ws", ("node", str(NODE_DIR / "server.mjs")), "json", ws_path, "Node ws, send() loop"
+        ),
+    }
+
+
+def unavailable(mode: str) -> str | None:
+    """Why `mode` cannot run here, or None."""
+    if mode == "node-ws":
+        if shutil.which("node") is None:
+            return "node-ws skipped: no `node` on PATH"
+        if not (NODE_DIR / "node_modules" / "ws" / "package.json").exists():
+            return "node-ws skipped: ws not installed (npm ci --prefix scripts/bench/node)"
+    module = {"websockets": "websockets", "socketio": "socketio"}.get(mode)
+    if module is not None:
+        try:
+            __import__(module)
+        except ImportError:
+            return f"{mode} skipped: the {module} package is not installed"
+    return None
+
+
+def expected_wire(kind: str, text: str) -> str:
+    return f'42["e",{text}]' if kind == "socketio" else text
+
+
 # ---------------------------------------------------------------- /proc readings
 
 
-def _clock_ticks() -> int:
-    return os.sysconf("SC_CLK_TCK")
-
-
 def server_cpu_ns(pid: int) -> int:
-    """CPU time (user + system) of every thread of `pid`, in ns.
-
-    /proc/<pid>/task/*/schedstat gives each thread's run time in ns (the quantity
-    utime + stime are derived from); /proc/<pid>/stat has 10 ms resolution only,
-    used when schedstat is unavailable.
-    """
-    try:
-        total = 0
+    """CPU time of every thread of `pid` in ns, from /proc/<pid>/task/*/schedstat
+    (run time, ns resolution); /proc/<pid>/stat (10 ms ticks) if that is missing."""
+    total = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
         for task in Path(f"/proc/{pid}/task").iterdir():
             with contextlib.suppress(FileNotFoundError):  # a thread that just exited
                 total += int((task / "schedstat").read_text().split()[0])
-        if total:
-            return total
-    except (OSError, ValueError, IndexError):
-        pass
+    if total:
+        return total
     utime, stime = server_user_sys_ticks(pid)
-    return (utime + stime) * 1_000_000_000 // _clock_ticks()
+    return (utime + stime) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
 def server_user_sys_ticks(pid: int) -> tuple[int, int]:
-    """utime and stime of `pid` from /proc/<pid>/stat, in clock ticks (fields 14 and 15)."""
+    """utime and stime of `pid` (all threads), in clock ticks: /proc/<pid>/stat fields 14, 15."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return int(fields[11]), int(fields[12])
 
@@ -92,131 +155,53 @@ def server_rss_kb(pid: int) -> int:
     raise BenchError(f"no VmRSS for pid {pid}")
 
 
-# ---------------------------------------------------------------- subscribers
+async def settle(pid: int) -> None:
+    """Wait until the server stops using CPU (handshakes, snapshots, cleanup done)."""
+    before = server_cpu_ns(pid)
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        now = server_cpu_ns(pid)
+        if now - before < 1_000_000:  # < 2% of a core over 50 ms
+            return
+        before = now
 
 
-class EventCounter:
-    """Checks one subscriber's frames: hello (hub only), a snapshot, then events
-    with seq 1, 2, 3, ... exactly; raises BenchError on anything else."""
-
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.snapshot = False
-        self.last_seq = 0
-
-    @property
-    def complete(self) -> bool:
-        return self.last_seq >= self.expected
-
-    def feed(self, data: str) -> None:
-        frame = json.loads(data)
-        kind = frame.get("type")
-        if kind == "event":
-            if not self.snapshot:
-                raise BenchError("event before the snapshot")
-            seq = frame.get("seq")
-            if frame.get("topic") != TOPIC or seq != self.last_seq + 1:
-                raise BenchError(f"expected event seq {self.last_seq + 1} on {TOPIC!r}, got {data[:120]}")
-            if seq > self.expected:
-                raise BenchError(f"more events than the {self.expected} published")
-            self.last_seq = seq
-        elif kind == "snapshot":
-            if self.snapshot:
-                raise BenchError("a second snapshot")
-            self.snapshot = True
-        elif kind != "hello":
-            raise BenchError(f"unexpected frame {data[:120]}")
+# ---------------------------------------------------------------- CPU placement
 
 
-class Subscriber:
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, expected: int) -> None:
-        self.ws = ws
-        self.counter = EventCounter(expected)
-        self.subscribed = asyncio.Event()
-        self.done = asyncio.Event()
-        self.error: BaseException | None = None
-        self.task = asyncio.create_task(self._read())
-
-    @classmethod
-    async def connect(cls, session: aiohttp.ClientSession, url: str, expected: int) -> Subscriber:
-        ws = await session.ws_connect(url, autoping=True, max_msg_size=0)
-        sub = cls(ws, expected)
-        await ws.send_str(json.dumps({"type": "subscribe", "topics": [TOPIC]}))
-        waiter = asyncio.ensure_future(sub.subscribed.wait())
-        try:
-            await asyncio.wait({waiter, sub.task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-        sub.raise_error()
-        return sub
-
-    def raise_error(self) -> None:
-        if self.error is not None:
-            raise BenchError(f"subscriber failed: {self.error}") from self.error
-        if self.task.done() and not self.subscribed.is_set():
-            raise BenchError(f"connection closed before the snapshot (code {self.ws.close_code})")
-
-    async def _read(self) -> None:
-        counter = self.counter
-        try:
-            async for msg in self.ws:
-                if msg.type is not aiohttp.WSMsgType.TEXT:
-                    raise BenchError(f"unexpected {msg.type.name} message")
-                counter.feed(msg.data)
-                if counter.snapshot:
-                    self.subscribed.set()
-                if counter.complete:
-                    self.done.set()
-            if not counter.complete:
-                raise BenchError(
-                    f"closed (code {self.ws.close_code}) after {counter.last_seq} "
-                    f"of {counter.expected} events"
-                )
-        except BaseException as exc:
-            self.error = exc
-            raise
-        finally:
-            self.done.set()
-
-    async def close(self) -> None:
-        await self.ws.close()
-        with contextlib.suppress(Exception):  # its error, if any, was checked by the run
-            await self.task
+@contextlib.contextmanager
+def pinned(cpu: int | None) -> Iterator[None]:
+    """Run the block (a process spawn: children inherit it) on `cpu`, then restore."""
+    if cpu is None or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
-# ---------------------------------------------------------------- one run
+def cpu_plan(no_pin: bool) -> tuple[int | None, int | None]:
+    """(server CPU, load-generator CPU): the server gets a core of its own."""
+    if no_pin or not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return cpus[0], cpus[1]
 
 
-@dataclass
-class Sample:
-    mode: str
-    subscribers: int
-    events: int
-    cpu_ns: int
-    rss_kb_before: int
-    rss_kb_after: int
-    received: int
-    user_ticks: int = 0
-    sys_ticks: int = 0
-
-    @property
-    def us_per_frame(self) -> float:
-        return self.cpu_ns / 1000 / (self.subscribers * self.events)
-
-    @property
-    def sys_share(self) -> float:
-        """Share of the CPU time spent in the kernel (10 ms resolution; NaN if none measured)."""
-        total = self.user_ticks + self.sys_ticks
-        return self.sys_ticks / total if total else math.nan
-
-    @property
-    def kb_per_conn(self) -> float:
-        return (self.rss_kb_after - self.rss_kb_before) / self.subscribers
+# ---------------------------------------------------------------- processes
 
 
 class Server:
-    def __init__(self, mode: str, profile: Path | None) -> None:
+    """One bench server subprocess and its stdin/stdout control channel."""
+
+    def __init__(self, mode: Mode, cpu: int | None, profile: Path | None) -> None:
         self.mode = mode
+        self.cpu = cpu
         self.profile = profile
         self.proc: asyncio.subprocess.Process | None = None
         self.port = 0
@@ -226,142 +211,547 @@ class Server:
         env.pop("BENCH_PROFILE", None)
         if self.profile is not None:
             env["BENCH_PROFILE"] = str(self.profile)
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "scripts.bench.server",
-            "--mode",
-            self.mode,
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert self.proc.stdout is not None
+        with pinned(self.cpu):
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.mode.argv,
+                cwd=ROOT,
+                env=env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
         try:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
-        except TimeoutError:
-            line = b""
-        if not line.startswith(b"PORT "):
-            await self._stop()
-            raise BenchError(f"{self.mode} server did not start (said {line!r})")
+            line = await self._readline(30)
+        except BenchError:
+            line = ""
+        if not line.startswith("PORT "):
+            await self.stop()
+            raise BenchError(f"{self.mode.name} server did not start (said {line!r})")
         self.port = int(line.split()[1])
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._stop()
-
-    async def _stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 20)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await self.stop()
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
 
+    async def _readline(self, timeout: float) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        except TimeoutError:
+            raise BenchError(f"{self.mode.name} server did not answer within {timeout:.0f}s") from None
+        return line.decode().strip()
 
-async def _settle(pid: int) -> None:
-    """Wait until the server stops using CPU (handshakes, snapshots are done)."""
-    before = server_cpu_ns(pid)
-    for _ in range(50):
-        await asyncio.sleep(0.1)
-        now = server_cpu_ns(pid)
-        if now - before < 2_000_000:  # < 2% of a core over 100 ms
+    async def command(self, line: str, timeout: float) -> list[str]:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        await self.proc.stdin.drain()
+        reply = await self._readline(timeout)
+        if not reply or reply.startswith("error"):
+            raise BenchError(f"{self.mode.name} server: {line!r} -> {reply or 'no answer (exited?)'}")
+        return reply.split()
+
+    async def stop(self) -> None:
+        """Kill it: nothing is measured after a run, and an orderly shutdown of 10,000
+        connections takes seconds. Under cProfile, end of input lets it exit cleanly
+        and write its profile."""
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
             return
-        before = now
+        if self.profile is not None:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 30)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+class LoadWorker:
+    def __init__(self, index: int, cpu: int | None) -> None:
+        self.index = index
+        self.cpu = cpu
+        self.source = f"127.0.0.{2 + index}"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        argv = [sys.executable, "-m", "scripts.bench.loadgen"]
+        if self.cpu is not None:
+            argv.append(str(self.cpu))
+        self.proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 28,  # a latency run's answer is a few MB on one line
+        )
+
+    async def call(self, cmd: dict[str, object], timeout: float) -> dict[str, object]:
+        proc = self.proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(cmd).encode() + b"\n")
+        await proc.stdin.drain()
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout + 30)
+        except TimeoutError:
+            raise BenchError(f"load generator {self.index} did not answer {cmd['cmd']!r}") from None
+        if not line:
+            raise BenchError(f"load generator {self.index} exited")
+        reply: dict[str, object] = json.loads(line)
+        return reply
+
+    async def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+class LoadPool:
+    """Load-generator processes, kept for the whole bench (they are not measured)."""
+
+    def __init__(self, size: int, cpu: int | None) -> None:
+        self.workers = [LoadWorker(i, cpu) for i in range(size)]
+        self.active: list[LoadWorker] = []
+
+    async def __aenter__(self) -> LoadPool:
+        await asyncio.gather(*(w.start() for w in self.workers))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.gather(*(w.stop() for w in self.workers), return_exceptions=True)
+
+    async def connect(
+        self, port: int, mode: Mode, n: int, expected: int, procs: int, latency: bool = False
+    ) -> None:
+        procs = max(1, min(procs, len(self.workers), n))
+        self.active = self.workers[:procs]
+        shares = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
+        timeout = max(60.0, n / 100)
+        replies = await asyncio.gather(
+            *(
+                w.call(
+                    {
+                        "cmd": "connect",
+                        "port": port,
+                        "path": mode.path,
+                        "kind": mode.kind,
+                        "count": share,
+                        "source": w.source,
+                        "concurrency": CONNECT_CONCURRENCY,
+                        "expected": expected,
+                        "latency": latency,
+                    },
+                    timeout,
+                )
+                for w, share in zip(self.active, shares, strict=True)
+            )
+        )
+        for reply in replies:
+            if "error" in reply:
+                raise BenchError(f"{mode.name}: connecting {n} subscribers: {reply['error']}")
+
+    async def wait(self, mode: Mode, timeout: float) -> list[dict[str, object]]:
+        replies = await asyncio.gather(
+            *(w.call({"cmd": "wait", "timeout": timeout}, timeout) for w in self.active)
+        )
+        for reply in replies:
+            if "error" in reply:
+                raise BenchError(f"{mode.name}: delivery check failed: {reply['error']}")
+        return replies
+
+    async def close(self) -> None:
+        await asyncio.gather(*(w.call({"cmd": "close"}, 30) for w in self.active))
+
+
+# ---------------------------------------------------------------- one run
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """``run <burst> <groups> <period_us> <gap_us>`` (scripts.bench.common)."""
+
+    burst: int
+    groups: int
+    period_us: int
+    gap_us: int
+
+    @property
+    def events(self) -> int:
+        return self.burst * self.groups
+
+    def command(self) -> str:
+        return f"run {self.burst} {self.groups} {self.period_us} {self.gap_us}"
+
+
+def schedule_for(workload: str, n: int, args: argparse.Namespace) -> Schedule:
+    if workload == "steady":
+        events = args.events or min(2_000, max(10, args.steady_frames // n))
+        return Schedule(1, events, max(1_000, n * STEADY_US_PER_SUBSCRIBER), 0)
+    if workload == "burst":
+        groups = (
+            max(1, args.events // args.burst)
+            if args.events
+            else min(20, max(1, args.burst_frames // (args.burst * n)))
+        )
+        return Schedule(args.burst, groups, 0, max(20_000, n * 100))
+    if workload == "latency":
+        return Schedule(
+            1, max(1, round(args.latency_rate * args.latency_seconds)), round(1e6 / args.latency_rate), 0
+        )
+    raise ValueError(workload)
+
+
+@dataclass
+class Run:
+    mode: str
+    workload: str
+    subscribers: int
+    repeat: int
+    events: int
+    connect_ns: int
+    fanout_ns: int
+    rss_kb_before: int
+    rss_kb_after: int
+    received: int
+    user_ticks: int
+    sys_ticks: int
+    latencies_us: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def us_per_frame(self) -> float:
+        return self.fanout_ns / 1000 / (self.subscribers * self.events)
+
+    @property
+    def us_per_connect(self) -> float:
+        return self.connect_ns / 1000 / self.subscribers
+
+    @property
+    def kb_per_conn(self) -> float:
+        return (self.rss_kb_after - self.rss_kb_before) / self.subscribers
+
+    @property
+    def sys_share(self) -> float:
+        total = self.user_ticks + self.sys_ticks
+        return self.sys_ticks / total if total else math.nan
+
+
+def load_procs_for(n: int, args: argparse.Namespace) -> int:
+    if args.load_procs:
+        return int(args.load_procs)
+    return 1 if n < 500 else max(2, math.ceil(n / 2_500))
 
 
 async def run_once(
-    mode: str, subscribers: int, events: int, profile: Path | None = None, yield_every: int = YIELD_EVERY
-) -> Sample:
-    async with (
-        Server(mode, profile) as server,
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
-    ):
-        base = f"http://127.0.0.1:{server.port}"
-        url = f"{base}/api/realtime"
+    mode: Mode,
+    workload: str,
+    n: int,
+    repeat: int,
+    pool: LoadPool,
+    args: argparse.Namespace,
+) -> Run:
+    schedule = schedule_for(workload, n, args)
+    latency = workload == "latency"
+    profile = None
+    if args.profile is not None and not mode.argv[0].endswith("node"):
+        profile = args.profile / f"{mode.name}-{workload}-{n}-r{repeat}.prof"
+    procs = load_procs_for(n, args)
+    async with Server(mode, args.server_cpu, profile) as server:
+        pid = server.pid
         # A throw-away subscriber first, so one-time costs (lazy imports, first
         # handshake, caches) are not counted against the measured connections.
-        warm = await Subscriber.connect(session, url, events)
-        await warm.close()
-        await _settle(server.pid)
-        rss_before = server_rss_kb(server.pid)
-
-        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-
-        async def connect() -> Subscriber:
-            async with gate:
-                return await Subscriber.connect(session, url, events)
-
-        subs: list[Subscriber] = []
+        await pool.connect(server.port, mode, 1, 0, 1)
+        await pool.close()
+        await settle(pid)
+        rss_before, cpu_before = server_rss_kb(pid), server_cpu_ns(pid)
         try:
-            results = await asyncio.gather(*(connect() for _ in range(subscribers)), return_exceptions=True)
-            subs = [r for r in results if isinstance(r, Subscriber)]
-            failed = [r for r in results if not isinstance(r, Subscriber)]
-            if failed:
-                raise BenchError(
-                    f"{len(failed)} of {subscribers} subscribers could not subscribe: {failed[0]}"
-                )
-            await _settle(server.pid)
-            rss_after = server_rss_kb(server.pid)
-
-            ticks_before = server_user_sys_ticks(server.pid)
-            cpu_before = server_cpu_ns(server.pid)
-            params = {"count": str(events), "yield_every": str(yield_every)}
-            async with session.post(f"{base}/publish", params=params) as resp:
-                if resp.status != 200:
-                    raise BenchError(f"publish failed: HTTP {resp.status} {await resp.text()}")
-                reply = await resp.json()
-            if reply["subscribers"] != subscribers:
-                raise BenchError(f"server saw {reply['subscribers']} subscribers, expected {subscribers}")
-            deadline = max(60.0, subscribers * events / 5_000)
+            await pool.connect(server.port, mode, n, schedule.events, procs, latency)
+            connect_ns = server_cpu_ns(pid) - cpu_before
+            await settle(pid)
+            rss_after = server_rss_kb(pid)
+            count = int((await server.command("count", 30))[1])
+            if count != n:
+                raise BenchError(f"{mode.name} server counts {count} subscribers, expected {n}")
+            ticks_before, cpu_start = server_user_sys_ticks(pid), server_cpu_ns(pid)
+            timeout = max(60.0, n * schedule.events / 5_000)
+            done = asyncio.ensure_future(server.command(schedule.command(), timeout))
             try:
-                async with asyncio.timeout(deadline):
-                    for sub in subs:
-                        await sub.done.wait()
-            except TimeoutError:
-                got = sum(s.counter.last_seq for s in subs)
-                msg = f"timed out after {deadline:.0f}s: {got} of {subscribers * events} frames"
-                raise BenchError(msg) from None
-            cpu_after = server_cpu_ns(server.pid)
-            ticks_after = server_user_sys_ticks(server.pid)
-            for sub in subs:
-                sub.raise_error()
-                if sub.counter.last_seq != events:
-                    raise BenchError(f"a subscriber got {sub.counter.last_seq} of {events} events")
-            received = sum(s.counter.last_seq for s in subs)
+                replies = await pool.wait(mode, timeout)
+            finally:
+                reply = await done
+            cpu_end, ticks_after = server_cpu_ns(pid), server_user_sys_ticks(pid)
+            if reply[1:] != [str(schedule.events), str(n)]:
+                raise BenchError(f"{mode.name}: published {reply[1:]}, expected {schedule.events} to {n}")
         finally:
-            await asyncio.gather(*(s.close() for s in subs), return_exceptions=True)
-    user, sys_ = (after - before for after, before in zip(ticks_after, ticks_before, strict=True))
-    return Sample(
-        mode, subscribers, events, cpu_after - cpu_before, rss_before, rss_after, received, user, sys_
+            await pool.close()
+    received = sum(int(str(r["received"])) for r in replies)
+    if received != n * schedule.events:
+        raise BenchError(f"{mode.name}: {received} frames received, expected {n * schedule.events}")
+    check_frame(mode, str(replies[0]["sample"]))
+    latencies: list[int] = []
+    for r in replies:
+        if r.get("latencies"):
+            raw = base64.b64decode(str(r["latencies"]))
+            latencies.extend(memoryview(raw).cast("i").tolist())
+    return Run(
+        mode.name,
+        workload,
+        n,
+        repeat,
+        schedule.events,
+        connect_ns,
+        cpu_end - cpu_start,
+        rss_before,
+        rss_after,
+        received,
+        ticks_after[0] - ticks_before[0],
+        ticks_after[1] - ticks_before[1],
+        latencies,
     )
+
+
+def check_frame(mode: Mode, sample: str) -> None:
+    """The first event frame a client saw is byte for byte the common frame (with the
+    stamp it carried): every mode sends the same bytes (socket.io: inside its framing)."""
+    found = re.search(r'"t":(\d+),', sample)
+    stamp = int(found.group(1)) if found else -1
+    want = expected_wire(mode.kind, event_text(1, stamp))
+    if sample != want:
+        raise BenchError(
+            f"{mode.name}: event frame differs from the common one:\n  got  {sample!r}\n  want {want!r}"
+        )
+    assert EVENT_PREFIX in want
+
+
+# ---------------------------------------------------------------- summaries
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+@dataclass
+class CpuRow:
+    """Fan-out CPU of one mode, workload and subscriber count."""
+
+    workload: str
+    subscribers: int
+    mode: str
+    events: int
+    us_per_frame: float
+    ratio: float  # median(mode) / median(bare)
+    paired: float  # median over repeats of mode/bare
+    sys_share: float
+    runs: list[Run]
+
+
+@dataclass
+class ConnRow:
+    """Connect cost and idle RSS of one mode and subscriber count."""
+
+    subscribers: int
+    mode: str
+    us_per_connect: float
+    connect_ratio: float
+    connect_paired: float
+    kb_per_conn: float
+    rss_ratio: float
+    rss_paired: float
+
+
+@dataclass
+class LatencyRow:
+    mode: str
+    subscribers: int
+    rate: float
+    seconds: float
+    frames: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass
+class Results:
+    cpu: list[CpuRow]
+    conn: list[ConnRow]
+    latency: list[LatencyRow]
+    notes: list[str]
+    args: argparse.Namespace
+    seconds: float = 0.0
+
+
+def _paired(runs: list[Run], base: list[Run], value: str) -> float:
+    by_key = {(r.workload, r.repeat): getattr(r, value) for r in base}
+    ratios = [
+        getattr(r, value) / by_key[(r.workload, r.repeat)]
+        for r in runs
+        if by_key.get((r.workload, r.repeat), 0) > 0
+    ]
+    return median(ratios)
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else math.nan
+
+
+def summarize_cpu(runs: list[Run]) -> list[CpuRow]:
+    groups: dict[tuple[str, int, str], list[Run]] = {}
+    for r in runs:
+        groups.setdefault((r.workload, r.subscribers, r.mode), []).append(r)
+    rows = []
+    for (workload, n, mode), group in groups.items():
+        base = groups.get((workload, n, BASELINE), [])
+        us = median([r.us_per_frame for r in group])
+        shares = [r.sys_share for r in group if not math.isnan(r.sys_share)]
+        rows.append(
+            CpuRow(
+                workload,
+                n,
+                mode,
+                group[0].events,
+                us,
+                _ratio(us, median([r.us_per_frame for r in base])),
+                _paired(group, base, "us_per_frame"),
+                median(shares),
+                group,
+            )
+        )
+    return rows
+
+
+def summarize_conn(runs: list[Run]) -> list[ConnRow]:
+    groups: dict[tuple[int, str], list[Run]] = {}
+    for r in runs:
+        groups.setdefault((r.subscribers, r.mode), []).append(r)
+    rows = []
+    for (n, mode), group in groups.items():
+        base = groups.get((n, BASELINE), [])
+        us, kb = median([r.us_per_connect for r in group]), median([r.kb_per_conn for r in group])
+        rows.append(
+            ConnRow(
+                n,
+                mode,
+                us,
+                _ratio(us, median([r.us_per_connect for r in base])),
+                _paired(group, base, "us_per_connect"),
+                kb,
+                _ratio(kb, median([r.kb_per_conn for r in base])),
+                _paired(group, base, "kb_per_conn"),
+            )
+        )
+    return rows
+
+
+def percentile(sorted_values: list[int], q: float) -> float:
+    if not sorted_values:
+        return math.nan
+    index = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
+    return float(sorted_values[index])
+
+
+def summarize_latency(runs: list[Run], args: argparse.Namespace) -> list[LatencyRow]:
+    groups: dict[tuple[str, int], list[int]] = {}
+    for r in runs:
+        groups.setdefault((r.mode, r.subscribers), []).extend(r.latencies_us)
+    rows = []
+    for (mode, n), values in groups.items():
+        values.sort()
+        rows.append(
+            LatencyRow(
+                mode,
+                n,
+                args.latency_rate,
+                args.latency_seconds,
+                len(values),
+                percentile(values, 0.50) / 1000,
+                percentile(values, 0.99) / 1000,
+                values[-1] / 1000 if values else math.nan,
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _f(value: float, digits: int = 2) -> str:
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def format_cpu(rows: list[CpuRow], repeat: int) -> str:
+    lines = [
+        f"fan-out: server CPU per delivered frame (median of {repeat}); ratio = mode / {BASELINE} "
+        "(of the medians; median of the per-repeat pairs)",
+        f"{'workload':<8} {'subscribers':>11} {'mode':<10} {'events':>6} {'us/frame':>9} "
+        f"{'ratio':>6} {'paired':>6} {'sys%':>5}",
+    ]
+    for r in rows:
+        sys_pct = "-" if math.isnan(r.sys_share) else f"{100 * r.sys_share:.0f}"
+        lines.append(
+            f"{r.workload:<8} {r.subscribers:>11} {r.mode:<10} {r.events:>6} {r.us_per_frame:>9.2f} "
+            f"{_f(r.ratio):>6} {_f(r.paired):>6} {sys_pct:>5}"
+        )
+    return "\n".join(lines)
+
+
+def format_conn(rows: list[ConnRow]) -> str:
+    lines = [
+        f"connect + subscribe + snapshot: server CPU per connection; idle subscribed connections: "
+        f"RSS per connection; ratios to {BASELINE} (of the medians; paired)",
+        f"{'subscribers':>11} {'mode':<10} {'us/conn':>8} {'ratio':>6} {'paired':>6} "
+        f"{'KB/conn':>8} {'ratio':>6} {'paired':>6}",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r.subscribers:>11} {r.mode:<10} {r.us_per_connect:>8.1f} {_f(r.connect_ratio):>6} "
+            f"{_f(r.connect_paired):>6} {r.kb_per_conn:>8.1f} {_f(r.rss_ratio):>6} {_f(r.rss_paired):>6}"
+        )
+    return "\n".join(lines)
+
+
+def format_latency(rows: list[LatencyRow]) -> str:
+    lines = [
+        "publish -> receive latency (publisher's monotonic stamp to the client's arrival time)",
+        f"{'mode':<10} {'subscribers':>11} {'events/s':>8} {'frames':>8} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r.mode:<10} {r.subscribers:>11} {r.rate:>8g} {r.frames:>8} {r.p50_ms:>7.2f} "
+            f"{r.p99_ms:>7.2f} {r.max_ms:>7.2f}"
+        )
+    return "\n".join(lines)
+
+
+def format_results(results: Results) -> str:
+    parts = [format_cpu(results.cpu, results.args.repeat), format_conn(results.conn)]
+    if results.latency:
+        parts.append(format_latency(results.latency))
+    parts.extend(results.notes)
+    return "\n\n".join(parts)
 
 
 # ---------------------------------------------------------------- the whole bench
 
 
-@dataclass
-class Row:
-    mode: str
-    subscribers: int
-    events: int
-    us_per_frame: float
-    ratio: float  # hub/bare CPU per frame at this subscriber count (1.0 for bare)
-    kb_per_conn: float
-    sys_share: float  # share of the server's CPU time spent in the kernel
-    samples: list[Sample] = field(default_factory=list)
-
-
-def default_events(subscribers: int) -> int:
-    return min(MAX_EVENTS, max(MIN_EVENTS, FRAMES_PER_RUN // subscribers))
+def _csv(value: str, allowed: Sequence[str] | None = None, kind: type = str) -> list:  # type: ignore[type-arg]
+    items = [kind(v.strip()) for v in value.split(",") if v.strip()]
+    if allowed is not None:
+        bad = [v for v in items if v not in allowed]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown {bad}; choose from {', '.join(allowed)}")
+    return items
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -370,123 +760,225 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--subscribers", default=None, help="comma-separated subscriber counts (default 100,500; --quick: 20)"
+    add = parser.add_argument
+    add("--quick", action="store_true", help="a smoke run: 20 subscribers, few events, once, scale 200")
+    add(
+        "--modes",
+        type=lambda v: _csv(v, MODES),
+        help=f"modes to run (default: all available of {','.join(MODES)})",
     )
-    parser.add_argument(
-        "--events",
+    add("--workloads", type=lambda v: _csv(v, WORKLOADS), help="steady,burst (default both)")
+    add("--subscribers", type=lambda v: _csv(v, kind=int), help="subscriber counts (default 100,1000,2000)")
+    add("--repeat", type=int, help="runs per cell, alternating modes; medians taken (default 3; --quick 1)")
+    add("--events", type=int, help="events per fan-out run (default: ~frames/subscribers, within bounds)")
+    add(
+        "--steady-frames",
         type=int,
-        default=None,
-        help=f"events per run (default ~{FRAMES_PER_RUN:,} frames / subscribers, "
-        f"within {MIN_EVENTS}..{MAX_EVENTS}; --quick: 100)",
+        default=STEADY_FRAMES,
+        help=f"frames per steady run (default {STEADY_FRAMES:,})",
     )
-    parser.add_argument("--repeat", type=int, default=None, help="runs per cell, median taken (default 3)")
-    parser.add_argument(
-        "--yield-every",
+    add(
+        "--burst-frames",
         type=int,
-        default=YIELD_EVERY,
-        metavar="M",
-        help=f"the publish loop yields to the event loop every M events (default {YIELD_EVERY}; "
-        "1 = every event wakes every writer, the hub's worst case)",
+        default=BURST_FRAMES,
+        help=f"frames per burst run (default {BURST_FRAMES:,})",
     )
-    parser.add_argument("--quick", action="store_true", help="a fast smoke run (small sizes, one repeat)")
-    parser.add_argument(
+    add("--burst", type=int, default=BURST, help=f"events per burst (default {BURST})")
+    add("--scale", type=int, help="the large-N run's subscribers (default 10000; 0: skip)")
+    add("--scale-modes", type=lambda v: _csv(v, MODES), help="modes at --scale (default bare,hub)")
+    add("--scale-repeat", type=int, help="repeats at --scale (default 1)")
+    add(
+        "--latency-modes",
+        type=lambda v: _csv(v, MODES),
+        help="modes of the latency run (default: --modes; '' skips)",
+    )
+    add("--latency-subscribers", type=int, help="default 1000 (--quick 20)")
+    add("--latency-rate", type=float, default=20.0, help="events per second (default 20)")
+    add("--latency-seconds", type=float, help="default 10 (--quick 1)")
+    add(
+        "--load-procs",
+        type=int,
+        help="load-generator processes (default: 1 below 500 subscribers, else N/2500, >= 2)",
+    )
+    add(
+        "--no-pin", action="store_true", help="do not pin the server and the load generators to separate CPUs"
+    )
+    add(
         "--profile",
         type=Path,
         metavar="DIR",
-        help="run the servers under cProfile; write DIR/<mode>-<n>-r<i>.prof, print hot spots",
+        help="run the Python servers under cProfile into DIR; print hot spots",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="print every sample")
+    add(
+        "--write-docs",
+        action="store_true",
+        help="rewrite the results in docs/benchmarks.md and docs/benchmarks.png",
+    )
+    add("-v", "--verbose", action="store_true", help="print every run")
     args = parser.parse_args(argv)
-    subs = args.subscribers or ("20" if args.quick else "100,500")
-    try:
-        args.subscribers = [int(s) for s in subs.split(",") if s.strip()]
-    except ValueError:
-        parser.error(f"--subscribers: not a list of integers: {subs!r}")
+    q = args.quick
+    if args.modes is None:
+        args.modes = list(MODES)
+    if args.workloads is None:
+        args.workloads = list(WORKLOADS)
+    if args.subscribers is None:
+        args.subscribers = [20] if q else [100, 1000, 2000]
     if args.repeat is None:
-        args.repeat = 1 if args.quick else 3
-    if args.events is None and args.quick:
-        args.events = 100
-    if (
-        not args.subscribers
-        or min(args.subscribers) < 1
-        or args.repeat < 1
-        or (args.events or 1) < 1
-        or args.yield_every < 1
-    ):
-        parser.error("--subscribers, --events, --repeat and --yield-every must be positive")
+        args.repeat = 1 if q else 3
+    if args.scale is None:
+        args.scale = 200 if q else 10_000
+    if args.scale_modes is None:
+        args.scale_modes = ["bare", "hub"]
+    if args.scale_repeat is None:
+        args.scale_repeat = 1
+    if args.latency_modes is None:
+        args.latency_modes = list(args.modes)
+    if args.latency_subscribers is None:
+        args.latency_subscribers = 20 if q else 1_000
+    if args.latency_seconds is None:
+        args.latency_seconds = 1.0 if q else 10.0
+    if q:
+        args.steady_frames = min(args.steady_frames, 400)
+        args.burst_frames = min(args.burst_frames, 2_000)
+    numbers = [args.repeat, args.scale_repeat, args.burst, args.latency_subscribers, *args.subscribers]
+    if min(numbers) < 1 or (args.events is not None and args.events < 1) or args.scale < 0:
+        parser.error("counts must be positive")
+    if args.latency_rate <= 0 or args.latency_seconds <= 0:
+        parser.error("--latency-rate and --latency-seconds must be positive")
+    if BASELINE not in args.modes:
+        parser.error(f"--modes must include the baseline, {BASELINE}")
+    args.server_cpu, args.load_cpu = cpu_plan(args.no_pin)
     return args
 
 
-async def bench(args: argparse.Namespace) -> list[Row]:
-    samples: dict[tuple[str, int], list[Sample]] = {}
+def _log(args: argparse.Namespace, message: str) -> None:
+    if args.verbose:
+        print(message, file=sys.stderr, flush=True)
+
+
+async def bench(args: argparse.Namespace) -> Results:
+    raise_nofile_limit()
+    table = mode_table()
+    notes: list[str] = []
+    skipped = {m: why for m in MODES if (why := unavailable(m)) is not None}
+    for mode, why in skipped.items():
+        if mode in args.modes or mode in args.latency_modes or mode in args.scale_modes:
+            notes.append(f"note: {why}")
+            print(f"note: {why}", file=sys.stderr, flush=True)
+    if BASELINE in skipped:
+        raise BenchError(skipped[BASELINE])
+    modes = [m for m in args.modes if m not in skipped]
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-    for rep in range(args.repeat):
-        for n in args.subscribers:
-            events = args.events or default_events(n)
-            for mode in MODES:  # alternated, so drift in machine load hits both modes alike
-                profile = args.profile / f"{mode}-{n}-r{rep + 1}.prof" if args.profile else None
-                sample = await run_once(mode, n, events, profile, args.yield_every)
-                samples.setdefault((mode, n), []).append(sample)
-                if args.verbose:
-                    print(
-                        f"  run {rep + 1} {mode:4} n={n:<5} events={events:<5} "
-                        f"{sample.us_per_frame:7.2f} us/frame  {sample.kb_per_conn:6.1f} KB/conn",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-    rows: list[Row] = []
-    for n in args.subscribers:
-        bare = statistics.median(s.us_per_frame for s in samples[("bare", n)])
-        for mode in MODES:
-            group = samples[(mode, n)]
-            us = statistics.median(s.us_per_frame for s in group)
-            kb = statistics.median(s.kb_per_conn for s in group)
-            ratio = us / bare if bare > 0 else math.inf
-            shares = [s.sys_share for s in group if not math.isnan(s.sys_share)]
-            sys_share = statistics.median(shares) if shares else math.nan
-            rows.append(Row(mode, n, group[0].events, us, ratio, kb, sys_share, group))
-    return rows
+    sizes = list(args.subscribers)
+    biggest = max([*sizes, args.scale, args.latency_subscribers])
+    runs: list[Run] = []
+    latency_runs: list[Run] = []
+    pool_size = max(load_procs_for(n, args) for n in [biggest])
+    async with LoadPool(pool_size, args.load_cpu) as pool:
+
+        async def one(mode: str, workload: str, n: int, rep: int) -> Run:
+            run = await run_once(table[mode], workload, n, rep, pool, args)
+            _log(
+                args,
+                f"  r{rep} {workload:<7} n={n:<5} {mode:<10} {run.us_per_frame:7.2f} us/frame  "
+                f"{run.us_per_connect:7.1f} us/conn  {run.kb_per_conn:5.1f} KB/conn",
+            )
+            return run
+
+        for rep in range(1, args.repeat + 1):
+            for n in sizes:
+                for workload in args.workloads:
+                    for mode in modes:  # alternated, so drifting machine load hits every mode alike
+                        runs.append(await one(mode, workload, n, rep))
+        scale_modes = [m for m in args.scale_modes if m not in skipped]
+        if args.scale and scale_modes and args.scale not in sizes:
+            if BASELINE not in scale_modes:
+                scale_modes.insert(0, BASELINE)
+            for rep in range(1, args.scale_repeat + 1):
+                for workload in args.workloads:
+                    for mode in scale_modes:
+                        runs.append(await one(mode, workload, args.scale, rep))
+        for mode in [m for m in args.latency_modes if m not in skipped]:
+            run = await run_once(table[mode], "latency", args.latency_subscribers, 1, pool, args)
+            _log(args, f"  latency n={args.latency_subscribers} {mode:<10} {len(run.latencies_us)} samples")
+            latency_runs.append(run)
+    cpu = sorted(
+        summarize_cpu(runs), key=lambda r: (r.subscribers, WORKLOADS.index(r.workload), MODES.index(r.mode))
+    )
+    conn = sorted(summarize_conn(runs), key=lambda r: (r.subscribers, MODES.index(r.mode)))
+    latency = sorted(summarize_latency(latency_runs, args), key=lambda r: MODES.index(r.mode))
+    return Results(cpu, conn, latency, notes, args)
 
 
-def format_table(rows: list[Row], repeat: int) -> str:
-    lines = [
-        f"fan-out, ~250-byte frames: server CPU per delivered frame (median of {repeat}), "
-        "RSS per idle subscribed connection, kernel share of the CPU time",
-        f"{'mode':<5} {'subscribers':>11} {'events':>7} {'us/frame':>9} {'hub/bare':>9} "
-        f"{'KB RSS/conn':>12} {'sys%':>5}",
-    ]
+def print_profiles(directory: Path, rows: list[CpuRow]) -> None:
     for r in rows:
-        sys_pct = "-" if math.isnan(r.sys_share) else f"{100 * r.sys_share:.0f}"
-        lines.append(
-            f"{r.mode:<5} {r.subscribers:>11} {r.events:>7} {r.us_per_frame:>9.2f} "
-            f"{r.ratio:>9.2f} {r.kb_per_conn:>12.1f} {sys_pct:>5}"
-        )
-    return "\n".join(lines)
-
-
-def print_profiles(directory: Path, rows: list[Row], repeat: int) -> None:
-    for r in rows:
-        path = directory / f"{r.mode}-{r.subscribers}-r{repeat}.prof"
+        last = max(run.repeat for run in r.runs)
+        path = directory / f"{r.mode}-{r.workload}-{r.subscribers}-r{last}.prof"
         if path.exists():
-            print(f"\n== hot spots: {r.mode}, {r.subscribers} subscribers ({path}), by own time")
+            print(
+                f"\n== hot spots: {r.mode}, {r.workload}, {r.subscribers} subscribers ({path}), by own time"
+            )
             pstats.Stats(str(path), stream=sys.stdout).sort_stats("tottime").print_stats(15)
 
 
-def run(argv: list[str] | None = None) -> list[Row]:
+def machine() -> dict[str, str]:
+    """What the figures were measured on, for the docs."""
+    info: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    info["cores"] = str(os.cpu_count())
+    info["kernel"] = platform.release()
+    info["python"] = platform.python_version()
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in (
+        "aiohttp",
+        "aiohttp-realtime",
+        "pydantic",
+        "websockets",
+        "python-socketio",
+        "python-engineio",
+    ):
+        try:
+            info[dist] = version(dist)
+        except PackageNotFoundError:
+            info[dist] = "-"
+    info["node"] = "-"
+    node = shutil.which("node")
+    if node:
+        with contextlib.suppress(Exception):
+            import subprocess
+
+            info["node"] = subprocess.run(
+                [node, "--version"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+    ws_pkg = NODE_DIR / "node_modules" / "ws" / "package.json"
+    info["ws"] = json.loads(ws_pkg.read_text())["version"] if ws_pkg.exists() else "-"
+    return info
+
+
+def run(argv: list[str] | None = None) -> Results:
     args = parse_args(argv)
     started = time.monotonic()
-    rows = asyncio.run(bench(args))
-    print(format_table(rows, args.repeat))
+    results = asyncio.run(bench(args))
+    results.seconds = time.monotonic() - started
+    print(format_results(results))
     print(
-        f"({time.monotonic() - started:.0f}s; CPU from /proc/<pid>/task/*/schedstat; "
-        f"ratio = hub / bare at the same subscriber count)",
+        f"\n({results.seconds:.0f}s; server CPU from /proc/<pid>/task/*/schedstat; every run delivered "
+        "every event in order to every subscriber)",
         flush=True,
     )
     if args.profile is not None:
-        print_profiles(args.profile, rows, args.repeat)
-    return rows
+        print_profiles(args.profile, results.cpu)
+    if args.write_docs:
+        from scripts.bench import report
+
+        report.write_docs(results, machine())
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
