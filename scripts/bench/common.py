@@ -16,6 +16,10 @@ commands on stdin, one per line, and answers each on stdout:
   started" and "gap after it ended" (at least one loop iteration). Answers
   ``done <events> <subscribers>``.
 - ``count``: answers ``subscribers <n>``.
+- ``gc``: a full garbage collection (Python; Node answers without one), answers
+  ``collected <n>``. The driver sends it before each measured run, so that no mode
+  pays, inside the measurement, for a full collection the connects made due (see
+  docs/benchmarks.md, "Garbage collection").
 - end of input: the server exits.
 
 ``steady`` is ``run 1 K P 0`` (one event every P, each written on its own), ``burst``
@@ -28,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import cProfile
+import gc
 import json
 import os
 import resource
@@ -91,11 +96,6 @@ def pin_to_cpu(cpu: int | None) -> None:
             os.sched_setaffinity(0, {cpu})
 
 
-def bench_cpu_from_env() -> int | None:
-    value = os.environ.get("BENCH_CPU", "")
-    return int(value) if value.isdigit() else None
-
-
 # ---------------------------------------------------------------- a Python server's control loop
 
 Publish = Callable[[int, int], Awaitable[None]]
@@ -136,23 +136,37 @@ async def control_loop(
                 return  # end of input: the driver is done with us
             if line[0] == "run":
                 burst, groups, period_us, gap_us = (int(x) for x in line[1:5])
-                published = await run_schedule(publish, burst, groups, period_us, gap_us)
+                if PROFILER is not None:
+                    PROFILER.enable()
+                try:
+                    published = await run_schedule(publish, burst, groups, period_us, gap_us)
+                finally:
+                    if PROFILER is not None:
+                        PROFILER.disable()
                 print(f"done {published} {subscribers()}", flush=True)
             elif line[0] == "count":
                 print(f"subscribers {subscribers()}", flush=True)
+            elif line[0] == "gc":
+                print(f"collected {gc.collect()}", flush=True)
             else:
                 print(f"error unknown command {line[0]!r}", flush=True)
     finally:
         stopping.cancel()
 
 
+#: Set by `serve_main` under ``BENCH_PROFILE``: profiles the ``run`` commands only.
+PROFILER: cProfile.Profile | None = None
+
+
 def serve_main(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run a Python bench server: open-file limit, CPU pin, signals, optional cProfile
-    (``BENCH_PROFILE=<file>``: the stats are dumped there when the server exits)."""
+    """Run a Python bench server: open-file limit, signals, optional cProfile
+    (``BENCH_PROFILE=<file>``: the fan-out, i.e. the ``run`` commands and the writes
+    they cause within their schedule, is profiled, not the connects; the stats are
+    dumped there when the server exits)."""
+    global PROFILER
     raise_nofile_limit()
-    pin_to_cpu(bench_cpu_from_env())
     profile_path = os.environ.get("BENCH_PROFILE")
-    profiler = cProfile.Profile() if profile_path else None
+    PROFILER = profiler = cProfile.Profile() if profile_path else None
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -161,11 +175,8 @@ def serve_main(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve(stop)
 
-    if profiler is not None:
-        profiler.enable()
     try:
         asyncio.run(main())
     finally:
         if profiler is not None and profile_path:
-            profiler.disable()
             profiler.dump_stats(profile_path)

@@ -58,7 +58,7 @@ BASELINE = "bare"
 WORKLOADS = ("steady", "burst")
 BURST = 50
 #: Frames per fan-out run (a run's events are about this over N, within bounds).
-STEADY_FRAMES, BURST_FRAMES = 40_000, 50_000
+STEADY_FRAMES, BURST_FRAMES = 25_000, 50_000
 #: The steady rate: an event every 40 us per subscriber (25,000 frames/s at any N), which
 #: keeps the baseline server below half a core: each event is written on its own.
 STEADY_US_PER_SUBSCRIBER = 40
@@ -100,7 +100,11 @@ def mode_table() -> dict[str, Mode]:
             "python-socketio room emit",
         ),
         "node-ws": Mode(
-            "node-ws", ("node", str(NODE_DIR / "server.mjs")), "json", ws_path, "Node ws, send() loop"
+            "node-ws",
+            ("node", "--expose-gc", str(NODE_DIR / "server.mjs")),
+            "json",
+            ws_path,
+            "Node ws, send() loop",
         ),
     }
 
@@ -373,6 +377,9 @@ class LoadPool:
     async def close(self) -> None:
         await asyncio.gather(*(w.call({"cmd": "close"}, 30) for w in self.active))
 
+    def cpu_ns(self) -> int:
+        return sum(server_cpu_ns(w.proc.pid) for w in self.workers if w.proc is not None)
+
 
 # ---------------------------------------------------------------- one run
 
@@ -426,7 +433,16 @@ class Run:
     received: int
     user_ticks: int
     sys_ticks: int
+    #: The load generators' CPU time and the wall time of the fan-out, to show that the
+    #: clients kept up (they are not the measurement).
+    clients_ns: int = 0
+    wall_ns: int = 0
     latencies_us: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def clients_busy(self) -> float:
+        """The load generators' CPU use over the run, in cores."""
+        return self.clients_ns / self.wall_ns if self.wall_ns else math.nan
 
     @property
     def us_per_frame(self) -> float:
@@ -478,11 +494,15 @@ async def run_once(
             await pool.connect(server.port, mode, n, schedule.events, procs, latency)
             connect_ns = server_cpu_ns(pid) - cpu_before
             await settle(pid)
+            # A full collection now, in every mode: the connects left one due, and
+            # whichever mode allocates first would otherwise pay it in its measurement.
+            await server.command("gc", 60)
             rss_after = server_rss_kb(pid)
             count = int((await server.command("count", 30))[1])
             if count != n:
                 raise BenchError(f"{mode.name} server counts {count} subscribers, expected {n}")
             ticks_before, cpu_start = server_user_sys_ticks(pid), server_cpu_ns(pid)
+            clients_start, wall_start = pool.cpu_ns(), time.monotonic_ns()
             timeout = max(60.0, n * schedule.events / 5_000)
             done = asyncio.ensure_future(server.command(schedule.command(), timeout))
             try:
@@ -490,6 +510,7 @@ async def run_once(
             finally:
                 reply = await done
             cpu_end, ticks_after = server_cpu_ns(pid), server_user_sys_ticks(pid)
+            clients_ns, wall_ns = pool.cpu_ns() - clients_start, time.monotonic_ns() - wall_start
             if reply[1:] != [str(schedule.events), str(n)]:
                 raise BenchError(f"{mode.name}: published {reply[1:]}, expected {schedule.events} to {n}")
         finally:
@@ -516,6 +537,8 @@ async def run_once(
         received,
         ticks_after[0] - ticks_before[0],
         ticks_after[1] - ticks_before[1],
+        clients_ns,
+        wall_ns,
         latencies,
     )
 
@@ -807,7 +830,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile",
         type=Path,
         metavar="DIR",
-        help="run the Python servers under cProfile into DIR; print hot spots",
+        help="profile the Python servers' fan-out (cProfile) into DIR; print hot spots",
     )
     add(
         "--write-docs",
@@ -882,7 +905,8 @@ async def bench(args: argparse.Namespace) -> Results:
             _log(
                 args,
                 f"  r{rep} {workload:<7} n={n:<5} {mode:<10} {run.us_per_frame:7.2f} us/frame  "
-                f"{run.us_per_connect:7.1f} us/conn  {run.kb_per_conn:5.1f} KB/conn",
+                f"{run.us_per_connect:7.1f} us/conn  {run.kb_per_conn:5.1f} KB/conn  "
+                f"(clients {run.clients_busy:.2f} cores, {run.wall_ns / 1e9:.1f}s)",
             )
             return run
 
@@ -901,7 +925,11 @@ async def bench(args: argparse.Namespace) -> Results:
                         runs.append(await one(mode, workload, args.scale, rep))
         for mode in [m for m in args.latency_modes if m not in skipped]:
             run = await run_once(table[mode], "latency", args.latency_subscribers, 1, pool, args)
-            _log(args, f"  latency n={args.latency_subscribers} {mode:<10} {len(run.latencies_us)} samples")
+            _log(
+                args,
+                f"  latency n={args.latency_subscribers} {mode:<10} {len(run.latencies_us)} samples "
+                f"(server {run.fanout_ns / run.wall_ns:.2f} cores, clients {run.clients_busy:.2f} cores)",
+            )
             latency_runs.append(run)
     cpu = sorted(
         summarize_cpu(runs), key=lambda r: (r.subscribers, WORKLOADS.index(r.workload), MODES.index(r.mode))
@@ -917,7 +945,9 @@ def print_profiles(directory: Path, rows: list[CpuRow]) -> None:
         path = directory / f"{r.mode}-{r.workload}-{r.subscribers}-r{last}.prof"
         if path.exists():
             print(
-                f"\n== hot spots: {r.mode}, {r.workload}, {r.subscribers} subscribers ({path}), by own time"
+                f"\n== hot spots of the fan-out (the run command only): {r.mode}, {r.workload}, "
+                f"{r.subscribers} subscribers ({path}), by own time. cProfile inflates Python-heavy "
+                "paths; 'poll' is the loop waiting (wall time, not CPU)."
             )
             pstats.Stats(str(path), stream=sys.stdout).sort_stats("tottime").print_stats(15)
 

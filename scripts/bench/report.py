@@ -133,9 +133,8 @@ def results_markdown(results: Results, machine: dict[str, str]) -> str:
             "|---|---:|---:|---:|---:|",
         ]
         for lr in results.latency:
-            out.append(
-                f"| {lr.mode} | {lr.frames:,} | {lr.p50_ms:.2f} ms | {lr.p99_ms:.2f} ms | {lr.max_ms:.2f} ms |"
-            )
+            times = f"{lr.p50_ms:.2f} ms | {lr.p99_ms:.2f} ms | {lr.max_ms:.2f} ms"
+            out.append(f"| {lr.mode} | {lr.frames:,} | {times} |")
     out += ["", "**The issue's targets** (hub against bare, this run):", ""]
     out += targets_markdown(results)
     for note in results.notes:

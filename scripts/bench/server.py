@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from aiohttp import WSMsgType, web
+from pydantic import BaseModel
 
 from scripts.bench.common import (
     BACKLOG,
@@ -46,6 +47,20 @@ HEARTBEAT_S = 25
 CLIENTS_KEY = web.AppKey("bench_clients", set)
 #: An app, its publish function and its subscriber count.
 Built = tuple[web.Application, Publish, Callable[[], int]]
+
+
+class Tick(BaseModel):
+    op: Literal["tick"]
+    n: int
+    symbol: str
+    price: float
+    volume: int
+    t: int
+    note: str
+
+
+class Ticks(BaseModel):
+    count: int
 
 
 # ---------------------------------------------------------------- bare
@@ -83,21 +98,7 @@ def build_bare() -> Built:
 
 
 def build_hub() -> Built:
-    from pydantic import BaseModel
-
     from aiohttp_realtime import HUB_KEY, TopicDef, TopicRegistry, setup_realtime
-
-    class Tick(BaseModel):
-        op: Literal["tick"]
-        n: int
-        symbol: str
-        price: float
-        volume: int
-        t: int
-        note: str
-
-    class Ticks(BaseModel):
-        count: int
 
     app = web.Application()
     registry = TopicRegistry()

@@ -2,13 +2,14 @@
 // and per event one JSON frame sent to each (`ws.send` of one shared Buffer: the
 // idiomatic broadcast loop of ws's README, with the string encoded once).
 //
-//   node scripts/bench/node/server.mjs
+//   node --expose-gc scripts/bench/node/server.mjs
 //
 // Same contract as the Python bench servers (scripts/bench/common.py): serves WebSocket
 // on 127.0.0.1 (ephemeral port), a message containing "subscribe" adds the client and
 // gets the snapshot frame; prints `PORT <n>`, then reads commands on stdin:
 //   run <burst> <groups> <period_us> <gap_us>  -> done <events> <subscribers>
 //   count                                      -> subscribers <n>
+//   gc                                         -> collected 0 (a full V8 collection)
 // and exits at the end of its input. Compression off, as in every mode.
 import { createInterface } from "node:readline";
 import { WebSocketServer } from "ws";
@@ -83,6 +84,9 @@ wss.on("listening", () => {
         const [burst, groups, periodUs, gapUs] = args.map(Number);
         const published = await runSchedule(burst, groups, periodUs, gapUs);
         process.stdout.write(`done ${published} ${subscribers.size}\n`);
+      } else if (cmd === "gc") {
+        if (globalThis.gc) globalThis.gc(); // started with --expose-gc
+        process.stdout.write("collected 0\n");
       } else if (cmd === "count") {
         process.stdout.write(`subscribers ${subscribers.size}\n`);
       } else if (cmd) {
