@@ -612,6 +612,8 @@ class Results:
     notes: list[str]
     args: argparse.Namespace
     seconds: float = 0.0
+    #: The library's commit (and whether the tree had uncommitted changes) at the start.
+    library: str = ""
 
 
 def _paired(runs: list[Run], base: list[Run], value: str) -> float:
@@ -993,9 +995,13 @@ def machine() -> dict[str, str]:
 
 def run(argv: list[str] | None = None) -> Results:
     args = parse_args(argv)
+    from scripts.bench import report
+
+    library = report.library_state()
     started = time.monotonic()
     results = asyncio.run(bench(args))
     results.seconds = time.monotonic() - started
+    results.library = library
     print(format_results(results))
     print(
         f"\n({results.seconds:.0f}s; server CPU from /proc/<pid>/task/*/schedstat; every run delivered "
@@ -1005,8 +1011,6 @@ def run(argv: list[str] | None = None) -> Results:
     if args.profile is not None:
         print_profiles(args.profile, results.cpu)
     if args.write_docs:
-        from scripts.bench import report
-
         report.write_docs(results, machine())
     return results
 

@@ -62,7 +62,7 @@ def results_markdown(results: Results, machine: dict[str, str]) -> str:
         BEGIN,
         "",
         f"Measured {today} with `scripts/bench-fanout {argv}` ({results.seconds / 60:.1f} min), "
-        f"library at {library_state()}.",
+        f"library at {results.library or library_state()}.",
         "",
         f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
         f"Linux {machine.get('kernel', '?')}; "
@@ -76,7 +76,8 @@ def results_markdown(results: Results, machine: dict[str, str]) -> str:
             if args.server_cpu is not None
             else "No CPU pinning. "
         )
-        + f"Median of {args.repeat} repeats (at {args.scale:,} subscribers: {args.scale_repeat}).",
+        + f"Medians of {args.repeat} repeat(s); at {args.scale:,} subscribers {args.scale_repeat} repeat(s), "
+        "bare and hub only (unless --scale-modes says otherwise).",
         "",
         "**Fan-out: server CPU per delivered frame.** `bare` column: µs per frame; other columns: ratio to "
         "`bare` as *ratio of the medians* / *median of the paired ratios*, then µs per frame. "
@@ -208,37 +209,50 @@ def render_png(results: Results, path: Path = PNG) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    modes = [m for m in ("hub", "websockets", "socketio", "node-ws") if any(r.mode == m for r in results.cpu)]
-    groups = sorted({(r.workload, r.subscribers) for r in results.cpu}, key=lambda g: (g[0] != "burst", g[1]))
-    ratio = {(r.workload, r.subscribers, r.mode): r.ratio for r in results.cpu}
+    order = ("hub", "websockets", "socketio", "node-ws")
+    ratio = {(r.workload, r.subscribers, r.mode): r.ratio for r in results.cpu if r.mode != BASE}
+    groups = sorted({(w, n) for w, n, _m in ratio}, key=lambda g: (g[0] != "burst", g[1]))
     colors = {"hub": "#1f77b4", "websockets": "#2ca02c", "socketio": "#d62728", "node-ws": "#9467bd"}
-    fig, ax = plt.subplots(figsize=(11, 5.2), dpi=110)
-    width = 0.8 / max(1, len(modes))
-    for i, mode in enumerate(modes):
-        xs, ys = [], []
-        for j, (workload, n) in enumerate(groups):
-            value = ratio.get((workload, n, mode), math.nan)
-            if not math.isnan(value):
-                xs.append(j + (i - (len(modes) - 1) / 2) * width)
-                ys.append(value)
-        bars = ax.bar(xs, ys, width, label=mode, color=colors.get(mode))
-        for bar, y in zip(bars, ys, strict=True):
+    fig, ax = plt.subplots(figsize=(11, 5.6), dpi=110)
+    width = 0.8 / len(order)
+    labelled: set[str] = set()
+    for j, (workload, n) in enumerate(groups):
+        present = [m for m in order if not math.isnan(ratio.get((workload, n, m), math.nan))]
+        for i, mode in enumerate(present):
+            x = j + (i - (len(present) - 1) / 2) * width
+            y = ratio[(workload, n, mode)]
+            ax.bar(x, y, width, color=colors[mode], label=None if mode in labelled else mode)
+            labelled.add(mode)
             ax.annotate(
                 f"{y:.2f}",
-                (bar.get_x() + bar.get_width() / 2, y),
+                (x, y),
                 ha="center",
                 va="bottom",
                 fontsize=7,
                 xytext=(0, 2),
                 textcoords="offset points",
             )
+        target = BURST_TARGET if workload == "burst" else STEADY_TARGET
+        span = max(1, len(present)) * width / 2 + 0.04
+        ax.hlines(
+            target,
+            j - span,
+            j + span,
+            colors="#b22222",
+            linestyles=":",
+            linewidth=1.5,
+            label=None if "target" in labelled else "hub target",
+        )
+        labelled.add("target")
     ax.axhline(1.0, color="black", linewidth=1, linestyle="--", label="1.0 = bare aiohttp")
     ax.set_yscale("log")
+    top = max([*ratio.values(), 1.0])
+    ax.set_ylim(min([*ratio.values(), BURST_TARGET]) / 2, top * 3)
     ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{w}\n{n:,} subs" for w, n in groups])
-    ax.set_ylabel("server CPU per delivered frame / bare (log scale)")
-    ax.set_title("Fan-out cost relative to a bare aiohttp send loop (lower is better)")
-    ax.legend(ncol=len(modes) + 1, fontsize=8, loc="upper left")
+    ax.set_xticklabels([f"{w}\n{n:,} subscribers" for w, n in groups], fontsize=8)
+    ax.set_ylabel("server CPU per delivered frame / bare (log)")
+    ax.set_title("Fan-out cost relative to a bare aiohttp send loop, same run (lower is better)")
+    ax.legend(ncol=6, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
