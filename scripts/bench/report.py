@@ -76,8 +76,8 @@ def results_markdown(results: Results, machine: dict[str, str]) -> str:
             if args.server_cpu is not None
             else "No CPU pinning. "
         )
-        + f"Medians of {args.repeat} repeat(s); at {args.scale:,} subscribers {args.scale_repeat} repeat(s), "
-        "bare and hub only (unless --scale-modes says otherwise).",
+        + f"Medians of {args.repeat} repeat(s) (socketio: {min(args.socketio_repeat, args.repeat)}); "
+        f"at {args.scale:,} subscribers {args.scale_repeat} repeat(s) of {', '.join(args.scale_modes)}.",
         "",
         "**Fan-out: server CPU per delivered frame.** `bare` column: µs per frame; other columns: ratio to "
         "`bare` as *ratio of the medians* / *median of the paired ratios*, then µs per frame. "
