@@ -3,7 +3,7 @@
 The ordering and the budget are decided by `core.ClientState` (no I/O); this class
 only connects it to the socket. Sending is synchronous and never awaits: a frame
 goes into the outbox, and the hub's `Flusher` writes every ready connection once
-per loop tick (`_flush`). After each write the writer reports what is still in
+per loop tick (`flush`). After each write the writer reports what is still in
 flight (transport buffer + kernel queue); the budget counts it, so a client that
 stops reading is evicted once it pins `max_queue_bytes`, wherever those bytes sit.
 
@@ -101,19 +101,29 @@ class Connection:
         self.state.evict()
 
     def _in_flight(self) -> int:
-        return self._writer.in_flight
+        return self._writer.measure()
 
     def _ready(self, _state: ClientState) -> None:
-        self._flusher.mark(self._flush)
+        self._flusher.mark(self)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write what is queued (the hub's flusher calls this once per tick when ready)."""
         state = self.state
         outbox = state.outbox
-        if outbox:
-            self._writer.write(outbox.take())
-        outbox.set_downstream(self._writer.in_flight)
-        if state.close_code is None and outbox.room < 0:
-            state.evict()  # marks ready again: the close starts on the next tick
+        frames = outbox.frames
+        if frames:
+            # Outbox.take and set_downstream inlined: this runs once per ready connection
+            # per tick, and in steady traffic that is once per subscriber per event.
+            outbox.frames = []
+            in_flight = self._writer.write(frames)  # an upper bound, cheap
+            outbox.room += outbox.pending + outbox.downstream - in_flight
+            outbox.pending, outbox.downstream = 0, in_flight
+        else:
+            outbox.set_downstream(self._writer.in_flight)
+        if outbox.room < 0 and state.close_code is None:
+            outbox.set_downstream(self._writer.measure())  # exact, before judging
+            if outbox.room < 0:
+                state.evict()  # marks ready again: the close starts on the next tick
         elif state.close_code is not None and self._closer is None:
             self._closer = asyncio.create_task(
                 self._close(state.close_code, state.close_reason), name=f"ws-close-{self.id}"
