@@ -58,10 +58,11 @@ BASELINE = "bare"
 WORKLOADS = ("steady", "burst")
 BURST = 50
 #: Frames per fan-out run (a run's events are about this over N, within bounds).
-STEADY_FRAMES, BURST_FRAMES = 15_000, 25_000
-#: The steady rate: an event every 40 us per subscriber (25,000 frames/s at any N), which
-#: keeps the baseline server below half a core: each event is written on its own.
-STEADY_US_PER_SUBSCRIBER = 40
+STEADY_FRAMES, BURST_FRAMES = 12_000, 25_000
+#: The steady rate: an event every 60 us per subscriber (~16,700 frames/s at any N), which
+#: keeps the baseline server near a third of its core (each event is written on its own)
+#: and the load generators, at ~35 us of CPU per read here, within their core.
+STEADY_US_PER_SUBSCRIBER = 60
 CONNECT_CONCURRENCY = 64  # connections in flight per load-generator process
 
 
