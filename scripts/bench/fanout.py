@@ -405,7 +405,7 @@ class Schedule:
 def schedule_for(workload: str, n: int, args: argparse.Namespace) -> Schedule:
     if workload == "steady":
         events = args.events or min(2_000, max(10, args.steady_frames // n))
-        return Schedule(1, events, max(1_000, n * STEADY_US_PER_SUBSCRIBER), 0)
+        return Schedule(1, events, max(1_000, n * args.steady_us), 0)
     if workload == "burst":
         groups = (
             max(1, args.events // args.burst)
@@ -820,6 +820,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=BURST_FRAMES,
         help=f"frames per burst run (default {BURST_FRAMES:,})",
+    )
+    add(
+        "--steady-us",
+        type=int,
+        default=STEADY_US_PER_SUBSCRIBER,
+        metavar="US",
+        help=f"steady: one event every US microseconds per subscriber (default {STEADY_US_PER_SUBSCRIBER})",
     )
     add("--burst", type=int, default=BURST, help=f"events per burst (default {BURST})")
     add("--scale", type=int, help="the large-N run's subscribers (default 10000; 0: skip)")

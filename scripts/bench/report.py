@@ -155,11 +155,13 @@ def targets_markdown(results: Results) -> list[str]:
     conn = {c.subscribers: c for c in results.conn if c.mode == HUB}
     scale = args.scale if args.scale and args.scale not in args.subscribers else None
     for workload, target in (("burst", BURST_TARGET), ("steady", STEADY_TARGET)):
-        rows = [cpu[(workload, n)] for n in args.subscribers if (workload, n) in cpu]
-        if rows:
-            measured = ", ".join(f"{r.subscribers:,}: {_x(r.ratio)} / {_x(r.paired)}" for r in rows)
-            ok = all(max(r.ratio, r.paired) <= target for r in rows)
-            lines.append(f"| {workload} ≤ {target:.2f}{X} | {measured} | {_verdict(ok)} |")
+        for n in args.subscribers:
+            if (workload, n) in cpu:
+                r = cpu[(workload, n)]
+                lines.append(
+                    f"| {workload} ≤ {target:.2f}{X} at {n:,} | {_x(r.ratio)} / {_x(r.paired)} "
+                    f"| {_verdict(max(r.ratio, r.paired) <= target)} |"
+                )
     for n in sorted(conn):
         c = conn[n]
         if n >= 1000:
@@ -182,13 +184,22 @@ def targets_markdown(results: Results) -> list[str]:
             f"p99 {r.p99_ms:.2f} ms (p50 {r.p50_ms:.2f}) | {_verdict(r.p99_ms <= P99_TARGET_MS)} |"
         )
     if scale:
-        rows = [r for (w, n), r in cpu.items() if n == scale]
-        if rows:
-            measured = ", ".join(f"{r.workload} {_x(r.ratio)}" for r in rows)
-            ok = all(r.ratio <= (BURST_TARGET if r.workload == "burst" else STEADY_TARGET) for r in rows)
+        # "Unchanged": no worse at `scale` than the worse of the default sizes, give or take
+        # 10 % (run-to-run noise); the ratios themselves are in the tables above.
+        parts, ok = [], True
+        for workload in ("burst", "steady"):
+            r = cpu.get((workload, scale))
+            smaller = [
+                cpu[(workload, n)].ratio for n in args.subscribers if (workload, n) in cpu and n >= 1000
+            ]
+            if r is None or not smaller:
+                continue
+            parts.append(f"{workload} {_x(r.ratio)} (1,000-2,000: {_x(min(smaller))}-{_x(max(smaller))})")
+            ok = ok and r.ratio <= 1.1 * max(smaller)
+        if parts:
             lines.append(
-                f"| {scale:,} subscribed connections on one process, fan-out ratios unchanged "
-                f"(same targets) | all {scale:,} connected and delivered; {measured} | {_verdict(ok)} |"
+                f"| {scale:,} subscribed connections on one process, fan-out ratios unchanged | "
+                f"all {scale:,} held and every event delivered; {'; '.join(parts)} | {_verdict(ok)} |"
             )
     return lines
 
