@@ -39,6 +39,7 @@ import base64
 import contextlib
 import json
 import socket
+import struct
 import sys
 import time
 from typing import Any
@@ -52,6 +53,7 @@ from scripts.bench.common import (
 )
 
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455's example key: one for every connection
 WS_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # its Sec-WebSocket-Accept
 
@@ -256,7 +258,12 @@ class Client(asyncio.Protocol):
             self.subscribed.set_exception(BenchProtocolError(message))
 
     def abort(self) -> None:
+        """Close with a reset (SO_LINGER 0): neither side is left in TIME_WAIT."""
         if self.transport is not None:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
             self.transport.abort()
 
 
