@@ -172,3 +172,29 @@ async def test_disconnect_releases_subscriptions(lib_client):
     await asyncio.wait_for(conn.wait_closed(), 5)
     assert hub.subscriber_count("items") == 0
     assert not hub.connections
+
+
+async def test_a_snapshot_larger_than_the_budget_is_refused_not_an_eviction(lib_client):
+    """A topic whose snapshot can never fit the client's buffer gets `snapshot_too_large`
+    for that topic only; evicting would make the client reconnect into the same eviction."""
+    client, hub, state, _ = await lib_client(max_queue_bytes=8 * 1024)
+    for i in range(4):
+        await state.set(hub, f"k{i}", i)
+    state.items["a"].update({f"{'x' * 3000}{i}": i for i in range(4)})  # ~12 KB snapshot
+    await state.set(hub, "y", 1, group="b")
+    ws = await WsClient.connect(client)
+    await ws.subscribe("items", "items.b", id="s1")
+    error, snapshot = await ws.barrier()
+    assert (error["type"], error["code"], error["topic"], error["id"]) == (
+        "error",
+        "snapshot_too_large",
+        "items",
+        "s1",
+    )
+    assert (snapshot["type"], snapshot["topic"]) == ("snapshot", "items.b")
+    assert hub.subscriber_count("items") == 0 and hub.subscriber_count("items.b") == 1
+    [conn] = hub.connections
+    assert not conn.closing  # served on, not evicted
+    await state.set(hub, "z", 2, group="b")
+    await state.set(hub, "k0", 9)  # "items" is not subscribed: nothing arrives for it
+    assert [(f["topic"], f["seq"]) for f in await ws.barrier()] == [("items.b", 2)]

@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_TOPIC = "unknown_topic"
     TOO_MANY_TOPICS = "too_many_topics"
     SNAPSHOT_FAILED = "snapshot_failed"
+    SNAPSHOT_TOO_LARGE = "snapshot_too_large"
 
     @classmethod
     def __get_pydantic_json_schema__(cls, _core_schema: Any, _handler: Any) -> dict[str, Any]:
@@ -50,5 +51,10 @@ ERROR_CODE_DOCS: dict[ErrorCode, str] = {
     ErrorCode.SNAPSHOT_FAILED: (
         "The server could not build the topic's snapshot (internal error or timeout). "
         "Carries `topic`; the client is not subscribed to it and may retry with backoff."
+    ),
+    ErrorCode.SNAPSHOT_TOO_LARGE: (
+        "The topic's snapshot is larger than this connection's whole buffer "
+        "(`hello.max_queue_bytes`), so it can never be delivered. Carries `topic`; the client "
+        "is not subscribed to it. Retrying does not help until the topic shrinks."
     ),
 }

@@ -123,7 +123,14 @@ class Hub:
             self.unsubscribe(conn, topic)
             msg = "could not build the snapshot"
             return self._error(conn, ErrorCode.SNAPSHOT_FAILED, msg, request_id, topic)
-        conn.state.go_live(sub, epoch, seq, Frame(snapshot_frame(topic, seq, payload)))
+        snapshot = Frame(snapshot_frame(topic, seq, payload))
+        if snapshot.size > conn.state.outbox.limit:
+            # It could never fit the budget: evicting would make the client reconnect,
+            # resubscribe and be evicted again, forever. Refuse this topic only.
+            self.unsubscribe(conn, topic)
+            msg = f"the snapshot ({snapshot.size} bytes) exceeds max_queue_bytes"
+            return self._error(conn, ErrorCode.SNAPSHOT_TOO_LARGE, msg, request_id, topic)
+        conn.state.go_live(sub, epoch, seq, snapshot)
         return None
 
     def unsubscribe(self, conn: Connection, topic: str) -> None:

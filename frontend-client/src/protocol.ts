@@ -141,6 +141,10 @@ export const ErrorCode = {
    * The server could not build the topic's snapshot (internal error or timeout). Carries `topic`; the client is not subscribed to it and may retry with backoff.
    */
   SNAPSHOT_FAILED: "snapshot_failed",
+  /**
+   * The topic's snapshot is larger than this connection's whole buffer (`hello.max_queue_bytes`), so it can never be delivered. Carries `topic`; the client is not subscribed to it. Retrying does not help until the topic shrinks.
+   */
+  SNAPSHOT_TOO_LARGE: "snapshot_too_large",
 } as const;
 /**
  * One of `ErrorCode`'s values.
