@@ -14,43 +14,19 @@ project, no test asserts on time: each asserts only that its target did its job.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
-
-from pydantic import BaseModel
+from typing import Any
 
 from aiohttp_realtime import TopicDef
 from aiohttp_realtime.core.client import ClientState
 from aiohttp_realtime.core.outbox import Outbox
 from aiohttp_realtime.core.router import Router
 from aiohttp_realtime.frames import Frame, event_frame, ws_text_frame
+from scripts.bench.common import TOPIC, tick
+from scripts.bench.server import Tick, Ticks  # the same payload as scripts/bench-fanout
 
-TOPIC = "bench"
-NOTE = "x" * 106
 SUBSCRIBERS = 1_000
-
-
-class Tick(BaseModel):
-    op: Literal["tick"]
-    n: int
-    symbol: str
-    price: float
-    volume: int
-    t: int
-    note: str
-
-
-class Ticks(BaseModel):
-    count: int
-
-
 TICKS: TopicDef[Ticks, Tick] = TopicDef(TOPIC, Ticks, Tick)
-
-
-def tick(n: int) -> dict[str, Any]:
-    return {"op": "tick", "n": n, "symbol": "ACME", "price": 1234.5, "volume": 1000 + n, "t": 0, "note": NOTE}
-
-
-PAYLOAD = json.dumps(tick(1), separators=(",", ":")).encode()
+PAYLOAD = json.dumps(tick(1, 0), separators=(",", ":")).encode()
 
 
 def test_outbox_push_then_take_a_burst_of_50(benchmark: Any) -> None:
@@ -106,14 +82,14 @@ def test_router_route_one_event_to_1000_subscribers(benchmark: Any) -> None:
 
 
 def test_topic_encode_event(benchmark: Any) -> None:
-    payload = tick(7)
+    payload = tick(7, 0)
     encoded = benchmark.pedantic(TICKS.encode_event, args=(payload,), rounds=200, iterations=10)
     assert json.loads(encoded) == payload
 
 
 def test_event_frame(benchmark: Any) -> None:
     text = benchmark.pedantic(event_frame, args=(TOPIC, 12345, PAYLOAD), rounds=200, iterations=20)
-    assert json.loads(text) == {"type": "event", "topic": TOPIC, "seq": 12345, "payload": tick(1)}
+    assert json.loads(text) == {"type": "event", "topic": TOPIC, "seq": 12345, "payload": tick(1, 0)}
 
 
 def test_frame_wire(benchmark: Any) -> None:
