@@ -30,7 +30,7 @@ class Config:
 
 def build_app(config: Config | None = None, *, store: Store | None = None) -> web.Application:
     config = config or Config()
-    store = store or MemoryStore()
+    store = store if store is not None else MemoryStore()
     app = web.Application(middlewares=[json_errors])
     hub = setup_realtime(app, build_registry(store), settings=config.realtime)
     service = SessionService(store, hub)

@@ -62,8 +62,17 @@ class GatedBroker(MemoryBroker):
     def __init__(self) -> None:
         super().__init__()
         self.gate = Gate()
+        self.watch_gate = Gate()
+        self.watches: list[str] = []
+        self.seq_reads: list[str] = []
+
+    async def watch(self, topic: str) -> None:
+        self.watches.append(topic)
+        await self.watch_gate.pass_()  # a network broker confirms a subscription later
+        await super().watch(topic)
 
     async def last_seq(self, topic: str) -> int:
+        self.seq_reads.append(topic)
         await self.gate.pass_()
         return await super().last_seq(topic)
 

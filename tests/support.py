@@ -16,7 +16,7 @@ import re
 import socket
 import struct
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,14 @@ class StuckClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+async def until(condition: Callable[[], bool], *, timeout: float = 10) -> None:
+    """Yield to the event loop until `condition()` holds (checked after every loop
+    iteration, never on a timer), for states that have no event of their own."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - no event exists for these states
+            await asyncio.sleep(0)
 
 
 def masked_frame(opcode: int, payload: bytes) -> bytes:

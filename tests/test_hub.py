@@ -30,14 +30,20 @@ async def test_publish_encodes_once_and_shares_the_bytes(lib_client, monkeypatch
     assert len([f for f in framings if f.endswith(envelopes[0])]) == 1
 
 
-async def test_publish_without_subscribers_still_advances_seq(lib_client):
+async def test_publish_without_subscribers_numbers_nothing_and_keeps_no_state(lib_client):
     client, hub, state, broker = await lib_client()
-    assert await state.set(hub, "x", 1) == 1
-    assert await broker.last_seq("items") == 1
+    assert await state.set(hub, "x", 1) == 0  # nobody watches: not numbered, not kept
+    assert await broker.last_seq("items") == 0
+    assert len(broker) == 0
     ws = await WsClient.connect(client)
     await ws.subscribe("items")
     [snap] = await ws.barrier()
-    assert (snap["seq"], snap["payload"]) == (1, {"items": {"x": 1}})
+    assert (snap["seq"], snap["payload"]) == (0, {"items": {"x": 1}})  # the state is in it
+    assert await state.set(hub, "y", 2) == 1
+    assert [f["seq"] for f in await ws.barrier()] == [1]
+    await ws.unsubscribe("items")
+    await ws.barrier()
+    assert len(broker) == 0  # the last subscriber left: the topic's counter is dropped
 
 
 async def test_publishing_to_an_unregistered_topic_or_a_bad_payload_raises(lib_client):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.support import WsClient
+from tests.support import WsClient, until
 
 
 async def test_first_frame_is_hello_with_limits(lib_client):
@@ -31,9 +31,10 @@ async def test_snapshot_comes_before_any_event_of_its_topic(lib_client):
     assert [f["type"] for f in frames] == ["snapshot", "event", "event"]
     snapshot, *events = frames
     # The seq was read before the provider ran, so both events follow it; the
-    # snapshot already reflects them (idempotent sets), and none is lost.
-    assert snapshot["seq"] == 1
-    assert [e["seq"] for e in events] == [2, 3]
+    # snapshot already reflects them (idempotent sets), and none is lost. (The first
+    # set had no subscriber to number it for: the snapshot carries it, at seq 0.)
+    assert snapshot["seq"] == 0
+    assert [e["seq"] for e in events] == [1, 2]
     assert snapshot["payload"]["items"] == {"x": 2, "y": 3}
 
 
@@ -197,4 +198,26 @@ async def test_a_snapshot_larger_than_the_budget_is_refused_not_an_eviction(lib_
     assert not conn.closing  # served on, not evicted
     await state.set(hub, "z", 2, group="b")
     await state.set(hub, "k0", 9)  # "items" is not subscribed: nothing arrives for it
-    assert [(f["topic"], f["seq"]) for f in await ws.barrier()] == [("items.b", 2)]
+    assert [(f["topic"], f["seq"]) for f in await ws.barrier()] == [("items.b", 1)]
+
+
+async def test_no_subscriber_reads_the_seq_before_the_broker_delivers_the_topic(lib_client):
+    """The first local subscriber asks the broker to deliver the topic here; a second
+    one arriving meanwhile waits for that answer too, instead of reading a seq whose
+    events might never reach this node."""
+    client, hub, state, broker = await lib_client()
+    first, second = await WsClient.connect(client), await WsClient.connect(client)
+    broker.watch_gate.armed = True
+    await first.subscribe("items")
+    await broker.watch_gate.reached.wait()
+    await second.subscribe("items")
+    await until(lambda: hub.subscriber_count("items") == 2)  # registered, waiting for the watch
+    for _ in range(10):
+        await asyncio.sleep(0)  # room for a wrong implementation to read the seq early
+    assert broker.watches == ["items"] and broker.seq_reads == []
+    broker.watch_gate.release()
+    [snap1], [snap2] = await first.barrier(), await second.barrier()
+    assert snap1["type"] == snap2["type"] == "snapshot"
+    assert broker.watches == ["items"] and broker.seq_reads == ["items", "items"]
+    assert await state.set(hub, "x", 1) == 1
+    assert [f["seq"] for f in await first.barrier()] == [f["seq"] for f in await second.barrier()] == [1]

@@ -47,6 +47,7 @@ async def test_concurrent_subscribes_reconstruct_the_final_state(lib_client):
     client, hub, state, _ = await lib_client()
     state.provider_yields = True  # snapshot builds interleave with publishing
     rng = random.Random(1234)
+    await hub.broker.watch("items")  # number every event, also those before the first subscriber
     racers = [RacingClient(random.Random(rng.random())) for _ in range(CLIENTS)]
     tasks = [asyncio.create_task(r.run(client)) for r in racers]
     for i in range(EVENTS):

@@ -93,6 +93,8 @@ def _hub(*topics: TopicDef[Any, Any]) -> Hub:
 
 async def test_publish_takes_typed_handles_and_names() -> None:
     hub = _hub(PLAIN, PARAM)
+    await hub.broker.watch("a.state")  # as a subscriber would: unwatched topics number nothing
+    await hub.broker.watch("a.activity:s1")
     assert await hub.publish(PLAIN, Ev(op="x")) == 1
     assert await hub.publish(PLAIN.ref(), Ev(op="x")) == 2
     assert await hub.publish(PARAM.at(id="s1"), Ev(op="x")) == 1

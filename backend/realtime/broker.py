@@ -4,7 +4,11 @@ Delivery contract every implementation keeps (the hub and clients rely on it):
 - per topic, seqs start at 1 and grow by exactly 1 per published event;
 - `deliver` is called for the topic's events in seq order, each at most once;
 - `last_seq(topic)` is at least the seq of every event whose `publish` returned
-  before the call, so a snapshot built after it reflects them all.
+  before the call, so a snapshot built after it reflects them all;
+- the hub calls `watch(topic)` before its first local subscriber of a topic reads
+  `last_seq`, and `unwatch(topic)` after its last one left. Per-topic state may be
+  dropped once no node watches a topic (a topic nobody watches has nobody who holds
+  one of its seqs), so numbering may restart from 1 after an unwatched period.
 If an implementation loses events (a backplane reconnect), the hub sees a seq gap
 and closes the affected connections; clients resync. Never a silent gap.
 """
@@ -24,8 +28,16 @@ class Broker(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def watch(self, topic: str) -> None:
+        """This node has a subscriber of `topic`: from when this returns, every event
+        of `topic` published anywhere is delivered here."""
+
+    def unwatch(self, topic: str) -> None:
+        """This node's last subscriber of `topic` left (must not await or raise)."""
+
     async def publish(self, topic: str, payload: bytes) -> int:
-        """Assign the next seq of `topic`, deliver to every node, return the seq."""
+        """Assign the next seq of `topic`, deliver to every node watching it, return the
+        seq (0 when the implementation knows nobody watches and numbered nothing)."""
 
     async def last_seq(self, topic: str) -> int:
         """The seq of the latest event published on `topic` (0 if none)."""
@@ -34,7 +46,12 @@ class Broker(Protocol):
 class MemoryBroker:
     """Single-process broker: seq assignment and fan-out happen synchronously
     inside `publish`, so the caller's state change and its event are atomic with
-    respect to other tasks as long as it does not await between them."""
+    respect to other tasks as long as it does not await between them.
+
+    It keeps a counter for each watched topic only: an unwatched topic's counter is
+    dropped, and publishing to it delivers nothing and returns 0. So its memory is
+    bounded by the topics subscribed right now, not by every topic ever published
+    (one per session, say)."""
 
     def __init__(self) -> None:
         self._seqs: dict[str, int] = {}
@@ -46,11 +63,24 @@ class MemoryBroker:
     async def stop(self) -> None:
         self._deliver = None
 
+    async def watch(self, topic: str) -> None:
+        self._seqs.setdefault(topic, 0)
+
+    def unwatch(self, topic: str) -> None:
+        self._seqs.pop(topic, None)
+
     async def publish(self, topic: str, payload: bytes) -> int:
-        seq = self._seqs[topic] = self._seqs.get(topic, 0) + 1
+        seq = self._seqs.get(topic)
+        if seq is None:
+            return 0
+        seq = self._seqs[topic] = seq + 1
         if self._deliver is not None:
             self._deliver(topic, seq, payload)
         return seq
+
+    def __len__(self) -> int:
+        """Topics whose state is kept (the watched ones)."""
+        return len(self._seqs)
 
     async def last_seq(self, topic: str) -> int:
         return self._seqs.get(topic, 0)

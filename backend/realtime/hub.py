@@ -15,6 +15,7 @@ happen after, once per connection per loop tick (`writer.Flusher`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, TypeVar, overload
 
@@ -41,11 +42,13 @@ class Hub:
         settings: RealtimeSettings | None = None,
     ) -> None:
         self.registry = registry
-        self.broker: Broker = broker or MemoryBroker()
+        self.broker: Broker = broker if broker is not None else MemoryBroker()
         self.settings = settings or RealtimeSettings()
         self.connections: set[Connection] = set()
         self.flusher = Flusher()
         self._router = Router()
+        #: Topics with a local subscriber: done once the broker delivers them here.
+        self._watches: dict[str, asyncio.Future[None]] = {}
 
     async def start(self) -> None:
         await self.broker.start(self._router.route)
@@ -107,12 +110,13 @@ class Hub:
             msg = f"at most {self.settings.max_topics} topics per connection"
             return self._error(conn, ErrorCode.TOO_MANY_TOPICS, msg, request_id, topic)
         sub, new = conn.state.subscribe(topic)  # buffering from here on (a re-subscribe: again)
-        if new:
-            self._router.attach(sub)
+        first = new and self._router.attach(sub)
         epoch = sub.epoch
         bound, params = resolved
         try:
-            # Order matters: registered above, *then* read the seq, *then* build state.
+            # Order matters: registered above, *then* the broker delivers the topic here,
+            # *then* read the seq, *then* build state.
+            await self._watch(topic, first)
             seq = await self.broker.last_seq(topic)
             payload = await bound.snapshot_json(params, timeout=self.settings.snapshot_timeout_s)
         except UnknownTopic:
@@ -135,8 +139,31 @@ class Hub:
 
     def unsubscribe(self, conn: Connection, topic: str) -> None:
         sub = conn.state.unsubscribe(topic)
-        if sub is not None:
-            self._router.detach(sub)
+        if sub is not None and self._router.detach(sub):
+            self._watches.pop(topic, None)
+            self.broker.unwatch(topic)
+
+    async def _watch(self, topic: str, first: bool) -> None:
+        """Until the broker delivers `topic` to this node. The topic's first local
+        subscriber asks the broker; the others wait for that answer (a network broker
+        confirms a channel subscription asynchronously)."""
+        if first:
+            done = self._watches[topic] = asyncio.get_running_loop().create_future()
+            try:
+                await self.broker.watch(topic)
+            except BaseException as exc:
+                if not done.done():
+                    done.set_exception(exc)
+                    done.exception()  # retrieved: the waiters each get it
+                raise
+            if not done.done():
+                done.set_result(None)
+            return
+        pending = self._watches.get(topic)
+        if pending is not None and not pending.done():
+            await asyncio.shield(pending)
+        elif pending is not None:
+            pending.result()
 
     # ------------------------------------------------------------ helpers
 

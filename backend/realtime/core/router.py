@@ -17,15 +17,25 @@ class Router:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[Subscription]] = {}
 
-    def attach(self, sub: Subscription) -> None:
-        self._subscribers.setdefault(sub.topic, set()).add(sub)
-
-    def detach(self, sub: Subscription) -> None:
+    def attach(self, sub: Subscription) -> bool:
+        """Route `sub.topic`'s events to `sub`; True if it is the topic's first subscriber."""
         subs = self._subscribers.get(sub.topic)
-        if subs is not None:
-            subs.discard(sub)
-            if not subs:
-                del self._subscribers[sub.topic]
+        if subs is None:
+            self._subscribers[sub.topic] = {sub}
+            return True
+        subs.add(sub)
+        return False
+
+    def detach(self, sub: Subscription) -> bool:
+        """Stop routing to `sub`; True if the topic has no subscriber left."""
+        subs = self._subscribers.get(sub.topic)
+        if subs is None:
+            return False
+        subs.discard(sub)
+        if subs:
+            return False
+        del self._subscribers[sub.topic]
+        return True
 
     def count(self, topic: str) -> int:
         return len(self._subscribers.get(topic, ()))
