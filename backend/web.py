@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
@@ -96,7 +97,7 @@ async def _opaque_crashes(request: web.Request, handler: Handler) -> web.StreamR
     except Exception:
         if request.writer.output_size > 0:
             raise  # a response has begun (a WebSocket): aiohttp closes the connection
-        server_logger.exception("Error handling request %s %s", request.method, request.path)
+        server_logger.exception("Error handling request %s %r", request.method, request.raw_path)
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR)
 
 
@@ -151,26 +152,37 @@ def run_app(
     """`web.run_app` for one TCP site, served through `OpaqueErrorsRunner` (run_app takes
     no runner). `on_ready` gets the site's URL, its bound port included.
 
-    SIGINT and SIGTERM stop it gracefully and it returns, as `web.run_app` does.
+    SIGINT and SIGTERM shut the app down and return, as they do `web.run_app`'s.
     """
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):  # a SIGINT before the handlers are set
         asyncio.run(_serve(app, host, port, shutdown_timeout, on_ready))
 
 
 async def _serve(
     app: web.Application, host: str, port: int, shutdown_timeout: float, on_ready: Callable[[str], None]
 ) -> None:
+    """Serve until SIGINT or SIGTERM, then clean up while every task still runs.
+
+    The signals set an event instead of raising out of the loop (as aiohttp's
+    `handle_signals` does): `asyncio.run` would then cancel every task, WebSocket
+    handlers included, before `runner.cleanup()` could close their sockets with 1001.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     runner = OpaqueErrorsRunner(
         app,
-        handle_signals=True,
         shutdown_timeout=shutdown_timeout,
         keepalive_timeout=75.0,  # web.run_app's default
     )
     await runner.setup()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
         on_ready(site.name)
-        await asyncio.Event().wait()  # until a signal raises GracefulExit out of the loop
+        await stop.wait()
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         await runner.cleanup()

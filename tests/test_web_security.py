@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
@@ -191,6 +192,24 @@ async def test_debug_mode_traceback_does_not_reach_the_client(aiohttp_client, de
     assert_security_headers(resp.headers)
 
 
+async def test_opaque_runner_hides_the_traceback_of_an_app_without_the_middleware(debug_loop):
+    """The runner's second line: an exception no middleware caught (a bare app here)."""
+    bare = web.Application()
+    bare.router.add_get("/boom", _boom)
+    runner = OpaqueErrorsRunner(bare)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        request = b"GET /boom HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\n\r\n"
+        status, headers, body = parse(await raw_response(site.port, request))
+    finally:
+        await runner.cleanup()
+    assert status == 500
+    assert json.loads(body) == {"error": "internal_server_error", "message": "internal server error"}
+    assert_security_headers(headers)
+
+
 # --- the 400s aiohttp's HTTP parser answers -------------------------------------------
 
 
@@ -283,14 +302,22 @@ run_app(build_app(Config(simulate=False)), host="127.0.0.1", port=int(sys.argv[1
 """
 
 
-async def test_run_app_serves_through_the_opaque_runner_and_stops_on_sigterm():
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_run_app_serves_through_the_opaque_runner_and_shuts_down_on_a_signal(sig):
     port = free_port()
-    async with run_until_serving([sys.executable, "-c", SERVE, str(port)], cwd=ROOT) as proc:
+    cmd = [sys.executable, "-c", SERVE, str(port)]
+    async with run_until_serving(cmd, cwd=ROOT) as proc, aiohttp.ClientSession() as session:
         data = await raw_response(port, MALFORMED["bad header name"])
         assert MARKER not in data, data
         status, headers, body = parse(data)
         assert status == 400
         assert json.loads(body) == MALFORMED_BODY
         assert_security_headers(headers)
-        proc.send_signal(signal.SIGTERM)
+
+        # The app's own shutdown still runs with every task alive: clients get 1001.
+        ws = await session.ws_connect(f"http://127.0.0.1:{port}/api/realtime")
+        assert (await ws.receive_json())["type"] == "hello"
+        proc.send_signal(sig)
+        msg = await ws.receive(timeout=10)
+        assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 1001)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
