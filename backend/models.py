@@ -7,10 +7,11 @@ because a snapshot may already reflect an event that is delivered after it
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from typing_extensions import TypeAliasType
 
 # Named aliases (not bare Literals) so that the schemas define them once under these
@@ -21,6 +22,27 @@ TerminalStatus = TypeAliasType("TerminalStatus", Literal["starting", "running", 
 
 MAX_TEXT = 64 * 1024
 MAX_TITLE = 200
+
+# C0 controls other than \t \n \r, and lone surrogates (which UTF-8 cannot encode).
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def no_control_characters(text: str) -> str:
+    """Refuse C0 control characters other than \\n, \\r and \\t (and lone surrogates).
+
+    JSON escapes each of them as six bytes (`\\u0001`): allowed, they would make a
+    snapshot six times the bytes of the text it carries, and the stores' byte budgets
+    (counted in UTF-8) would not bound what clients receive. Without them, JSON is at
+    most twice the UTF-8 (`"` and `\\` escape to two bytes)."""
+    found = _FORBIDDEN.search(text)
+    if found is not None:
+        char = f"U+{ord(found.group()):04X}"
+        raise ValueError(f"{char} at index {found.start()}: no control characters but \\n, \\r and \\t")
+    return text
+
+
+#: A message's text as the server keeps and publishes it; an API body adds `min_length`.
+MessageText = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(no_control_characters)]
 
 
 class _Model(BaseModel):
@@ -41,7 +63,7 @@ class Message(_Model):
     id: str
     session_id: str
     role: Role
-    text: str
+    text: MessageText
     streaming: bool = Field(description="True while an assistant message is still being streamed.")
     created_at: datetime
 

@@ -86,7 +86,7 @@ class Message(BaseModel):
     id: str
     session_id: str
     role: Role
-    text: str
+    text: Annotated[str, Field(max_length=65536)]
     streaming: bool
     """
     True while an assistant message is still being streamed.
