@@ -7,6 +7,9 @@ It is held for the store write and `hub.publish`, which serialises the event onc
 and appends it to each subscriber's outbox; the socket writes happen after, in the
 hub's per-tick flush, outside the lock (a publish to 2,000 subscribers holds it for
 well under a millisecond, not for 2,000 sends).
+
+A change the store refuses (`store.QuotaExceeded`) propagates to the caller before
+anything is published: the HTTP API answers it with 409.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import UTC, datetime
 from aiohttp_realtime import Hub
 
 from .models import (
+    MAX_TEXT,
     Message,
     MessageAppend,
     MessageEnd,
@@ -31,6 +35,7 @@ from .models import (
     TerminalStatus,
     TerminalUpsert,
     TextDelta,
+    no_control_characters,
 )
 from .store import Store
 from .streaming import TextCoalescer
@@ -58,6 +63,7 @@ class SessionService:
     # ------------------------------------------------------------ sessions
 
     async def create_session(self, title: str) -> Session:
+        """Raises `QuotaExceeded` at the store's limits."""
         t = now()
         session = Session(id=new_id("s"), title=title, state="idle", created_at=t, updated_at=t)
         async with self._lock:
@@ -79,11 +85,15 @@ class SessionService:
         return session
 
     async def delete_session(self, session_id: str) -> bool:
+        """Delete the session, its messages, its pending text and its terminals."""
         async with self._lock:
             if not self.store.delete_session(session_id):
                 return False
             self._coalescer.drop(session_id)
             await self._hub.publish(SESSIONS, SessionRemove(op="remove", id=session_id))
+            for terminal in self.store.terminals():
+                if terminal.session_id == session_id and self.store.delete_terminal(terminal.id):
+                    await self._hub.publish(TERMINALS, TerminalRemove(op="remove", id=terminal.id))
         return True
 
     # ------------------------------------------------------------ messages
@@ -91,6 +101,8 @@ class SessionService:
     async def add_message(
         self, session_id: str, role: Role, text: str, *, streaming: bool = False
     ) -> Message | None:
+        """None if the session is unknown. Raises `pydantic.ValidationError` for text that
+        `models.MessageText` refuses (the API validates it first)."""
         message = Message(
             id=new_id("m"),
             session_id=session_id,
@@ -109,9 +121,12 @@ class SessionService:
         return message
 
     def stream_text(self, session_id: str, message_id: str, text: str) -> bool:
-        """Append streamed text now; its event is coalesced. False if the message is gone."""
+        """Append streamed text now; its event is coalesced. False if the message is gone,
+        complete, or would grow past `MAX_TEXT` (then nothing is appended: end it).
+        Raises ValueError for text that `models.MessageText` refuses."""
+        no_control_characters(text)
         message = self.store.message(session_id, message_id)
-        if message is None or not message.streaming:
+        if message is None or not message.streaming or len(message.text) + len(text) > MAX_TEXT:
             return False
         self.store.put_message(message.model_copy(update={"text": message.text + text}))
         self._coalescer.add((session_id, message_id), len(message.text), text)
@@ -146,7 +161,9 @@ class SessionService:
         terminal_id: str | None = None,
         session_id: str | None = None,
         exit_code: int | None = None,
-    ) -> Terminal:
+    ) -> Terminal | None:
+        """Insert or replace a terminal. None if `session_id` names no session (deleted:
+        the terminal would outlive it). Raises `QuotaExceeded` at the store's limit."""
         terminal = Terminal(
             id=terminal_id or new_id("t"),
             name=name,
@@ -156,6 +173,8 @@ class SessionService:
             updated_at=now(),
         )
         async with self._lock:
+            if session_id is not None and self.store.session(session_id) is None:
+                return None
             self.store.put_terminal(terminal)
             await self._hub.publish(TERMINALS, TerminalUpsert(op="upsert", terminal=terminal))
         return terminal

@@ -15,7 +15,7 @@ from .models import (
     TerminalsEvent,
     TerminalsSnapshot,
 )
-from .store import SNAPSHOT_MESSAGES, Store
+from .store import Store
 
 SESSIONS: TopicDef[SessionsSnapshot, SessionsEvent] = TopicDef(
     "sessions.state", SessionsSnapshot, SessionsEvent, description="Every session and its state."
@@ -34,6 +34,23 @@ TERMINALS: TopicDef[TerminalsSnapshot, TerminalsEvent] = TopicDef(
 TOPICS = (SESSIONS, ACTIVITY, TERMINALS)
 
 
+# The snapshots are bounded in bytes by what the store keeps (`store.py`'s limits), not
+# by trimming here, so that a snapshot is exactly the state events are applied to. With
+# the defaults, worst cases as JSON (measured by tests/test_store.py), under the 512 KiB
+# that `RealtimeSettings.max_snapshot_bytes` allows:
+#
+# - sessions.activity:<id>: at most 192 KiB of UTF-8 text per session. JSON escapes
+#   only `"`, `\` and \n \r \t to two bytes (other C0 controls, six bytes each, are
+#   refused by `models.MessageText`), so at most 384 KiB of text, plus 200 messages' ~145
+#   bytes of fields: ~413 KiB. (When the newest message alone is over the budget, it is
+#   kept alone: <= 64 Ki characters of <= 4 bytes each, 256 KiB.)
+# - sessions.state: 1,000 sessions of ~140 bytes of fields, and titles of at most 320 KiB
+#   as JSON together: ~456 KiB. (The title budget is what bounds it: 1,000 titles of 200
+#   characters, the API's limit, would be ~390 KiB of JSON if they were all `"`, ~780 KiB
+#   if four-byte characters, ~1.1 MiB if control characters; plus the fields.)
+# - terminals.state: 200 terminals, named by the server only (not by API clients).
+
+
 def build_registry(store: Store) -> TopicRegistry:
     def sessions(_params: Mapping[str, str]) -> SessionsSnapshot:
         return SessionsSnapshot(sessions=store.sessions())
@@ -42,7 +59,7 @@ def build_registry(store: Store) -> TopicRegistry:
         session_id = params["session_id"]
         if store.session(session_id) is None:
             raise UnknownTopic(session_id)
-        messages = store.messages(session_id, SNAPSHOT_MESSAGES)
+        messages = store.messages(session_id)
         return ActivitySnapshot(session_id=session_id, messages=messages)
 
     def terminals(_params: Mapping[str, str]) -> TerminalsSnapshot:
