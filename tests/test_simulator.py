@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from backend.api import SERVICE_KEY
-from backend.simulator import Simulator
+from backend.simulator import MAX_SESSIONS, MAX_TERMINALS, MAX_TURNS, PROMPTS, SENTENCES, Simulator
+from backend.store import Store
 from tests.support import WsClient
 from tests.test_demo_topics import apply_activity
 
@@ -53,3 +54,46 @@ async def test_clients_follow_the_simulation_exactly(demo_client):
         assert activity == expected
     kinds = {f["payload"].get("op") for f in frames if f["type"] == "event"}
     assert {"upsert", "append", "delta", "end"} <= kinds
+
+
+def sizes(store: Store) -> dict[str, int]:
+    logs = [store.messages(s.id) for s in store.sessions()]
+    return {
+        "sessions": len(logs),
+        "terminals": len(store.terminals()),
+        "messages per session": max(map(len, logs), default=0),
+    }
+
+
+def text_bytes_per_session(store: Store) -> int:
+    logs = [store.messages(s.id) for s in store.sessions()]
+    return max((sum(len(m.text.encode()) for m in log) for log in logs), default=0)
+
+
+async def test_the_simulation_stays_bounded_forever(demo_client):
+    """After an hour it looks as after a minute: 3,000 steps reach no count that the
+    first 300 did not, no session holds more text than its turns' longest replies,
+    nothing outlives its session, and the text varies."""
+    client = await demo_client()
+    service = client.app[SERVICE_KEY]
+    store = service.store
+    sim = Simulator(service, tick_s=0, seed=11)  # tick 0: each stream token yields once, no timer
+    early: dict[str, int] = {}
+    late: dict[str, int] = {}
+    seen_texts: set[str] = set()
+    longest_reply = len(" ".join(sorted(SENTENCES, key=len)[-4:])) + 1  # streamed tokens end in " "
+    max_text_bytes = MAX_TURNS * (max(map(len, PROMPTS)) + longest_reply)
+    for step in range(3000):
+        await sim.step()
+        peaks = early if step < 300 else late
+        for name, size in sizes(store).items():
+            peaks[name] = max(peaks.get(name, 0), size)
+        assert text_bytes_per_session(store) <= max_text_bytes
+        sessions = {s.id for s in store.sessions()}
+        assert all(t.session_id in sessions for t in store.terminals()), "an orphaned terminal"
+        seen_texts.update(m.text for sid in sessions for m in store.messages(sid) if not m.streaming)
+    assert late["sessions"] <= MAX_SESSIONS
+    assert late["terminals"] <= MAX_TERMINALS
+    assert late["messages per session"] <= 2 * MAX_TURNS
+    assert all(late[name] <= early[name] for name in early), (early, late)
+    assert len(seen_texts) > 50
