@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from aiohttp_realtime import RealtimeSettings
 from aiohttp_realtime.frames import encode, error_frame, event_frame, hello_frame, pong_frame, snapshot_frame
 from aiohttp_realtime.protocol import EventFrame, HelloFrame, SnapshotFrame, server_message_adapter
@@ -25,10 +27,11 @@ def test_snapshot_frame_matches_the_model():
     )
 
 
-def test_hello_frame_matches_the_model():
-    settings = RealtimeSettings(max_queue_bytes=123, max_topics=7)
+@pytest.mark.parametrize("principal", [None, 'alice "a"'])
+def test_hello_frame_matches_the_model(principal):
+    settings = RealtimeSettings(max_queue_bytes=123, max_topics=7, frames_per_s=2.5)
     now = datetime(2026, 11, 22, 8, 30, 1, 250, tzinfo=UTC)
-    raw = hello_frame('id"-1', now, settings)
+    raw = hello_frame('id"-1', now, settings, auth=principal is not None, principal=principal)
     model = HelloFrame(
         type="hello",
         connection_id='id"-1',
@@ -38,6 +41,11 @@ def test_hello_frame_matches_the_model():
         max_queue_bytes=123,
         max_frame_bytes=settings.max_frame_bytes,
         max_topics=7,
+        max_snapshot_bytes=61,
+        frames_per_s=2.5,
+        subscribes_per_s=settings.subscribes_per_s,
+        auth=principal is not None,
+        principal=principal,
     )
     assert server_message_adapter.validate_json(raw) == model
     # Key for key what pydantic would send (its datetime text may drop zero microseconds).

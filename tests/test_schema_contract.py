@@ -32,6 +32,11 @@ VALID: list[dict[str, Any]] = [
         "max_queue_bytes": 1,
         "max_frame_bytes": 1,
         "max_topics": 1,
+        "max_snapshot_bytes": 1,
+        "frames_per_s": 50.0,
+        "subscribes_per_s": 20.0,
+        "auth": True,
+        "principal": "alice",
     },
     {"type": "snapshot", "topic": "sessions.state", "seq": 0, "payload": {"sessions": [SESSION]}},
     {

@@ -6,11 +6,23 @@ See docs/embedding.md.
 """
 
 from .app import close_all, setup_realtime
+from .auth import (
+    PRINCIPAL_KEY,
+    SUBPROTOCOL,
+    Authenticate,
+    Authorize,
+    BearerTokens,
+    allowed_host,
+    allowed_origin,
+    request_token,
+)
 from .broker import Broker, MemoryBroker
 from .closecodes import CloseCode, Reconnect
 from .errors import ErrorCode
 from .handler import HUB_KEY
 from .hub import Hub
+from .jsonguard import depth_exceeds
+from .principal import Principal
 from .settings import RealtimeSettings
 from .topics import SnapshotProvider, TopicDef, TopicRef, TopicRegistry, UnknownTopic
 
@@ -18,11 +30,17 @@ __version__ = "0.2.0"
 
 __all__ = [
     "HUB_KEY",
+    "PRINCIPAL_KEY",
+    "SUBPROTOCOL",
+    "Authenticate",
+    "Authorize",
+    "BearerTokens",
     "Broker",
     "CloseCode",
     "ErrorCode",
     "Hub",
     "MemoryBroker",
+    "Principal",
     "RealtimeSettings",
     "Reconnect",
     "SnapshotProvider",
@@ -31,6 +49,10 @@ __all__ = [
     "TopicRegistry",
     "UnknownTopic",
     "__version__",
+    "allowed_host",
+    "allowed_origin",
     "close_all",
+    "depth_exceeds",
+    "request_token",
     "setup_realtime",
 ]

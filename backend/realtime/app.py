@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .auth import Authenticate, Authorize
 from .broker import Broker
 from .closecodes import CloseCode
 from .handler import HUB_KEY, realtime_handler
@@ -33,9 +34,14 @@ def setup_realtime(
     *,
     broker: Broker | None = None,
     settings: RealtimeSettings | None = None,
+    authenticate: Authenticate | None = None,
+    authorize: Authorize | None = None,
     path: str = "/api/realtime",
 ) -> Hub:
-    hub = Hub(registry, broker=broker, settings=settings)
+    """Mount the endpoint at `path`. `authenticate` runs before every upgrade (None:
+    authentication off); `authorize` before every topic subscribed (None: allow all).
+    See aiohttp_realtime.auth."""
+    hub = Hub(registry, broker=broker, settings=settings, authenticate=authenticate, authorize=authorize)
     app[HUB_KEY] = hub
     app.router.add_get(path, realtime_handler)
 

@@ -23,6 +23,8 @@ class Reconnect(StrEnum):
 class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    INVALID_PAYLOAD = 1007
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
@@ -50,10 +52,19 @@ CLOSE_CODE_DOCS: dict[CloseCode, tuple[Reconnect, str]] = {
         "The server is shutting down or restarting. Reconnect now and resync; another node "
         "(or the restarted one) will answer.",
     ),
+    CloseCode.PROTOCOL_ERROR: (
+        Reconnect.BACKOFF,
+        "The client broke the WebSocket protocol (for example an unmasked frame). Fix the "
+        "client; reconnect with backoff.",
+    ),
+    CloseCode.INVALID_PAYLOAD: (
+        Reconnect.BACKOFF,
+        "The client sent a text frame that is not valid UTF-8. Fix the client; reconnect with backoff.",
+    ),
     CloseCode.POLICY_VIOLATION: (
-        Reconnect.NEVER,
-        "The request broke a server policy (for example a disallowed Origin). Reconnecting "
-        "unchanged will fail the same way.",
+        Reconnect.BACKOFF,
+        "The client kept sending while rate limited (`rate_limited` errors were ignored). "
+        "Reconnect with backoff and send less.",
     ),
     CloseCode.MESSAGE_TOO_BIG: (
         Reconnect.BACKOFF,

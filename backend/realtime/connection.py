@@ -24,10 +24,16 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .core import ClientState, Subscription
+from .core.ratelimit import Strikes, TokenBucket
 from .frames import Frame
+from .principal import Principal
+from .settings import RealtimeSettings
 from .writer import AiohttpWriter, Flusher, TransportWriter
 
 log = logging.getLogger(__name__)
+
+#: How often `wait_room` re-reads what is in flight.
+ROOM_POLL_S = 0.005
 
 
 class Connection:
@@ -40,8 +46,13 @@ class Connection:
         "_transport",
         "_writer",
         "_ws",
+        "address",
+        "frame_bucket",
         "id",
+        "principal",
         "state",
+        "strikes",
+        "subscribe_bucket",
     )
 
     def __init__(
@@ -54,8 +65,20 @@ class Connection:
         close_timeout_s: float,
         flusher: Flusher,
         on_closed: Callable[[Connection], None],
+        principal: Principal | None = None,
+        address: str = "",
+        limits: RealtimeSettings | None = None,
     ) -> None:
         self.id = connection_id
+        self.principal = principal
+        self.address = address
+        limits = limits or RealtimeSettings()
+        now = asyncio.get_running_loop().time()
+        #: Client frames, and topics subscribed, per second (`RealtimeSettings`).
+        self.frame_bucket = TokenBucket(limits.frames_per_s, limits.frames_burst, now)
+        self.subscribe_bucket = TokenBucket(limits.subscribes_per_s, limits.subscribes_burst, now)
+        #: Refused frames in a row; at `frames_burst` the client is closed with 1008.
+        self.strikes = Strikes(limits.frames_burst)
         self.state = ClientState(max_queue_bytes, self._ready, self._in_flight)
         self._ws = ws
         self._transport = transport
@@ -102,6 +125,22 @@ class Connection:
 
     def _in_flight(self) -> int:
         return self._writer.measure()
+
+    async def wait_room(self, size: int, timeout: float) -> bool:
+        """Until `size` more bytes fit this client's budget (True), or `timeout` passes
+        or the connection closes (False). Polls what is in flight: the kernel's send
+        queue drains with no event for the process to await."""
+        outbox = self.state.outbox
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.closing:
+            outbox.set_downstream(self._writer.measure())
+            if size <= outbox.room:
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(ROOM_POLL_S)
+        return False
 
     def _ready(self, _state: ClientState) -> None:
         self._flusher.mark(self)

@@ -21,6 +21,8 @@ class ErrorCode(StrEnum):
     TOO_MANY_TOPICS = "too_many_topics"
     SNAPSHOT_FAILED = "snapshot_failed"
     SNAPSHOT_TOO_LARGE = "snapshot_too_large"
+    FORBIDDEN = "forbidden"
+    RATE_LIMITED = "rate_limited"
 
     @classmethod
     def __get_pydantic_json_schema__(cls, _core_schema: Any, _handler: Any) -> dict[str, Any]:
@@ -53,8 +55,17 @@ ERROR_CODE_DOCS: dict[ErrorCode, str] = {
         "Carries `topic`; the client is not subscribed to it and may retry with backoff."
     ),
     ErrorCode.SNAPSHOT_TOO_LARGE: (
-        "The topic's snapshot is larger than this connection's whole buffer "
-        "(`hello.max_queue_bytes`), so it can never be delivered. Carries `topic`; the client "
-        "is not subscribed to it. Retrying does not help until the topic shrinks."
+        "The topic's snapshot is larger than `hello.max_snapshot_bytes`, so it is not sent. "
+        "Carries `topic`; the client is not subscribed to it. Retrying does not help until "
+        "the topic shrinks."
+    ),
+    ErrorCode.FORBIDDEN: (
+        "The connection's principal may not subscribe to this topic. Carries `topic`; the "
+        "other topics of the same subscribe are still served. Retrying does not help."
+    ),
+    ErrorCode.RATE_LIMITED: (
+        "The client sent frames (`hello.frames_per_s`) or subscribed to topics "
+        "(`hello.subscribes_per_s`) faster than allowed; this message was dropped. Slow down: "
+        "a client that keeps sending while limited is closed with 1008."
     ),
 }

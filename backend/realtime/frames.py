@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import struct
 from datetime import UTC, datetime
-from typing import Protocol
 
 from pydantic import BaseModel
 
 from .errors import ErrorCode
 from .protocol import PROTOCOL_VERSION, ErrorFrame, PongFrame
+from .settings import RealtimeSettings
 
 
 class Frame:
@@ -81,7 +81,9 @@ def snapshot_frame(topic: str, seq: int, payload_json: bytes) -> bytes:
     return _payload_frame(b"snapshot", topic, seq, payload_json)
 
 
-def hello_frame(connection_id: str, now: datetime, limits: Limits) -> bytes:
+def hello_frame(
+    connection_id: str, now: datetime, settings: RealtimeSettings, *, auth: bool, principal: str | None
+) -> bytes:
     """`HelloFrame`, built by hand: it is sent on every connect, and pydantic's encoder
     cost more than the rest of the connect path (tests/test_frames.py pins it to the model)."""
     return b"".join(
@@ -92,23 +94,15 @@ def hello_frame(connection_id: str, now: datetime, limits: Limits) -> bytes:
             now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode(),
             b'","protocol":',
             str(PROTOCOL_VERSION).encode(),
-            f',"heartbeat_s":{limits.heartbeat_s},"max_queue_bytes":{limits.max_queue_bytes}'
-            f',"max_frame_bytes":{limits.max_frame_bytes},"max_topics":{limits.max_topics}}}'.encode(),
+            f',"heartbeat_s":{settings.heartbeat_s},"max_queue_bytes":{settings.max_queue_bytes}'
+            f',"max_frame_bytes":{settings.max_frame_bytes},"max_topics":{settings.max_topics}'
+            f',"max_snapshot_bytes":{settings.max_snapshot_bytes}'
+            f',"frames_per_s":{float(settings.frames_per_s)!r}'
+            f',"subscribes_per_s":{float(settings.subscribes_per_s)!r}'
+            f',"auth":{"true" if auth else "false"}'.encode(),
+            b"}" if principal is None else b',"principal":' + json.dumps(principal).encode() + b"}",
         )
     )
-
-
-class Limits(Protocol):
-    """What `hello` announces (`RealtimeSettings` has it)."""
-
-    @property
-    def heartbeat_s(self) -> int: ...
-    @property
-    def max_queue_bytes(self) -> int: ...
-    @property
-    def max_frame_bytes(self) -> int: ...
-    @property
-    def max_topics(self) -> int: ...
 
 
 def error_frame(code: ErrorCode, message: str, *, id: str | None = None, topic: str | None = None) -> bytes:

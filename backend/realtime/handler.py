@@ -8,60 +8,81 @@ that ends the loop.
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import secrets
 from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
+import pydantic_core
 from aiohttp import WSMsgType, web
 
+from .auth import SUBPROTOCOL, allowed_host, allowed_origin
+from .closecodes import CloseCode
 from .connection import Connection
 from .errors import ErrorCode
 from .frames import error_frame, hello_frame, pong_frame
 from .hub import Hub
+from .jsonguard import depth_exceeds
+from .principal import Principal
 from .protocol import PingFrame, SubscribeFrame, client_message_adapter
+from .wsguard import guard_protocol
 
 log = logging.getLogger(__name__)
 
 HUB_KEY = web.AppKey("realtime_hub", Hub)
 
 
-def origin_allowed(request: web.Request, allowed: frozenset[str] | None) -> bool:
-    """Browsers always send Origin on a WebSocket handshake; aiohttp does not check
-    it, and without a check any site could open a socket with the user's cookies."""
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # not a browser
-    if allowed is not None:
-        return origin in allowed
-    return origin == f"{request.scheme}://{request.host}"
+def refuse(status: int, error: str, message: str, **headers: str) -> web.Response:
+    """A refusal before the upgrade: JSON, like every error of the realtime layer."""
+    return web.json_response({"error": error, "message": message}, status=status, headers=headers)
 
 
 async def realtime_handler(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB_KEY]
     settings = hub.settings
-    if not origin_allowed(request, settings.allowed_origins):
-        return web.json_response(
-            {"error": "origin_not_allowed", "message": "this Origin may not connect"}, status=403
-        )
+    # Every check that can refuse runs before the upgrade, so a refused client gets an
+    # HTTP status and a JSON body, and never a frame.
+    if not allowed_host(request, settings):
+        return refuse(403, "host_not_allowed", "this Host is not served here")
+    if not allowed_origin(request, settings):
+        return refuse(403, "origin_not_allowed", "this Origin may not connect")
     ws = web.WebSocketResponse(
         heartbeat=settings.heartbeat_s,
         # aiohttp refuses a frame whose size *equals* max_msg_size; ours is inclusive.
         max_msg_size=settings.max_frame_bytes + 1,
         compress=settings.compress,
+        protocols=(SUBPROTOCOL,),  # never echo an `auth.<token>` offer
+        timeout=settings.close_timeout_s,
     )
     if not ws.can_prepare(request).ok:
-        return web.json_response(
-            {"error": "websocket_required", "message": "connect with a WebSocket upgrade"},
-            status=426,
-            headers={"Upgrade": "websocket"},
+        return refuse(426, "websocket_required", "connect with a WebSocket upgrade", Upgrade="websocket")
+    principal = None
+    if hub.authenticate is not None:
+        principal = await hub.authenticate(request)
+        if principal is None:
+            return refuse(401, "unauthorized", "a valid token is required", **{"WWW-Authenticate": "Bearer"})
+    address = request.remote or ""
+    if not hub.take_slot(address):
+        return refuse(
+            503, "too_many_connections", "connection limit reached; retry later", **{"Retry-After": "5"}
         )
+    try:
+        return await _serve(request, ws, hub, principal, address)
+    finally:
+        hub.release_slot(address)
+
+
+async def _serve(
+    request: web.Request, ws: web.WebSocketResponse, hub: Hub, principal: Principal | None, address: str
+) -> web.StreamResponse:
+    settings = hub.settings
     await ws.prepare(request)
     transport = request.transport
     if transport is None:  # the peer left during the handshake
         return ws
+    guard_protocol(request, ws, linger_s=settings.close_timeout_s)
     conn = Connection(
         ws,
         transport,
@@ -70,10 +91,21 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
         close_timeout_s=settings.close_timeout_s,
         flusher=hub.flusher,
         on_closed=hub.disconnect,
+        principal=principal,
+        address=address,
+        limits=settings,
     )
     hub.connect(conn)
     try:
-        conn.send(hello_frame(conn.id, datetime.now(UTC), settings))
+        conn.send(
+            hello_frame(
+                conn.id,
+                datetime.now(UTC),
+                settings,
+                auth=hub.authenticate is not None,
+                principal=principal.id if principal is not None else None,
+            )
+        )
         await _receive_loop(ws, conn, hub)
     finally:
         if not conn.closing:
@@ -83,21 +115,34 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def _receive_loop(ws: web.WebSocketResponse, conn: Connection, hub: Hub) -> None:
+    loop = asyncio.get_running_loop()
     async for msg in ws:
         if conn.closing:
             break
+        if msg.type is WSMsgType.ERROR:
+            log.info("connection %s: %s", conn.id, ws.exception())
+            break
+        if not conn.frame_bucket.take(1, loop.time()):
+            if conn.strikes.refused():
+                log.info("connection %s: closed, kept sending while rate limited", conn.id)
+                conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+                break
+            conn.send(error_frame(ErrorCode.RATE_LIMITED, "too many frames; slow down"))
+            continue
+        conn.strikes.accepted()
         if msg.type is WSMsgType.TEXT:
             await _handle_text(msg.data, conn, hub)
         elif msg.type is WSMsgType.BINARY:
             conn.send(
                 error_frame(ErrorCode.INVALID_MESSAGE, "binary frames are not supported; send JSON text")
             )
-        elif msg.type is WSMsgType.ERROR:
-            log.info("connection %s: %s", conn.id, ws.exception())
-            break
 
 
 async def _handle_text(data: str, conn: Connection, hub: Hub) -> None:
+    depth = hub.settings.max_json_depth
+    if depth_exceeds(data, depth):
+        conn.send(error_frame(ErrorCode.INVALID_JSON, f"invalid JSON: nested deeper than {depth} levels"))
+        return
     try:
         message = client_message_adapter.validate_json(data)
     except pydantic.ValidationError as exc:
@@ -106,7 +151,12 @@ async def _handle_text(data: str, conn: Connection, hub: Hub) -> None:
     if isinstance(message, PingFrame):
         conn.send(pong_frame(message.id))
     elif isinstance(message, SubscribeFrame):
+        loop = asyncio.get_running_loop()
         for topic in dict.fromkeys(message.topics):
+            if not conn.subscribe_bucket.take(1, loop.time()):
+                msg = "too many subscribes; slow down"
+                conn.send(error_frame(ErrorCode.RATE_LIMITED, msg, id=message.id, topic=topic))
+                continue
             await hub.subscribe(conn, topic, message.id)
     else:
         for topic in message.topics:
@@ -128,7 +178,7 @@ def _validation_error(data: str, exc: pydantic.ValidationError) -> bytes:
 def _request_id(data: str) -> str | None:
     """Echo a client's `id` even when the rest of its message is invalid."""
     try:
-        raw: Any = json.loads(data)
+        raw: Any = pydantic_core.from_json(data)  # no recursion: depth was checked, and jiter bounds it
     except ValueError:
         return None
     rid = raw.get("id") if isinstance(raw, dict) else None

@@ -16,9 +16,11 @@ happen after, once per connection per loop tick (`writer.Flusher`).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from typing import Any, TypeVar, overload
 
+from .auth import Authenticate, Authorize
 from .broker import Broker, MemoryBroker
 from .connection import Connection
 from .core import Router
@@ -40,11 +42,20 @@ class Hub:
         *,
         broker: Broker | None = None,
         settings: RealtimeSettings | None = None,
+        authenticate: Authenticate | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         self.registry = registry
+        #: None: authentication is off (every connection's principal is None).
+        self.authenticate = authenticate
+        #: None: every principal may subscribe to every registered topic.
+        self.authorize = authorize
         self.broker: Broker = broker if broker is not None else MemoryBroker()
         self.settings = settings or RealtimeSettings()
         self.connections: set[Connection] = set()
+        #: Open (or opening) WebSockets per client address, for the per-address limit.
+        self._per_address: dict[str, int] = {}
+        self._slots = 0
         self.flusher = Flusher()
         self._router = Router()
         #: Topics with a local subscriber: done once the broker delivers them here.
@@ -86,6 +97,25 @@ class Hub:
 
     # ------------------------------------------------------------ connections
 
+    def take_slot(self, address: str) -> bool:
+        """Count a connection being opened from `address`; False (nothing counted) if
+        the process or the address is at its limit. `release_slot` undoes it."""
+        settings = self.settings
+        held = self._per_address.get(address, 0)
+        if self._slots >= settings.max_connections or held >= settings.max_connections_per_address:
+            return False
+        self._slots += 1
+        self._per_address[address] = held + 1
+        return True
+
+    def release_slot(self, address: str) -> None:
+        self._slots -= 1
+        held = self._per_address[address] - 1
+        if held:
+            self._per_address[address] = held
+        else:
+            del self._per_address[address]
+
     def connect(self, conn: Connection) -> None:
         self.connections.add(conn)
 
@@ -109,16 +139,23 @@ class Hub:
         if topic not in conn.subscriptions and len(conn.subscriptions) >= self.settings.max_topics:
             msg = f"at most {self.settings.max_topics} topics per connection"
             return self._error(conn, ErrorCode.TOO_MANY_TOPICS, msg, request_id, topic)
+        bound, params = resolved
+        if not await self._authorized(conn, bound.topic, params):
+            msg = "this connection may not subscribe to this topic"
+            return self._error(conn, ErrorCode.FORBIDDEN, msg, request_id, topic)
+        if conn.state.closing:  # closed while `authorize` ran
+            return None
         sub, new = conn.state.subscribe(topic)  # buffering from here on (a re-subscribe: again)
         first = new and self._router.attach(sub)
         epoch = sub.epoch
-        bound, params = resolved
         try:
             # Order matters: registered above, *then* the broker delivers the topic here,
             # *then* read the seq, *then* build state.
             await self._watch(topic, first)
             seq = await self.broker.last_seq(topic)
-            payload = await bound.snapshot_json(params, timeout=self.settings.snapshot_timeout_s)
+            payload = await bound.snapshot_json(
+                params, timeout=self.settings.snapshot_timeout_s, principal=conn.principal
+            )
         except UnknownTopic:
             self.unsubscribe(conn, topic)
             return self._error(conn, ErrorCode.UNKNOWN_TOPIC, "no such topic", request_id, topic)
@@ -128,14 +165,35 @@ class Hub:
             msg = "could not build the snapshot"
             return self._error(conn, ErrorCode.SNAPSHOT_FAILED, msg, request_id, topic)
         snapshot = Frame(snapshot_frame(topic, seq, payload))
-        if snapshot.size > conn.state.outbox.limit:
-            # It could never fit the budget: evicting would make the client reconnect,
-            # resubscribe and be evicted again, forever. Refuse this topic only.
+        if snapshot.size > self.settings.max_snapshot_bytes:
+            # Evicting instead would make the client reconnect, resubscribe and be
+            # evicted again, forever; queuing it would let one subscribe pin any amount
+            # of memory. Refuse this topic only.
             self.unsubscribe(conn, topic)
-            msg = f"the snapshot ({snapshot.size} bytes) exceeds max_queue_bytes"
+            msg = f"the snapshot ({snapshot.size} bytes) exceeds max_snapshot_bytes"
             return self._error(conn, ErrorCode.SNAPSHOT_TOO_LARGE, msg, request_id, topic)
+        if snapshot.size > conn.state.outbox.room and not await conn.wait_room(
+            snapshot.size, self.settings.snapshot_room_timeout_s
+        ):
+            # Not room for it even after its earlier frames had time to drain: the
+            # client does not read. (A client that reads is never evicted here, however
+            # often it re-subscribes: it only waits for its own backlog.)
+            conn.evict()
+            return None
         conn.state.go_live(sub, epoch, seq, snapshot)
         return None
+
+    async def _authorized(self, conn: Connection, topic: TopicDef[Any, Any], params: dict[str, str]) -> bool:
+        if self.authorize is None:
+            return True
+        try:
+            allowed = self.authorize(conn.principal, topic, params)
+            if inspect.isawaitable(allowed):
+                allowed = await allowed
+        except Exception:
+            log.exception("connection %s: authorize failed for %s; refusing", conn.id, topic.pattern)
+            return False
+        return allowed is True
 
     def unsubscribe(self, conn: Connection, topic: str) -> None:
         sub = conn.state.unsubscribe(topic)

@@ -97,6 +97,25 @@ class HelloFrame(_Frame):
         int, Field(description="Largest client frame accepted; a larger one closes with 1009.")
     ]
     max_topics: Annotated[int, Field(description="Most topics one connection may subscribe to.")]
+    max_snapshot_bytes: Annotated[
+        int, Field(description="Largest snapshot sent; a larger one is refused with `snapshot_too_large`.")
+    ]
+    frames_per_s: Annotated[
+        float,
+        Field(description="Client frames per second allowed on average; more: `rate_limited`."),
+    ]
+    subscribes_per_s: Annotated[
+        float,
+        Field(description="Topics subscribed per second allowed on average; more: `rate_limited`."),
+    ]
+    auth: Annotated[
+        bool,
+        Field(description="Whether the server authenticates connections (false: authentication is off)."),
+    ]
+    principal: Annotated[
+        str | None,
+        Field(description="Who this connection is authenticated as; absent with auth off."),
+    ] = None
 
 
 class SnapshotFrame(_Frame):

@@ -1,4 +1,8 @@
-"""Tunable limits of the realtime layer, with the defaults a client learns in `hello`."""
+"""Tunable limits of the realtime layer, with the defaults a client learns in `hello`.
+
+Every limit here is a defence as much as a tuning knob: docs/security.md says which
+attack each one bounds. Defaults suit one process on a small machine.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,35 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RealtimeSettings:
-    #: Outbound bytes buffered per client before it is evicted as a slow consumer (4008).
+    #: Outbound bytes a client may cost the server (its outbox, events held for its
+    #: snapshots, the transport's buffer and the kernel's send queue) before it is
+    #: evicted as a slow consumer (4008).
     max_queue_bytes: int = 1 << 20
+    #: Largest snapshot the server sends; a bigger one is refused with
+    #: `snapshot_too_large` for that topic. At most `max_queue_bytes`; by default half
+    #: of it (512 KiB), so a snapshot leaves room for the events that follow it.
+    max_snapshot_bytes: int = 0
+    #: How long a subscribe may wait for its snapshot to fit the client's budget
+    #: (a fast reader's earlier frames draining) before the client is evicted.
+    snapshot_room_timeout_s: float = 10.0
     #: Largest inbound frame; bigger ones close the connection with 1009.
     max_frame_bytes: int = 64 << 10
+    #: Deepest nesting of arrays/objects accepted in a client frame (checked before
+    #: parsing); deeper is `invalid_json`.
+    max_json_depth: int = 32
     #: Topics one connection may be subscribed to at once.
     max_topics: int = 100
+    #: Client frames per second per connection (token bucket: `frames_burst` at once,
+    #: refilled at `frames_per_s`). Over it: `rate_limited`; a client that keeps sending
+    #: `frames_burst` more frames while limited is closed with 1008.
+    frames_per_s: float = 50.0
+    frames_burst: int = 100
+    #: Topics subscribed per second per connection (each builds a snapshot): same shape.
+    subscribes_per_s: float = 20.0
+    subscribes_burst: int = 40
+    #: Open WebSockets per process, and per client address; beyond: 503 before the upgrade.
+    max_connections: int = 10_000
+    max_connections_per_address: int = 256
     #: Server WebSocket ping interval; a peer that misses a pong for half of it is dropped.
     heartbeat_s: int = 25
     #: permessage-deflate. Off by default: it compresses each frame per subscriber,
@@ -20,8 +47,23 @@ class RealtimeSettings:
     compress: bool = False
     #: A snapshot provider slower than this fails the subscribe with `snapshot_failed`.
     snapshot_timeout_s: float = 10.0
-    #: How long a close handshake (eviction, shutdown) may take before the transport is aborted.
+    #: How long a close handshake (eviction, shutdown, protocol error) may take before
+    #: the transport is aborted.
     close_timeout_s: float = 2.0
-    #: Origins allowed to open a WebSocket (e.g. "https://app.example.com"). None allows
-    #: requests without an Origin header and same-origin browser requests only.
+    #: Origins allowed to open a WebSocket (e.g. "https://app.example.com"). None: the
+    #: loopback origins (http/https, localhost, 127.0.0.1, [::1]) on the port the
+    #: request arrived on. Never derived from the request's Host header.
     allowed_origins: frozenset[str] | None = None
+    #: Host header values accepted (e.g. "app.example.com"), against DNS rebinding.
+    #: None: the loopback names on the port the request arrived on.
+    allowed_hosts: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_snapshot_bytes == 0:
+            object.__setattr__(self, "max_snapshot_bytes", max(1, self.max_queue_bytes // 2))
+        if not 0 < self.max_snapshot_bytes <= self.max_queue_bytes:
+            raise ValueError("max_snapshot_bytes must be positive and at most max_queue_bytes")
+        if self.frames_per_s <= 0 or self.subscribes_per_s <= 0:
+            raise ValueError("rates must be positive")
+        if self.frames_burst < 1 or self.subscribes_burst < 1 or self.max_json_depth < 1:
+            raise ValueError("bursts and max_json_depth must be at least 1")

@@ -24,6 +24,8 @@ from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, TypeAdapter
 
+from .principal import Principal
+
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 #: A parameter value: no separators, so that one name never matches two patterns.
 PARAM_VALUE = re.compile(r"[A-Za-z0-9_\-.]{1,128}")
@@ -46,7 +48,14 @@ class UnknownTopic(Exception):
 #: of its published deltas): those events are then delivered after the snapshot
 #: too, so every event payload must be idempotent (upsert / remove by id / write
 #: at an offset).
-SnapshotProvider = Callable[[Mapping[str, str]], S | Awaitable[S]]
+#:
+#: A provider that takes a second argument gets the connection's `Principal` (None
+#: with authentication off), to shape the state by who asks:
+#: `def provider(params, principal): ...`.
+SnapshotProvider = (
+    Callable[[Mapping[str, str]], S | Awaitable[S]]
+    | Callable[[Mapping[str, str], Principal | None], S | Awaitable[S]]
+)
 
 
 class TopicDef(Generic[S, E]):
@@ -129,15 +138,33 @@ class BoundTopic:
 
     topic: TopicDef[Any, Any]
     provider: SnapshotProvider[Any]
+    wants_principal: bool = False
 
-    async def snapshot_json(self, params: Mapping[str, str], *, timeout: float) -> bytes:
+    async def snapshot_json(
+        self, params: Mapping[str, str], *, timeout: float, principal: Principal | None = None
+    ) -> bytes:
         """The provider's state, serialised. An async provider slower than `timeout`
         raises TimeoutError (a sync one cannot be interrupted, so it pays no timer)."""
-        state = self.provider(params)
+        provider: Any = self.provider
+        state = provider(params, principal) if self.wants_principal else provider(params)
         if inspect.isawaitable(state):
             async with asyncio.timeout(timeout):
                 state = await state
         return self.topic.encode_snapshot(state)
+
+
+def _takes_two(provider: Callable[..., Any]) -> bool:
+    """Whether a provider accepts (params, principal) rather than (params)."""
+    try:
+        signature = inspect.signature(provider)
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in positional)
 
 
 class TopicRegistry:
@@ -153,7 +180,7 @@ class TopicRegistry:
     def add(self, topic: TopicDef[S, Any], provider: SnapshotProvider[S]) -> TopicDef[S, Any]:
         if topic.pattern in self._bound:
             raise ValueError(f"topic {topic.pattern!r} is already registered")
-        self._bound[topic.pattern] = BoundTopic(topic, provider)
+        self._bound[topic.pattern] = BoundTopic(topic, provider, _takes_two(provider))
         return topic
 
     def __iter__(self) -> Iterator[TopicDef[Any, Any]]:

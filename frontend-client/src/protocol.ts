@@ -72,6 +72,26 @@ export interface HelloFrame {
    * Most topics one connection may subscribe to.
    */
   max_topics: number;
+  /**
+   * Largest snapshot sent; a larger one is refused with `snapshot_too_large`.
+   */
+  max_snapshot_bytes: number;
+  /**
+   * Client frames per second allowed on average; more: `rate_limited`.
+   */
+  frames_per_s: number;
+  /**
+   * Topics subscribed per second allowed on average; more: `rate_limited`.
+   */
+  subscribes_per_s: number;
+  /**
+   * Whether the server authenticates connections (false: authentication is off).
+   */
+  auth: boolean;
+  /**
+   * Who this connection is authenticated as; absent with auth off.
+   */
+  principal?: string | null;
 }
 /**
  * A topic's whole current state. Replace, don't merge. `seq` is the seq of the
@@ -142,9 +162,17 @@ export const ErrorCode = {
    */
   SNAPSHOT_FAILED: "snapshot_failed",
   /**
-   * The topic's snapshot is larger than this connection's whole buffer (`hello.max_queue_bytes`), so it can never be delivered. Carries `topic`; the client is not subscribed to it. Retrying does not help until the topic shrinks.
+   * The topic's snapshot is larger than `hello.max_snapshot_bytes`, so it is not sent. Carries `topic`; the client is not subscribed to it. Retrying does not help until the topic shrinks.
    */
   SNAPSHOT_TOO_LARGE: "snapshot_too_large",
+  /**
+   * The connection's principal may not subscribe to this topic. Carries `topic`; the other topics of the same subscribe are still served. Retrying does not help.
+   */
+  FORBIDDEN: "forbidden",
+  /**
+   * The client sent frames (`hello.frames_per_s`) or subscribed to topics (`hello.subscribes_per_s`) faster than allowed; this message was dropped. Slow down: a client that keeps sending while limited is closed with 1008.
+   */
+  RATE_LIMITED: "rate_limited",
 } as const;
 /**
  * One of `ErrorCode`'s values.
@@ -165,7 +193,15 @@ export const CloseCode = {
    */
   GOING_AWAY: 1001,
   /**
-   * The request broke a server policy (for example a disallowed Origin). Reconnecting unchanged will fail the same way. Reconnect: never.
+   * The client broke the WebSocket protocol (for example an unmasked frame). Fix the client; reconnect with backoff. Reconnect: backoff.
+   */
+  PROTOCOL_ERROR: 1002,
+  /**
+   * The client sent a text frame that is not valid UTF-8. Fix the client; reconnect with backoff. Reconnect: backoff.
+   */
+  INVALID_PAYLOAD: 1007,
+  /**
+   * The client kept sending while rate limited (`rate_limited` errors were ignored). Reconnect with backoff and send less. Reconnect: backoff.
    */
   POLICY_VIOLATION: 1008,
   /**
@@ -199,7 +235,9 @@ export type Reconnect = "now" | "backoff" | "never";
 export const RECONNECT_ADVICE: { readonly [C in CloseCode]: Reconnect } = {
   1000: "never",
   1001: "now",
-  1008: "never",
+  1002: "backoff",
+  1007: "backoff",
+  1008: "backoff",
   1009: "backoff",
   1011: "backoff",
   4008: "backoff",

@@ -7,6 +7,7 @@ Chromium comes from Debian (`scripts/setup-browser`), never from `playwright ins
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -113,6 +114,15 @@ async def proxy(demo: Demo) -> AsyncIterator[CuttableProxy]:
     host, port = demo.url.removeprefix("http://").rsplit(":", 1)
     relay = CuttableProxy(host, int(port))
     await relay.start()
+    # The page reaches the server through the relay, as through a reverse proxy: its
+    # Host and Origin name the relay's port, which must be configured (never guessed).
+    via = f"{host}:{relay.port}"
+    hub = demo.hub
+    hub.settings = dataclasses.replace(
+        hub.settings,
+        allowed_hosts=frozenset({via, demo.url.removeprefix("http://")}),
+        allowed_origins=frozenset({f"http://{via}", demo.url}),
+    )
     yield relay
     await relay.close()
 

@@ -11,10 +11,12 @@ here (`tests/test_core.py`, with hypothesis-generated interleavings).
 - `ClientState`: one connection's subscriptions, each a small state machine
   (buffering while its snapshot is built → live), writing into its outbox.
 - `Router`: topic → subscriptions; routing an event is an append per subscriber.
+- `TokenBucket`, `Strikes`: the per-connection rate limits, with the clock passed in.
 """
 
 from .client import ClientState, Subscription
 from .outbox import Outbox
+from .ratelimit import Strikes, TokenBucket
 from .router import Router
 
-__all__ = ["ClientState", "Outbox", "Router", "Subscription"]
+__all__ = ["ClientState", "Outbox", "Router", "Strikes", "Subscription", "TokenBucket"]

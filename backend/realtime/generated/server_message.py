@@ -39,7 +39,15 @@ class ErrorCode(StrEnum):
     """
     SNAPSHOT_TOO_LARGE = 'snapshot_too_large'
     """
-    The topic's snapshot is larger than this connection's whole buffer (`hello.max_queue_bytes`), so it can never be delivered. Carries `topic`; the client is not subscribed to it. Retrying does not help until the topic shrinks.
+    The topic's snapshot is larger than `hello.max_snapshot_bytes`, so it is not sent. Carries `topic`; the client is not subscribed to it. Retrying does not help until the topic shrinks.
+    """
+    FORBIDDEN = 'forbidden'
+    """
+    The connection's principal may not subscribe to this topic. Carries `topic`; the other topics of the same subscribe are still served. Retrying does not help.
+    """
+    RATE_LIMITED = 'rate_limited'
+    """
+    The client sent frames (`hello.frames_per_s`) or subscribed to topics (`hello.subscribes_per_s`) faster than allowed; this message was dropped. Slow down: a client that keeps sending while limited is closed with 1008.
     """
 
 
@@ -105,6 +113,26 @@ class HelloFrame(BaseModel):
     max_topics: int
     """
     Most topics one connection may subscribe to.
+    """
+    max_snapshot_bytes: int
+    """
+    Largest snapshot sent; a larger one is refused with `snapshot_too_large`.
+    """
+    frames_per_s: float
+    """
+    Client frames per second allowed on average; more: `rate_limited`.
+    """
+    subscribes_per_s: float
+    """
+    Topics subscribed per second allowed on average; more: `rate_limited`.
+    """
+    auth: bool
+    """
+    Whether the server authenticates connections (false: authentication is off).
+    """
+    principal: str | None = None
+    """
+    Who this connection is authenticated as; absent with auth off.
     """
 
 

@@ -1,0 +1,145 @@
+"""Who is connecting, and what they may read: the hooks and the checks that run
+before a WebSocket upgrade (and that an application reuses for its own HTTP routes).
+
+- `Authenticate`: `async (request) -> Principal | None`; None refuses the request
+  (401). Without a hook, authentication is off: every request is served with
+  `principal=None`, and `hello.auth` says so.
+- `Authorize`: `(principal, topic, params) -> bool` (or awaitable); False refuses
+  one topic with `forbidden`.
+- `BearerTokens`: an `Authenticate` over a fixed table of tokens (from
+  configuration). The token travels in `Authorization: Bearer`, in the WebSocket
+  subprotocol offer `["realtime.v1", "auth.<token>"]` (what browsers can send; the
+  server echoes only `realtime.v1`), or in an HttpOnly cookie - never in the URL,
+  which ends up in access logs, proxies' logs, browser history and `Referer`.
+- `allowed_host` / `allowed_origin`: the DNS-rebinding and cross-site checks,
+  against configured lists or the loopback names on the port the request arrived
+  on - never against the request's own Host header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from .principal import Principal
+from .settings import RealtimeSettings
+from .topics import TopicDef
+
+#: The subprotocol of this protocol's version; the only one the server ever echoes.
+SUBPROTOCOL = "realtime.v1"
+#: Prefix of the subprotocol offer that carries a token (`auth.<token>`).
+AUTH_PROTOCOL_PREFIX = "auth."
+#: Cookie that may carry the token (set it HttpOnly, Secure, SameSite=Strict).
+TOKEN_COOKIE = "realtime_token"
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+Authenticate = Callable[[web.Request], Awaitable[Principal | None]]
+Authorize = Callable[[Principal | None, TopicDef[Any, Any], Mapping[str, str]], bool | Awaitable[bool]]
+
+#: Where the demo and adopters keep a request's principal (`request[PRINCIPAL_KEY]`).
+PRINCIPAL_KEY = "aiohttp_realtime.principal"
+
+
+def request_token(request: web.BaseRequest) -> str | None:
+    """The bearer token a request carries, wherever a client can put it."""
+    authorization = request.headers.get(hdrs.AUTHORIZATION, "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    for offer in offered_protocols(request):
+        if offer.startswith(AUTH_PROTOCOL_PREFIX) and len(offer) > len(AUTH_PROTOCOL_PREFIX):
+            return offer[len(AUTH_PROTOCOL_PREFIX) :]
+    return request.cookies.get(TOKEN_COOKIE) or None
+
+
+def offered_protocols(request: web.BaseRequest) -> list[str]:
+    header = request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "")
+    return [p.strip() for p in header.split(",") if p.strip()]
+
+
+class BearerTokens:
+    """Authenticate against a table of tokens. Tokens are kept only as SHA-256
+    digests and compared in constant time, so neither a memory dump nor response
+    timing gives one away."""
+
+    def __init__(self, tokens: Mapping[str, Principal]) -> None:
+        self._by_digest = {_digest(token): principal for token, principal in tokens.items()}
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    async def __call__(self, request: web.Request) -> Principal | None:
+        token = request_token(request)
+        if token is None:
+            return None
+        digest = _digest(token)
+        found = None
+        for known, principal in self._by_digest.items():  # no early exit: constant time
+            if hmac.compare_digest(known, digest):
+                found = principal
+        return found
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+# ---------------------------------------------------------------- host and origin
+
+
+def local_port(request: web.BaseRequest) -> int | None:
+    """The port the request arrived on (the socket's, not the Host header's)."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if isinstance(sockname, tuple) and len(sockname) >= 2 and isinstance(sockname[1], int):
+        return sockname[1]
+    return None
+
+
+def loopback_hosts(port: int | None) -> frozenset[str]:
+    if port is None:
+        return frozenset()
+    hosts = {f"{name}:{port}" for name in LOOPBACK_NAMES}
+    if port in (80, 443):
+        hosts.update(LOOPBACK_NAMES)
+    return frozenset(hosts)
+
+
+def loopback_origins(port: int | None) -> frozenset[str]:
+    return frozenset(f"{scheme}://{host}" for host in loopback_hosts(port) for scheme in ("http", "https"))
+
+
+def allowed_host(request: web.BaseRequest, settings: RealtimeSettings) -> bool:
+    """Against DNS rebinding: a page on `evil.example` whose name now resolves to this
+    server sends `Host: evil.example` - refused, since only configured names pass."""
+    host = request.headers.get(hdrs.HOST)
+    if host is None:
+        return False
+    allowed = settings.allowed_hosts
+    if allowed is None:
+        allowed = loopback_hosts(local_port(request))
+    return host.lower() in allowed
+
+
+def allowed_origin(request: web.BaseRequest, settings: RealtimeSettings) -> bool:
+    """Browsers send `Origin` on every WebSocket handshake and cross-site POST; a
+    request without one is not from a browser page and passes (it authenticates
+    like any other)."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return True
+    allowed = settings.allowed_origins
+    if allowed is None:
+        allowed = loopback_origins(local_port(request))
+    return origin in allowed
+
+
+def parse_origins(values: Iterable[str]) -> frozenset[str]:
+    """Normalise configured origins (`https://app.example.com/` -> without the slash)."""
+    return frozenset(v.strip().rstrip("/") for v in values if v.strip())

@@ -1,0 +1,149 @@
+"""Two WebSocket rules aiohttp leaves to the application, enforced under it.
+
+1. Client frames must be masked (RFC 6455 §5.1: "a server MUST close the
+   connection upon receiving a frame that is not masked"); aiohttp's reader accepts
+   both. `MaskCheck` follows the client's frame boundaries (headers only, payload
+   skipped without copying) and the first unmasked frame closes with 1002.
+2. A close frame must reach a client that keeps sending. Closing a socket with
+   unread input makes the kernel send a reset, and a reset makes the peer's kernel
+   drop what it had not yet handed to the application - the close frame included
+   (after 1007, most flooding clients saw a reset, never the code). `_LingeringTransport`
+   turns aiohttp's `transport.close()` into: half-close (our FIN goes after the close
+   frame), keep reading and discarding, and close for real when the peer closes its
+   side or `linger_s` passes.
+
+Both hook aiohttp's request handler after the upgrade: its payload parser (fed
+through `MaskCheck`) and its `transport` attribute (which `WebSocketResponse` reads
+to close). Private attributes, so the supported aiohttp range is pinned in
+pyproject.toml and tests/test_wsguard.py fails if an upgrade moves either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+from aiohttp.http_websocket import WebSocketError
+
+log = logging.getLogger(__name__)
+
+
+class MaskCheck:
+    """Sans-I/O: feed the client's bytes in order; False once a frame is unmasked."""
+
+    __slots__ = ("_header", "_skip")
+
+    def __init__(self) -> None:
+        self._header = bytearray()
+        self._skip = 0  # payload bytes of the current frame still to pass
+
+    def feed(self, data: bytes | bytearray | memoryview) -> bool:
+        i, n = 0, len(data)
+        while i < n:
+            if self._skip:
+                step = min(self._skip, n - i)
+                self._skip -= step
+                i += step
+                continue
+            header = self._header
+            need = _header_size(header)
+            take = min(need - len(header), n - i)
+            header += data[i : i + take]
+            i += take
+            if len(header) < 2 or len(header) < _header_size(header):
+                continue
+            if not header[1] & 0x80:
+                return False
+            self._skip = _payload_size(header)
+            header.clear()
+        return True
+
+
+def _header_size(header: bytearray) -> int:
+    if len(header) < 2:
+        return 2
+    length = header[1] & 0x7F
+    extended = 2 if length == 126 else 8 if length == 127 else 0
+    return 2 + extended + (4 if header[1] & 0x80 else 0)
+
+
+def _payload_size(header: bytearray) -> int:
+    length = header[1] & 0x7F
+    if length == 126:
+        return int.from_bytes(header[2:4], "big")
+    if length == 127:
+        return int.from_bytes(header[2:10], "big")
+    return length
+
+
+class _MaskedOnly:
+    """Stands in for aiohttp's WebSocket reader in the request handler: feeds it only
+    while every frame is masked."""
+
+    __slots__ = ("_check", "_parser", "_ws")
+
+    def __init__(self, parser: Any, ws: web.WebSocketResponse) -> None:
+        self._parser = parser
+        self._ws = ws
+        self._check: MaskCheck | None = MaskCheck()
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        if self._check is not None and not self._check.feed(data):
+            self._check = None
+            reader = self._ws._reader
+            if reader is not None:
+                # aiohttp's own path for a protocol error: receive() raises it, answers
+                # with a close frame carrying the code, and ends the receive loop.
+                reader.set_exception(WebSocketError(WSCloseCode.PROTOCOL_ERROR, "unmasked client frame"))
+            return False, b""
+        if self._check is None:
+            return False, b""  # after the violation nothing more is parsed
+        result: tuple[bool, bytes] = self._parser.feed_data(data)
+        return result
+
+    def feed_eof(self) -> None:
+        self._parser.feed_eof()
+
+
+class _LingeringTransport:
+    """`close()` becomes half-close, drain, then close; everything else is the real
+    transport's."""
+
+    def __init__(self, transport: asyncio.Transport, linger_s: float) -> None:
+        self._transport = transport
+        self._linger_s = linger_s
+        self._closing = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        transport = self._transport
+        if self._closing or transport.is_closing():
+            return
+        self._closing = True
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        try:
+            transport.write_eof()  # sent once the buffered frames (the close frame) are out
+        except OSError:
+            transport.close()
+            return
+        # When the peer answers our FIN with its own, asyncio closes the transport (the
+        # protocol's eof_received returns None); this is the bound if it never does.
+        asyncio.get_running_loop().call_later(self._linger_s, transport.close)
+
+
+def guard_protocol(request: web.Request, ws: web.WebSocketResponse, *, linger_s: float) -> None:
+    """Install both rules on a prepared WebSocket's connection."""
+    protocol: Any = request.protocol
+    transport = protocol.transport
+    if transport is None:
+        return
+    parser = getattr(protocol, "_payload_parser", None)
+    if parser is not None:
+        protocol._payload_parser = _MaskedOnly(parser, ws)
+    protocol.transport = _LingeringTransport(transport, linger_s)
