@@ -193,12 +193,12 @@ describe("reconnecting", () => {
     assert.ok(c.status.state === "reconnecting" && c.status.retryAt - clock.now() === 99);
   });
 
-  it("does not reconnect after a policy close", () => {
+  it("does not reconnect after the server's normal close (1000)", () => {
     const c = client();
     c.connect();
     sockets.last.hello();
-    sockets.last.drop(1008, "origin");
-    assert.deepEqual(c.status, { state: "stopped", closeCode: 1008, reason: "the server asked not to reconnect" });
+    sockets.last.drop(1000, "done");
+    assert.deepEqual(c.status, { state: "stopped", closeCode: 1000, reason: "the server asked not to reconnect" });
     clock.advance(3_600_000);
     assert.equal(sockets.sockets.length, 1);
   });
@@ -293,7 +293,7 @@ describe("liveness", () => {
     clock.advance(2000); // connect timeout
     clock.advance(100); // reconnect
     sockets.last.hello();
-    first.drop(1008); // late: must not stop the new connection
+    first.drop(1000); // late: must not stop the new connection
     assert.equal(c.status.state, "live");
   });
 });
@@ -318,8 +318,8 @@ describe("close codes", () => {
     }
   });
 
-  it("stops after 1008, reconnects at once after 1001, backs off after a code not in the catalogue", () => {
-    assert.deepEqual([1008, 1001, 4999, 1006].map(reconnectAdvice), ["never", "now", "backoff", "backoff"]);
+  it("stops after 1000, reconnects at once after 1001, backs off after 1008 and a code not in the catalogue", () => {
+    assert.deepEqual([1000, 1001, 1008, 4999, 1006].map(reconnectAdvice), ["never", "now", "backoff", "backoff", "backoff"]);
     const c = client({ random: () => 0.5, goingAwayJitterMs: 200 });
     c.connect();
     sockets.last.hello();

@@ -48,7 +48,11 @@ export class FakeSocket implements SocketLike {
   onclose: ((ev: { code: number; reason: string }) => void) | null = null;
   onerror: ((ev: unknown) => void) | null = null;
 
-  constructor(readonly url: string) {}
+  constructor(
+    readonly url: string,
+    /** The subprotocols offered in the handshake, as the client passed them. */
+    readonly protocols?: string | string[],
+  ) {}
 
   send(data: string): void {
     this.sent.push(JSON.parse(data));
@@ -74,6 +78,10 @@ export class FakeSocket implements SocketLike {
       max_queue_bytes: 1 << 20,
       max_frame_bytes: 65536,
       max_topics: 100,
+      max_snapshot_bytes: 1 << 19,
+      frames_per_s: 20,
+      subscribes_per_s: 50,
+      auth: false,
     });
   }
 
@@ -91,14 +99,14 @@ export class FakeSocket implements SocketLike {
 export class SocketFactory {
   readonly sockets: FakeSocket[] = [];
 
-  /** The `WebSocket` option: `new WebSocket(url)` opens a recorded FakeSocket. */
+  /** The `WebSocket` option: `new WebSocket(url, protocols)` opens a recorded FakeSocket. */
   readonly WebSocket: WebSocketConstructor;
 
   constructor() {
     const sockets = this.sockets;
     this.WebSocket = class extends FakeSocket {
-      constructor(url: string) {
-        super(url);
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
         sockets.push(this);
       }
     };
