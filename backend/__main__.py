@@ -1,15 +1,31 @@
-"""`python -m backend`: run the demo service. Every option has an environment variable."""
+"""`python -m backend`: run the demo service. Every option has an environment variable.
+
+Authentication is off unless a tokens file is given (`--tokens-file`, see
+backend/access.py); off is only allowed on a loopback address unless
+`--insecure-no-auth` says it is meant. Browsers may connect from the loopback
+origins on the port served, plus `--allow-origin`s; requests must name a loopback
+host, or an `--allow-host` (against DNS rebinding).
+"""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
+from pathlib import Path
 
-from aiohttp import web
+from aiohttp_realtime import RealtimeSettings
+from aiohttp_realtime.auth import loopback_hosts, loopback_origins, parse_origins
 
+from .access import TokensFileError, load_tokens
 from .app import Config, build_app
+from .web import run_app
+
+#: How long a client may take to send a request's headers, and how long an idle
+#: keep-alive connection stays open.
+HEADERS_TIMEOUT_S = 10.0
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -42,8 +58,70 @@ def parse_args(argv: list[str]) -> Config:
         default=_env_bool("BACKEND_SIMULATE", True),
         help="generate demo traffic (env BACKEND_SIMULATE, default on)",
     )
+    parser.add_argument(
+        "--tokens-file",
+        type=Path,
+        default=os.environ.get("BACKEND_TOKENS_FILE") or None,
+        help="JSON file of bearer tokens and their scopes; turns authentication on "
+        "(env BACKEND_TOKENS_FILE; see backend/access.py)",
+    )
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        default=_env_bool("BACKEND_INSECURE_NO_AUTH", False),
+        help="allow serving a non-loopback address without authentication (env BACKEND_INSECURE_NO_AUTH)",
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=_env_list("BACKEND_ALLOW_ORIGINS"),
+        metavar="ORIGIN",
+        help="a browser origin allowed besides loopback, e.g. https://app.example.com "
+        "(repeatable; env BACKEND_ALLOW_ORIGINS, comma-separated)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=_env_list("BACKEND_ALLOW_HOSTS"),
+        metavar="HOST[:PORT]",
+        help="a Host header value served besides loopback, e.g. app.example.com "
+        "(repeatable; env BACKEND_ALLOW_HOSTS, comma-separated)",
+    )
     args = parser.parse_args(argv)
-    return Config(host=args.host, port=args.port, simulate=args.simulate)
+    tokens = None
+    if args.tokens_file is not None:
+        try:
+            tokens = load_tokens(args.tokens_file)
+        except TokensFileError as exc:
+            parser.error(str(exc))
+    elif not _is_loopback(args.host) and not args.insecure_no_auth:
+        parser.error(
+            f"--host {args.host} is not a loopback address and authentication is off: give "
+            "--tokens-file, or --insecure-no-auth if anyone who can reach the port may read and write"
+        )
+    if args.port == 0:  # a free port, chosen at bind time: the loopback names on it
+        if args.allow_origin or args.allow_host:
+            parser.error("--allow-origin and --allow-host need a fixed --port")
+        realtime = RealtimeSettings()
+    else:
+        realtime = RealtimeSettings(
+            allowed_origins=loopback_origins(args.port) | parse_origins(args.allow_origin),
+            allowed_hosts=loopback_hosts(args.port) | frozenset(h.strip().lower() for h in args.allow_host),
+        )
+    return Config(host=args.host, port=args.port, simulate=args.simulate, realtime=realtime, tokens=tokens)
+
+
+def _env_list(name: str) -> list[str]:
+    return [v for v in os.environ.get(name, "").split(",") if v.strip()]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,12 +132,20 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(tail_main(argv[1:]))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = parse_args(argv)
-    web.run_app(
+    log = logging.getLogger("backend")
+    if config.tokens is None:
+        log.warning(
+            "authentication is OFF: anyone who can reach %s:%s may read and write", config.host, config.port
+        )
+    else:
+        log.info("authentication is on: %d bearer token(s)", len(config.tokens))
+    run_app(
         build_app(config),
         host=config.host,
         port=config.port,
         shutdown_timeout=5,
-        print=lambda _msg: print(f"serving on http://{config.host}:{config.port}/", flush=True),
+        keepalive_timeout=HEADERS_TIMEOUT_S,
+        on_ready=lambda url: print(f"serving on {url}/", flush=True),
     )
 
 

@@ -1,7 +1,9 @@
 """The demo's HTTP JSON API: every change goes through `SessionService`, which publishes.
 
 Bad input is a 4xx with a JSON body `{"error": code, "message": ..., "details"?}`,
-never a 500: invalid JSON 400, invalid fields 422, unknown id 404.
+never a 500: invalid JSON 400, no token 401, not allowed 403, unknown id 404, body
+too slow 408, over a quota 409, body too large 413, not JSON 415, invalid fields
+422, too many writes 429. `guard.Guard` runs before every handler here.
 """
 
 from __future__ import annotations
@@ -14,8 +16,13 @@ import pydantic
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
-from .models import MAX_TEXT, MAX_TITLE, Role, SessionState
+from aiohttp_realtime import PRINCIPAL_KEY
+
+from .access import may_read_sessions
+from .guard import read_json
+from .models import MAX_TITLE, MessageText, Role, SessionState
 from .service import SessionService
+from .store import QuotaExceeded
 
 SERVICE_KEY = web.AppKey("session_service", SessionService)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -44,7 +51,7 @@ class PatchSession(_Body):
 
 class PostMessage(_Body):
     role: Role
-    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+    text: Annotated[MessageText, StringConstraints(min_length=1)]
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -55,14 +62,7 @@ def json_error(status: int, error: str, message: str, **extra: Any) -> web.Respo
 
 
 async def _body(request: web.Request, model: type[M]) -> M:
-    raw = await request.read()
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "invalid_json", "message": f"body is not JSON: {exc}"}),
-            content_type="application/json",
-        ) from None
+    data = await read_json(request)
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -87,8 +87,18 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
 routes = web.RouteTableDef()
 
 
+def _may_read(request: web.Request) -> None:
+    """The rule that guards `sessions.*` subscriptions guards these reads too."""
+    if not may_read_sessions(request.get(PRINCIPAL_KEY)):
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": "forbidden", "message": "this token may not read sessions"}),
+            content_type="application/json",
+        )
+
+
 @routes.get("/api/sessions")
 async def list_sessions(request: web.Request) -> web.Response:
+    _may_read(request)
     sessions = request.app[SERVICE_KEY].store.sessions()
     return web.Response(
         text="[" + ",".join(s.model_dump_json() for s in sessions) + "]",
@@ -104,6 +114,7 @@ async def create_session(request: web.Request) -> web.Response:
 
 @routes.get("/api/sessions/{id}")
 async def get_session(request: web.Request) -> web.Response:
+    _may_read(request)
     session = request.app[SERVICE_KEY].store.session(request.match_info["id"])
     if session is None:
         raise _not_found(request.match_info["id"])
@@ -141,6 +152,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     """Every HTTP error under /api/ answers JSON (aiohttp's own are text/plain)."""
     try:
         return await handler(request)
+    except QuotaExceeded as exc:
+        return json_error(409, "quota_exceeded", exc.message)
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.content_type == "application/json":
             raise

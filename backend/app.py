@@ -9,14 +9,20 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from aiohttp_realtime import RealtimeSettings, setup_realtime
+from aiohttp_realtime import BearerTokens, RealtimeSettings, setup_realtime
 
+from .access import authorize
 from .api import SERVICE_KEY, json_errors, routes
+from .guard import GUARD_KEY, Guard, HttpLimits
 from .service import SessionService
 from .simulator import Simulator
 from .store import MemoryStore, Store
 from .topics import build_registry
 from .web import setup_web
+
+#: Largest HTTP request body (413 beyond): a message of MAX_TEXT characters, each up to
+#: 6 bytes as a JSON escape, plus its envelope.
+MAX_BODY = 6 * 64 * 1024 + 4096
 
 
 @dataclass(frozen=True)
@@ -26,13 +32,22 @@ class Config:
     simulate: bool = True
     simulate_tick_s: float = 1.0
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
+    http: HttpLimits = field(default_factory=HttpLimits)
+    #: None: authentication off (local development). Else every WebSocket and API
+    #: request needs one of these tokens (`access.load_tokens`).
+    tokens: BearerTokens | None = None
 
 
 def build_app(config: Config | None = None, *, store: Store | None = None) -> web.Application:
     config = config or Config()
     store = store if store is not None else MemoryStore()
-    app = web.Application(middlewares=[json_errors])
-    hub = setup_realtime(app, build_registry(store), settings=config.realtime)
+    guard = Guard(config.tokens, config.http)
+    # json_errors outermost, so the guard's refusals and the handlers' errors alike are JSON.
+    app = web.Application(middlewares=[json_errors, guard.middleware], client_max_size=MAX_BODY)
+    app[GUARD_KEY] = guard
+    hub = setup_realtime(
+        app, build_registry(store), settings=config.realtime, authenticate=config.tokens, authorize=authorize
+    )
     service = SessionService(store, hub)
     app[SERVICE_KEY] = service
     app.add_routes(routes)

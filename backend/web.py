@@ -148,6 +148,7 @@ def run_app(
     port: int,
     shutdown_timeout: float,
     on_ready: Callable[[str], None],
+    keepalive_timeout: float = 75.0,
 ) -> None:
     """`web.run_app` for one TCP site, served through `OpaqueErrorsRunner` (run_app takes
     no runner). `on_ready` gets the site's URL, its bound port included.
@@ -155,11 +156,16 @@ def run_app(
     SIGINT and SIGTERM shut the app down and return, as they do `web.run_app`'s.
     """
     with contextlib.suppress(KeyboardInterrupt):  # a SIGINT before the handlers are set
-        asyncio.run(_serve(app, host, port, shutdown_timeout, on_ready))
+        asyncio.run(_serve(app, host, port, shutdown_timeout, on_ready, keepalive_timeout))
 
 
 async def _serve(
-    app: web.Application, host: str, port: int, shutdown_timeout: float, on_ready: Callable[[str], None]
+    app: web.Application,
+    host: str,
+    port: int,
+    shutdown_timeout: float,
+    on_ready: Callable[[str], None],
+    keepalive_timeout: float,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then clean up while every task still runs.
 
@@ -172,7 +178,9 @@ async def _serve(
     runner = OpaqueErrorsRunner(
         app,
         shutdown_timeout=shutdown_timeout,
-        keepalive_timeout=75.0,  # web.run_app's default
+        # Also the bound on a request's headers: aiohttp closes a connection whose
+        # request has not fully arrived when it runs out (slowloris).
+        keepalive_timeout=keepalive_timeout,
     )
     await runner.setup()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -91,7 +91,8 @@ async def test_bad_requests_are_json_4xx_and_change_nothing(demo_client, method,
     ws = await WsClient.connect(client)
     await ws.subscribe("sessions.state")
     await ws.barrier()
-    resp = await client.request(method, path.format(sid=session["id"]), data=body)
+    headers = {"Content-Type": "application/json"}  # a text/plain body is refused (415) first
+    resp = await client.request(method, path.format(sid=session["id"]), data=body, headers=headers)
     data = await _json(resp, status)
     assert data["error"] == error
     assert isinstance(data["message"], str) and data["message"]
@@ -110,5 +111,6 @@ async def test_message_text_limit_is_64_kib(demo_client):
 
 async def test_oversized_body_is_a_json_413(demo_client):
     client = await demo_client()
-    resp = await client.post("/api/sessions", data=b"x" * (2 * 1024 * 1024))
+    headers = {"Content-Type": "application/json"}
+    resp = await client.post("/api/sessions", data=b"x" * (2 * 1024 * 1024), headers=headers)
     assert (await _json(resp, 413))["error"] == "request_entity_too_large"

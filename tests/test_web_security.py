@@ -264,7 +264,8 @@ async def test_over_long_request_line_gets_the_fixed_400(opaque_port):
 
 
 async def test_well_formed_requests_are_unchanged_by_the_runner(opaque_port):
-    request = b"GET /static/style.css HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    host = f"127.0.0.1:{opaque_port}".encode()  # an allowed Host (others get 403: DNS rebinding)
+    request = b"GET /static/style.css HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
     status, headers, body = parse(await raw_response(opaque_port, request))
     assert status == 200
     assert body == (ROOT / "backend/static/style.css").read_bytes()

@@ -42,8 +42,14 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 Authenticate = Callable[[web.Request], Awaitable[Principal | None]]
 Authorize = Callable[[Principal | None, TopicDef[Any, Any], Mapping[str, str]], bool | Awaitable[bool]]
 
-#: Where the demo and adopters keep a request's principal (`request[PRINCIPAL_KEY]`).
-PRINCIPAL_KEY = "aiohttp_realtime.principal"
+#: Where an application keeps a request's principal (`request[PRINCIPAL_KEY]`): a
+#: typed `web.RequestKey` on aiohttp 3.14+, a plain string key before.
+_RequestKey: Any = getattr(web, "RequestKey", None)
+PRINCIPAL_KEY: Any = (
+    _RequestKey("aiohttp_realtime.principal", Principal)
+    if _RequestKey is not None
+    else "aiohttp_realtime.principal"
+)
 
 
 def request_token(request: web.BaseRequest) -> str | None:
