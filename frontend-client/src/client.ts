@@ -17,7 +17,11 @@
  * dead connection, which is how a laptop waking from sleep or a silently dropped
  * network path is noticed. Reconnects follow the server's close-code catalogue
  * (`RECONNECT_ADVICE`).
+ *
+ * Authentication: the `token` option (a string, or a provider asked again before every
+ * connect) is offered as the subprotocol `auth.<token>` next to `realtime.v1` (auth.ts).
  */
+import { protocolsFor, TokenError, type TokenProvider, withProtocols } from "./auth.js";
 import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
 import { reconnectAdvice } from "./closecodes.js";
 import {
@@ -50,8 +54,11 @@ export type ConnectionStatus =
   | { state: "idle" }
   | { state: "connecting"; attempt: number }
   | { state: "live"; connectionId: string; hello: HelloFrame }
-  /** Waiting before the next attempt; `retryAt` is on the client's clock (Date.now by default). */
-  | { state: "reconnecting"; attempt: number; retryAt: number; closeCode: number }
+  /** Waiting before the next attempt; `retryAt` is on the client's clock (Date.now by default).
+   * `error`: why the attempt failed before it had a socket (the token provider threw,
+   * rejected, did not settle in time or gave an invalid token; the WebSocket constructor
+   * threw); `closeCode` is then 1006. */
+  | { state: "reconnecting"; attempt: number; retryAt: number; closeCode: number; error?: unknown }
   /** No automatic reconnect: the close code's advice is "never", or `close()` was called. */
   | { state: "stopped"; closeCode: number; reason: string };
 
@@ -72,6 +79,13 @@ export interface ClientOptions {
   /** The WebSocket class. Default: `globalThis.WebSocket` (browsers, Node >= 22); in
    * Node 20 pass the `ws` package's: `import WebSocket from "ws"`. */
   WebSocket?: WebSocketConstructor | undefined;
+  /** Offered in the handshake as the subprotocol `auth.<token>` (browsers cannot send an
+   * `Authorization` header). A provider is called before every connect and reconnect, so
+   * a token can rotate; `null`/`undefined` connects without one (e.g. with a cookie). A
+   * token must consist of RFC 7230 token characters (base64url does): the constructor
+   * throws `TokenError` for a string that does not; a provider's failure (or invalid
+   * token) shows as the `reconnecting` status's `error` and is retried with backoff. */
+  token?: string | TokenProvider | undefined;
   backoff?: Partial<BackoffOptions> | undefined;
   /** A connection live this long resets the backoff. */
   healthyAfterMs?: number | undefined;
@@ -122,22 +136,27 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
     number
   >;
   private readonly WebSocket: WebSocketConstructor;
+  private readonly token: string | TokenProvider | undefined;
   private readonly topics = new Map<string, TopicEntry>();
   private readonly statusListeners = new Listeners<ConnectionStatus>();
   private readonly gapListeners = new Listeners<GapInfo>();
   private readonly errorListeners = new Listeners<ErrorFrame>();
 
   private socket: SocketLike | null = null;
+  /** The attempt waiting for its token (a new object per attempt), or null. */
+  private awaitingToken: object | null = null;
   private current: ConnectionStatus = { state: "idle" };
   private liveSince: number | null = null;
   private readonly timers: Record<TimerName, unknown> = { connect: null, idle: null, pong: null, retry: null };
   private pingCount = 0;
   private awaitedPong: string | null = null;
 
-  /** Throws when there is no WebSocket class (Node 20: pass `WebSocket`) or no `url`
-   * and no page to derive it from. */
+  /** Throws when there is no WebSocket class (Node 20: pass `WebSocket`), no `url`
+   * and no page to derive it from, or a `token` string that cannot be offered (`TokenError`). */
   constructor(options: ClientOptions = {}) {
     this.WebSocket = options.WebSocket ?? defaultWebSocket();
+    if (typeof options.token === "string") protocolsFor(options.token);
+    this.token = options.token;
     this.url = options.url ?? defaultUrl();
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
@@ -160,7 +179,7 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
 
   /** Open the connection (no-op when already open or waiting to reconnect). */
   connect(): void {
-    if (this.socket === null && this.timers.retry === null) {
+    if (this.socket === null && this.awaitingToken === null && this.timers.retry === null) {
       this.open();
     }
   }
@@ -224,28 +243,49 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
 
   // ---------------------------------------------------------------- connection lifecycle
 
+  /** Get a token (a provider may be asynchronous), then open the socket. The connect
+   * timeout covers both: a provider that never settles is a failed attempt too. */
   private open(): void {
     this.clearTimer("retry");
+    const attempt = {};
+    this.awaitingToken = attempt;
+    this.setTimer("connect", this.opts.connectTimeoutMs, () => this.dead());
     this.setStatus({ state: "connecting", attempt: this.backoff.attempts });
+    if (this.awaitingToken !== attempt) return; // a status listener called close()
+    withProtocols(
+      this.token,
+      (protocols) => this.awaitingToken === attempt && this.openSocket(protocols),
+      (error) => this.awaitingToken === attempt && this.failAttempt(error),
+    );
+  }
+
+  private openSocket(protocols: string[]): void {
+    this.awaitingToken = null;
     let socket: SocketLike;
     try {
-      socket = new this.WebSocket(this.url);
+      socket = new this.WebSocket(this.url, protocols);
     } catch (error) {
       report(error);
-      this.scheduleReconnect(1006);
+      this.failAttempt(error);
       return;
     }
     this.socket = socket;
     socket.onmessage = (ev) => this.socket === socket && this.onMessage(ev.data);
     socket.onclose = (ev) => this.socket === socket && this.onDrop(ev.code);
     socket.onerror = ignore; // a close event always follows
-    this.setTimer("connect", this.opts.connectTimeoutMs, () => this.dead());
+  }
+
+  /** The attempt failed before it had a socket: retry with backoff, saying why. */
+  private failAttempt(error: unknown): void {
+    this.detach();
+    this.afterDrop(1006, error);
   }
 
   /** Forget the socket (its late events are ignored) and clear connection timers. */
   private detach(): SocketLike | null {
     const socket = this.socket;
     this.socket = null;
+    this.awaitingToken = null;
     if (socket !== null) {
       socket.onmessage = socket.onclose = socket.onopen = null;
       socket.onerror = ignore; // still listening: closing a `ws` socket may emit one
@@ -258,13 +298,17 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
 
   /** The connection stopped answering: drop it as if the network had closed it. */
   private dead(): void {
+    const why =
+      this.awaitingToken === null
+        ? undefined
+        : new TokenError(`RealtimeClient: the token provider did not settle within ${this.opts.connectTimeoutMs} ms`);
     const socket = this.detach();
     try {
       socket?.close();
     } catch (error) {
       report(error);
     }
-    this.afterDrop(1006);
+    this.afterDrop(1006, why);
   }
 
   private onDrop(code: number): void {
@@ -272,24 +316,20 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
     this.afterDrop(code);
   }
 
-  private afterDrop(code: number): void {
+  private afterDrop(code: number, error?: unknown): void {
     const healthy = this.liveSince !== null && this.clock.now() - this.liveSince >= this.opts.healthyAfterMs;
     this.liveSince = null;
     if (healthy) this.backoff.reset();
     const advice = reconnectAdvice(code);
     if (advice === "never") {
       this.setStatus({ state: "stopped", closeCode: code, reason: "the server asked not to reconnect" });
-    } else if (advice === "now") {
-      this.scheduleReconnect(code, Math.floor(this.random() * this.opts.goingAwayJitterMs));
     } else {
-      this.scheduleReconnect(code);
+      const delay = advice === "now" ? Math.floor(this.random() * this.opts.goingAwayJitterMs) : this.backoff.next();
+      const retryAt = this.clock.now() + delay;
+      const status = { state: "reconnecting", attempt: this.backoff.attempts, retryAt, closeCode: code } as const;
+      this.setTimer("retry", delay, () => this.open()); // first: a status listener may close()
+      this.setStatus(error === undefined ? status : { ...status, error });
     }
-  }
-
-  private scheduleReconnect(closeCode: number, delay = this.backoff.next()): void {
-    const retryAt = this.clock.now() + delay;
-    this.setStatus({ state: "reconnecting", attempt: this.backoff.attempts, retryAt, closeCode });
-    this.setTimer("retry", delay, () => this.open());
   }
 
   private onHello(hello: HelloFrame): void {

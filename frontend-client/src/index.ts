@@ -6,6 +6,7 @@
  *     import type { Topics } from "./realtime/index.js"; // generated for your app
  *     const client = new RealtimeClient<Topics>();
  */
+export { SUBPROTOCOL, type Token, TokenError, type TokenProvider } from "./auth.js";
 export { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
 export {
   type ClientOptions,

@@ -226,6 +226,19 @@ describe("reconnecting", () => {
     assert.equal(sockets.sockets.length, 1);
   });
 
+  it("stays closed when a status listener calls close() while connecting or reconnecting", () => {
+    for (const state of ["connecting", "reconnecting"] as const) {
+      const c = client();
+      const opened = sockets.sockets.length;
+      c.onStatus((status) => status.state === state && c.close());
+      c.connect();
+      sockets.sockets.at(-1)?.drop(1006);
+      clock.advance(60_000);
+      assert.equal(c.status.state, "stopped", state);
+      assert.ok(sockets.sockets.length - opened <= 1, state);
+    }
+  });
+
   it("reconnects at once on wake() instead of waiting", () => {
     const c = client({ backoff: { baseMs: 10_000, capMs: 10_000 } });
     c.connect();

@@ -17,6 +17,7 @@ import {
   type Reconnect,
   reconnectAdvice,
   type TopicHandlers,
+  TokenError,
   type TopicMap,
   type WebSocketConstructor,
 } from "../src/index.js";
@@ -64,6 +65,29 @@ export function usage(url: string): void {
   const advice: Reconnect = reconnectAdvice(CloseCode.GOING_AWAY);
   void advice;
 }
+
+// Tokens (docs/client.md, "Authentication"): a string, or a provider asked before every
+// connect, synchronous or not; null/undefined for none.
+export function tokens(url: string, fetchToken: () => Promise<string | null>): RealtimeClient<Topics>[] {
+  const fixed = new RealtimeClient<Topics>({ url, WebSocket, token: "dG9rZW4-base64url_" });
+  const rotating = new RealtimeClient<Topics>({ url, WebSocket, token: fetchToken });
+  const cached = new RealtimeClient<Topics>({ url, WebSocket, token: () => process.env.TOKEN });
+  rotating.onStatus((status) => {
+    if (status.state === "reconnecting" && status.error instanceof TokenError) void status.error.message;
+  });
+  // @ts-expect-error: a token is a string or a function returning one
+  void new RealtimeClient<Topics>({ url, WebSocket, token: 42 });
+  return [fixed, rotating, cached];
+}
+
+/** `ws` options (here a header) through a subclass, which must pass `protocols` on:
+ * the client offers `realtime.v1` (and `auth.<token>`) through it. */
+export class WithHeaders extends WebSocket {
+  constructor(url: string, protocols?: string | string[]) {
+    super(url, protocols, { headers: { Authorization: "Bearer dG9rZW4" } });
+  }
+}
+export type WsSubclassFits = Assert<typeof WithHeaders extends WebSocketConstructor ? true : false>;
 
 // Under exactOptionalPropertyTypes an adopter may still pass a possibly-undefined option.
 export function optionalOptions(url: string | undefined): RealtimeClient<Topics> {

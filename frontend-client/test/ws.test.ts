@@ -15,26 +15,34 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+const HELLO = {
+  type: "hello",
+  connection_id: "c1",
+  server_time: T,
+  protocol: 1,
+  heartbeat_s: 25,
+  max_queue_bytes: 1 << 20,
+  max_frame_bytes: 65536,
+  max_topics: 100,
+  max_snapshot_bytes: 1 << 19,
+  frames_per_s: 20,
+  subscribes_per_s: 50,
+  auth: false,
+};
+
+function urlOf(server: WebSocketServer): string {
+  const address = server.address();
+  assert.ok(typeof address === "object" && address !== null);
+  return `ws://127.0.0.1:${address.port}/api/realtime`;
+}
+
 /** A server that says hello, then answers a subscribe with a snapshot and two events. */
 async function scriptedServer(): Promise<string> {
   const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
   await once(server, "listening");
   server.on("connection", (ws) => {
     const send = (frame: unknown) => ws.send(JSON.stringify(frame));
-    send({
-      type: "hello",
-      connection_id: "c1",
-      server_time: T,
-      protocol: 1,
-      heartbeat_s: 25,
-      max_queue_bytes: 1 << 20,
-      max_frame_bytes: 65536,
-      max_topics: 100,
-      max_snapshot_bytes: 1 << 19,
-      frames_per_s: 20,
-      subscribes_per_s: 50,
-      auth: false,
-    });
+    send(HELLO);
     ws.on("message", (data) => {
       const frame = JSON.parse(String(data)) as { type: string; topics?: string[] };
       if (frame.type !== "subscribe") return;
@@ -46,9 +54,7 @@ async function scriptedServer(): Promise<string> {
     });
   });
   cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const address = server.address();
-  assert.ok(typeof address === "object" && address !== null);
-  return `ws://127.0.0.1:${address.port}/api/realtime`;
+  return urlOf(server);
 }
 
 function waitFor(client: RealtimeClient<Topics>, state: ConnectionStatus["state"]): Promise<ConnectionStatus> {
@@ -102,5 +108,57 @@ describe("in Node with the ws package", () => {
     const status = await reconnecting;
     assert.ok(status.state === "reconnecting" && status.closeCode === 1006);
     await new Promise((resolve) => setTimeout(resolve, 50)); // ws's error event comes on a later tick
+  });
+});
+
+describe("tokens with the ws package", () => {
+  /** Like the server: the token is the `auth.` offer, refused with 401 before the
+   * upgrade unless it is `good`; only `realtime.v1` is ever selected. */
+  async function authServer(offers: string[][]): Promise<string> {
+    const server = new WebSocketServer({
+      host: "127.0.0.1",
+      port: 0,
+      verifyClient: (info, done) => {
+        const offered = String(info.req.headers["sec-websocket-protocol"] ?? "").split(/, */);
+        offers.push(offered);
+        if (offered.includes("auth.good")) done(true);
+        else done(false, 401, "Unauthorized");
+      },
+      handleProtocols: (protocols) => (protocols.has("realtime.v1") ? "realtime.v1" : false),
+    });
+    await once(server, "listening");
+    server.on("connection", (ws) => {
+      assert.equal(ws.protocol, "realtime.v1");
+      ws.send(JSON.stringify({ ...HELLO, auth: true, principal: "alice" }));
+    });
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    return urlOf(server);
+  }
+
+  it("offers the token as a subprotocol; after a 401 it backs off, asks the provider again, and goes live", async () => {
+    const offers: string[][] = [];
+    const url = await authServer(offers);
+    const tokens = ["stale", "good"];
+    let calls = 0;
+    const client = new RealtimeClient<Topics>({
+      url,
+      WebSocket,
+      token: async () => tokens[calls++],
+      backoff: { baseMs: 20, capMs: 20 },
+    });
+    cleanups.push(() => client.close());
+    const statuses: ConnectionStatus["state"][] = [];
+    client.onStatus((status) => statuses.push(status.state));
+    const live = waitFor(client, "live");
+    client.connect();
+    const status = await live;
+    assert.ok(status.state === "live" && status.hello.principal === "alice");
+    assert.deepEqual(offers, [
+      ["realtime.v1", "auth.stale"],
+      ["realtime.v1", "auth.good"],
+    ]);
+    assert.equal(calls, 2);
+    // The 401 looks like any failed connect (1006): backoff, then a new token.
+    assert.deepEqual(statuses, ["idle", "connecting", "reconnecting", "connecting", "live"]);
   });
 });
