@@ -5,10 +5,14 @@ the server's own models: it proves the published schema is enough for a consumer
 in another codebase. Topic payloads are typed by `TopicPayloads`, given a `Topics`
 model generated from a registry's `schemas/topics.json`; without one they stay dicts.
 
-    async with connect("ws://localhost:8080/api/realtime") as client:
+    async with connect("ws://localhost:8080/api/realtime", token=token) as client:
         await client.subscribe("sessions.state")
         async for message in client:
             ...
+
+A token goes in `Authorization: Bearer <token>` (a Python client can send headers; a
+browser offers it as the subprotocol `auth.<token>` instead), never in the URL, which
+ends up in logs. Every connect offers the subprotocol `realtime.v1`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 from pydantic import BaseModel, RootModel, TypeAdapter
 
 from .generated.client_message import ClientMessage, PingFrame, SubscribeFrame, UnsubscribeFrame
@@ -35,6 +40,7 @@ from .generated.server_message import (
 Message = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame
 
 __all__ = [
+    "SUBPROTOCOL",
     "ClosedError",
     "ErrorFrame",
     "EventFrame",
@@ -44,8 +50,16 @@ __all__ = [
     "RealtimeClient",
     "SnapshotFrame",
     "TopicPayloads",
+    "UnauthorizedError",
+    "check_token",
     "connect",
 ]
+
+#: The subprotocol of protocol version 1, offered on every connect.
+SUBPROTOCOL = "realtime.v1"
+
+# What an HTTP header value can carry without quoting: visible ASCII, no whitespace.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 class ClosedError(ConnectionError):
@@ -54,6 +68,26 @@ class ClosedError(ConnectionError):
     def __init__(self, code: int | None) -> None:
         super().__init__(f"connection closed (code {code})")
         self.code = code
+
+
+class UnauthorizedError(aiohttp.WSServerHandshakeError):
+    """The server refused the upgrade with HTTP 401: no token, or one it does not accept.
+    A `WSServerHandshakeError` (so an `aiohttp.ClientError`), raised before any frame."""
+
+
+def check_token(token: str) -> str:
+    """The token, if an `Authorization: Bearer` header can carry it; else ValueError
+    (whose message never quotes the token: it is a secret)."""
+    if not _TOKEN.fullmatch(token):
+        raise ValueError("a token must be non-empty visible ASCII without spaces (no 'Bearer ' prefix)")
+    return token
+
+
+def _headers(token: str | None, headers: Any) -> CIMultiDict[str]:
+    merged: CIMultiDict[str] = CIMultiDict(headers or {})
+    if token is not None:
+        merged["Authorization"] = f"Bearer {check_token(token)}"
+    return merged
 
 
 async def _receive(ws: aiohttp.ClientWebSocketResponse, timeout: float | None) -> Message:
@@ -113,14 +147,22 @@ class RealtimeClient:
 
 @asynccontextmanager
 async def connect(
-    url: str, *, session: aiohttp.ClientSession | None = None, timeout: float = 10, **ws_kwargs: Any
+    url: str,
+    *,
+    session: aiohttp.ClientSession | None = None,
+    timeout: float = 10,
+    token: str | None = None,
+    **ws_kwargs: Any,
 ) -> AsyncIterator[RealtimeClient]:
     """Connect, read `hello`, and close on exit. Uses `session` if given (e.g. a test
-    client's), else its own."""
+    client's), else its own. `token` is sent as `Authorization: Bearer <token>`; a server
+    that refuses it (or wants one) raises `UnauthorizedError`."""
+    ws_kwargs["headers"] = _headers(token, ws_kwargs.get("headers"))
+    ws_kwargs.setdefault("protocols", (SUBPROTOCOL,))
     own = session is None
     session = session or aiohttp.ClientSession()
     try:
-        async with session.ws_connect(url, **ws_kwargs) as ws:
+        async with _ws_connect(session, url, ws_kwargs, token is not None) as ws:
             first = await _receive(ws, timeout)
             if not isinstance(first, HelloFrame):
                 raise ConnectionError(f"expected hello, got {first.type}")
@@ -132,6 +174,24 @@ async def connect(
     finally:
         if own:
             await session.close()
+
+
+@asynccontextmanager
+async def _ws_connect(
+    session: aiohttp.ClientSession, url: str, ws_kwargs: dict[str, Any], sent_token: bool
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    try:
+        ws = await session.ws_connect(url, **ws_kwargs)
+    except aiohttp.WSServerHandshakeError as exc:
+        if exc.status != 401:
+            raise
+        why = "the server did not accept the token" if sent_token else "the server wants a token (token=...)"
+        message = f"unauthorized: {why}"
+        raise UnauthorizedError(
+            exc.request_info, exc.history, status=401, message=message, headers=exc.headers
+        ) from exc
+    async with ws:
+        yield ws
 
 
 class TopicPayloads:
