@@ -8,6 +8,7 @@ can publish exactly while a subscribe is between its steps.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -83,6 +84,9 @@ class ItemsState:
         self.gate = Gate()
         self.fail = False
         self.provider_yields = False
+        #: CPU seconds each snapshot build burns without yielding (an expensive query).
+        self.cost_s = 0.0
+        self.builds = 0
 
     async def provider(self, params: Mapping[str, str]) -> Items:
         await self.gate.pass_()
@@ -90,6 +94,11 @@ class ItemsState:
             await asyncio.sleep(0)  # let publishers interleave, as a database read would
         if self.fail:
             raise RuntimeError("provider exploded")
+        self.builds += 1
+        if self.cost_s:
+            until = time.perf_counter() + self.cost_s
+            while time.perf_counter() < until:
+                pass
         group = params.get("group", "a")
         if group not in self.items:
             raise UnknownTopic(group)

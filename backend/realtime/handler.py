@@ -136,6 +136,10 @@ async def _receive_loop(ws: web.WebSocketResponse, conn: Connection, hub: Hub) -
             conn.send(
                 error_frame(ErrorCode.INVALID_MESSAGE, "binary frames are not supported; send JSON text")
             )
+        # Fairness: with frames already buffered, receive() returns without suspending,
+        # so one client's backlog of subscribes (each building a snapshot) would run
+        # back to back and hold the loop. One message per loop turn per connection.
+        await asyncio.sleep(0)
 
 
 async def _handle_text(data: str, conn: Connection, hub: Hub) -> None:

@@ -1,0 +1,319 @@
+"""Attacks on the WebSocket endpoint, each written as the attack, each with the
+defence it must meet (docs/security.md). Loopback, bounded in time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import statistics
+import struct
+import time
+import tracemalloc
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aiohttp_realtime import CloseCode
+from tests.support import StuckClient, WsClient, masked_frame, masked_text_frame, until
+
+KB = 1024
+
+
+def _fill(state: Any, size: int) -> None:
+    """Make the `items` snapshot about `size` bytes."""
+    state.items["a"].update({f"{i:06d}" + "x" * 90: i for i in range(size // 110)})
+
+
+async def _raw_ws(host: str, port: int, rcvbuf: int | None = None) -> socket.socket:
+    """A raw WebSocket client socket after the 101 (nothing read past the headers)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (host, port))
+    await loop.sock_sendall(
+        sock,
+        (
+            f"GET /api/realtime HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode(),
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = await loop.sock_recv(sock, 1)
+        assert chunk, "closed during the handshake"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+async def _read_until_close(sock: socket.socket, timeout: float = 10) -> int:
+    """Read server frames until a close frame; its code. Fails on a reset or EOF first."""
+    loop = asyncio.get_running_loop()
+    buf = b""
+    async with asyncio.timeout(timeout):
+        while True:
+            while len(buf) >= 2:
+                opcode, length = buf[0] & 0x0F, buf[1] & 0x7F
+                start = 2
+                if length == 126:
+                    if len(buf) < 4:
+                        break
+                    length, start = struct.unpack("!H", buf[2:4])[0], 4
+                elif length == 127:
+                    if len(buf) < 10:
+                        break
+                    length, start = struct.unpack("!Q", buf[2:10])[0], 10
+                if len(buf) < start + length:
+                    break
+                payload, buf = buf[start : start + length], buf[start + length :]
+                if opcode == 0x8:
+                    code: int = struct.unpack("!H", payload[:2])[0]
+                    return code
+            chunk = await loop.sock_recv(sock, 65536)  # ConnectionResetError fails the test
+            assert chunk, "EOF before a close frame"
+            buf += chunk
+
+
+# ---------------------------------------------------------------- memory and eviction
+
+
+async def test_non_readers_of_a_large_topic_pin_at_most_their_budget(lib_client):
+    """Attack: connect, subscribe to a large topic again and again, never read. Each
+    such client may cost the process at most its budget (its snapshots wait for room
+    in it instead of queuing), and is then evicted; the memory comes back."""
+    limit, clients, subscribes = 256 * KB, 5, 30
+    client, hub, state, _ = await lib_client(
+        max_queue_bytes=limit, snapshot_room_timeout_s=0.5, close_timeout_s=0.5, subscribes_burst=subscribes
+    )
+    _fill(state, 100 * KB)
+    host, port = client.server.host, client.server.port
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        stuck = [await StuckClient.connect(host, port, ["items"]) for _ in range(clients)]
+        frame = masked_text_frame(json.dumps({"type": "subscribe", "topics": ["items"]}).encode())
+        loop = asyncio.get_running_loop()
+        for s in stuck:
+            await loop.sock_sendall(s.sock, frame * (subscribes - 1))
+        await until(lambda: not hub.connections, timeout=30)  # every one evicted
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    snapshot = 100 * KB
+    # Per client: its budget (+10 %) and the one snapshot waiting for room; plus 2 MB for
+    # everything else the test process allocates. Queuing every snapshot would be ~3 MB
+    # per client.
+    bound = clients * (limit * 1.1 + 2 * snapshot) + 2_000_000
+    assert peak - base < bound, f"peak {(peak - base) / 1e6:.1f} MB, bound {bound / 1e6:.1f} MB"
+    assert state.builds < clients * subscribes  # they were stopped, not served
+    for s in stuck:
+        s.close()
+
+
+async def test_a_fast_reader_resubscribing_back_to_back_is_never_evicted(lib_client):
+    """Attack (by a well-meaning client): re-subscribe to a large topic many times
+    without waiting. A client that reads is never evicted for it: each snapshot waits
+    for its earlier ones to drain."""
+    client, hub, state, _ = await lib_client()
+    _fill(state, 400 * KB)  # most of max_snapshot_bytes (512 KiB); two do not fit 1 MiB
+    ws = await WsClient.connect(client)
+    for _ in range(12):
+        await ws.subscribe("items")
+    frames = await ws.barrier()
+    assert [f["type"] for f in frames] == ["snapshot"] * 12
+    [conn] = hub.connections
+    assert not conn.closing
+
+
+# ---------------------------------------------------------------- floods
+
+
+async def test_a_frame_flood_is_rate_limited_then_closed_with_1008(lib_client):
+    client, hub, _state, _ = await lib_client(frames_per_s=5, frames_burst=20)
+    sock = await _raw_ws(client.server.host, client.server.port)
+    loop = asyncio.get_running_loop()
+    ping = masked_text_frame(b'{"type":"ping","id":"p"}')
+    await loop.sock_sendall(sock, ping * 500)
+    started = time.monotonic()
+    code = await _read_until_close(sock)
+    assert code == CloseCode.POLICY_VIOLATION
+    assert not hub.connections or all(c.closing for c in hub.connections)
+    sock.close()
+    assert time.monotonic() - started < 10
+
+
+async def test_frames_within_the_rate_are_served_and_limited_ones_say_so(lib_client):
+    client, _hub, _state, _ = await lib_client(frames_per_s=1, frames_burst=5)
+    ws = await WsClient.connect(client)
+    for i in range(8):
+        await ws.send({"type": "ping", "id": f"p{i}"})
+    frames = [await ws.recv() for _ in range(8)]
+    pongs = [f for f in frames if f["type"] == "pong"]
+    limited = [f for f in frames if f["type"] == "error"]
+    assert 5 <= len(pongs) <= 6 and len(pongs) + len(limited) == 8  # the burst, maybe one refill
+    assert {f["code"] for f in limited} == {"rate_limited"}
+
+
+async def test_a_subscribe_flood_is_rate_limited_per_topic(lib_client):
+    client, _hub, state, _ = await lib_client(subscribes_per_s=0.5, subscribes_burst=3)
+    ws = await WsClient.connect(client)
+    await ws.send({"type": "subscribe", "topics": ["items", "items.b", "items.c", "items.d"], "id": "s"})
+    frames = await ws.barrier()
+    kinds = [(f["type"], f.get("code"), f.get("topic")) for f in frames]
+    assert ("error", "rate_limited", "items.d") in kinds
+    assert state.builds == 3  # the refused topic built nothing
+
+
+async def test_one_client_resubscribing_in_a_loop_does_not_stall_the_others(lib_client):
+    """Attack: subscribe to an expensive topic as fast as possible (reading everything,
+    so never evicted). Each build holds the loop ~8 ms; the rate limit bounds how many,
+    and one message per connection per loop turn keeps a backlog from running back to
+    back. Measured as the victim's ping latency with the attack minus without it, on
+    the same loaded machine."""
+    client, _hub, state, _ = await lib_client(subscribes_per_s=20, subscribes_burst=40, frames_per_s=1000)
+    state.cost_s = 0.008
+    victim = await WsClient.connect(client)
+
+    async def ping_latencies(n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            t = time.perf_counter()
+            assert await victim.barrier() == []
+            out.append(time.perf_counter() - t)
+            await asyncio.sleep(0.01)  # a ping every ~10 ms: the victim's own pace
+        return out
+
+    def p99(xs: list[float]) -> float:
+        return statistics.quantiles(xs, n=100)[98]
+
+    baseline = await ping_latencies(60)
+    attacker = await WsClient.connect(client)
+    for _ in range(200):  # far more than the burst, all at once
+        await attacker.subscribe("items")
+    attacked = await ping_latencies(120)
+    frames = await attacker.barrier()
+    limited = sum(1 for f in frames if f.get("code") == "rate_limited")
+    assert limited > 100, "the attacker was not limited"
+    added = p99(attacked) - p99(baseline)
+    assert added < 0.050, f"p99 ping {p99(baseline) * 1e3:.1f} ms -> {p99(attacked) * 1e3:.1f} ms"
+
+
+async def test_connections_per_address_are_limited_before_the_upgrade(lib_client):
+    client, hub, _state, _ = await lib_client(max_connections_per_address=3)
+    held = [await WsClient.connect(client) for _ in range(3)]
+    resp = await client.get(
+        "/api/realtime",
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+    )
+    assert resp.status == 503 and resp.headers["Retry-After"]
+    assert (await resp.json())["error"] == "too_many_connections"
+    await held[0].close()
+    await until(lambda: len(hub.connections) == 2)
+    again = await WsClient.connect(client)  # a slot was freed
+    assert again.hello is not None
+
+
+# ---------------------------------------------------------------- malformed input
+
+
+async def test_deeply_nested_json_is_an_error_and_the_connection_serves_on(lib_client):
+    client, _hub, _state, _ = await lib_client()
+    ws = await WsClient.connect(client)
+    for bomb in ("[" * 5000, '{"type":"ping","id":' + "[" * 5000 + "]" * 5000 + "}", '{"a":' * 3000):
+        await ws.ws.send_str(bomb)
+        error = await ws.recv()
+        assert (error["type"], error["code"]) == ("error", "invalid_json")
+    assert await ws.barrier() == []
+
+
+async def test_an_unmasked_client_frame_is_closed_with_1002(lib_client):
+    client, hub, _state, _ = await lib_client()
+    sock = await _raw_ws(client.server.host, client.server.port)
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(sock, masked_text_frame(b'{"type":"ping"}'))
+    payload = b'{"type":"ping"}'
+    await loop.sock_sendall(sock, bytes([0x81, len(payload)]) + payload)  # no mask bit
+    assert await _read_until_close(sock) == CloseCode.PROTOCOL_ERROR
+    sock.close()
+    await until(lambda: not hub.connections)
+
+
+async def test_a_protocol_error_close_reaches_a_client_that_keeps_sending(lib_client):
+    """After invalid UTF-8 (1007) a client that keeps sending used to get a TCP reset:
+    the server closed with unread input. Now the server half-closes after its close
+    frame and drains the input (up to close_timeout_s): the client's sends go through
+    and it reads the close code."""
+    client, _hub, _state, _ = await lib_client(frames_per_s=100_000, frames_burst=100_000)
+    loop = asyncio.get_running_loop()
+    pings = masked_text_frame(b'{"type":"ping"}') * 20_000  # ~420 KB
+    for _ in range(3):
+        sock = await _raw_ws(client.server.host, client.server.port)
+        await loop.sock_sendall(sock, masked_frame(0x1, b"\xff\xfe bad utf-8"))
+        for _ in range(30):  # ~12 MB more, without reading: a reset would fail it here
+            await loop.sock_sendall(sock, pings)
+        try:
+            assert await _read_until_close(sock) == CloseCode.INVALID_PAYLOAD
+        finally:
+            sock.close()
+
+
+TOPIC_NAMES = st.sampled_from(["items", "items.b", "", "x" * 200, "items.{x}"])
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    frames=st.lists(
+        st.one_of(
+            st.text(max_size=200),
+            st.binary(max_size=100),
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                lambda children: (
+                    st.lists(children, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), children, max_size=4)
+                ),
+                max_leaves=20,
+            ).map(json.dumps),
+            st.fixed_dictionaries(
+                {"type": st.sampled_from(["subscribe", "unsubscribe", "ping", "nope"])},
+                optional={
+                    "topics": st.lists(
+                        st.sampled_from(["items", "items.b", "", "x" * 200, "items.{x}"])
+                        | st.text(max_size=10),
+                        max_size=5,
+                    ),
+                    "id": st.text(max_size=10) | st.integers(),
+                },
+            ).map(json.dumps),
+        ),
+        max_size=8,
+    )
+)
+async def test_fuzzed_client_frames_never_break_the_connection(lib_client, frames):
+    client, hub, _state, _ = await lib_client(frames_per_s=10_000, frames_burst=10_000)
+    ws = await WsClient.connect(client)
+    for frame in frames:
+        if isinstance(frame, bytes):
+            await ws.ws.send_bytes(frame)
+        else:
+            await ws.ws.send_str(frame)
+    for frame in await ws.barrier():  # every answer is a valid server frame (checked by recv)
+        assert frame["type"] in {"snapshot", "event", "error", "pong"}
+    [conn] = hub.connections
+    assert not conn.closing
+    await ws.close()

@@ -1,0 +1,80 @@
+"""The I/O-free guards, unit-tested with the clock and the bytes passed in."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiohttp_realtime.core import Strikes, TokenBucket
+from aiohttp_realtime.jsonguard import depth_exceeds
+from aiohttp_realtime.wsguard import MaskCheck
+from tests.support import masked_frame
+
+
+def test_token_bucket_allows_the_burst_then_the_rate():
+    bucket = TokenBucket(rate=2, burst=3, now=0.0)
+    assert [bucket.take(1, 0.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.take(1, 0.49) is False  # 0.98 of a token
+    assert bucket.take(1, 0.5) is True
+    assert bucket.take(1, 100.0) and bucket.take(2, 100.0)  # refills to the burst, no more
+    assert bucket.take(1, 100.0) is False
+    assert bucket.take(4, 1000.0) is False  # more than the burst never passes
+
+
+def test_strikes_count_refusals_in_a_row():
+    strikes = Strikes(3)
+    assert [strikes.refused(), strikes.refused()] == [False, False]
+    strikes.accepted()
+    assert [strikes.refused(), strikes.refused(), strikes.refused()] == [False, False, True]
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "exceeds"),
+    [
+        ("[]", 1, False),
+        ("[[]]", 1, True),
+        ('{"a":{"b":[1]}}', 3, False),
+        ('{"a":{"b":[1]}}', 2, True),
+        ('["[[[[[[", "{{{{{{"]', 1, False),  # brackets in strings do not nest
+        ('["\\"[[[[", 1]', 1, False),  # nor after an escaped quote
+        ("[" * 5000, 32, True),
+        ("[]" * 5000, 1, False),  # many, but flat
+        ('{"a":' * 33 + "1" + "}" * 33, 32, True),
+    ],
+)
+def test_depth_exceeds(text, limit, exceeds):
+    assert depth_exceeds(text, limit) is exceeds
+
+
+@given(st.recursive(st.integers() | st.text(max_size=5), lambda c: st.lists(c, max_size=3), max_leaves=30))
+def test_depth_exceeds_agrees_with_the_parsed_depth(value):
+    import json
+
+    def depth(v: object) -> int:
+        return 1 + max((depth(x) for x in v), default=0) if isinstance(v, list) else 0
+
+    text = json.dumps(value)
+    d = depth(value)
+    assert depth_exceeds(text, d) is False
+    if d:
+        assert depth_exceeds(text, d - 1) is True
+
+
+@given(
+    payloads=st.lists(st.binary(max_size=70_000), min_size=1, max_size=4),
+    cut=st.integers(min_value=1, max_value=5000),
+)
+def test_mask_check_follows_frame_boundaries_in_any_chunking(payloads, cut):
+    stream = b"".join(masked_frame(0x2, p) for p in payloads)
+    check = MaskCheck()
+    assert all(check.feed(stream[i : i + cut]) for i in range(0, len(stream), cut))
+    unmasked = bytes([0x82, 3]) + b"abc"
+    assert check.feed(unmasked) is False
+
+
+def test_mask_check_spots_an_unmasked_frame_after_masked_ones():
+    check = MaskCheck()
+    assert check.feed(masked_frame(0x1, b"x" * 200))
+    assert check.feed(bytes([0x81])) is True  # half a header: undecided
+    assert check.feed(bytes([0x05]) + b"hello") is False
