@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import signal
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -66,16 +67,20 @@ async def _add_security_headers(_request: web.Request, response: web.StreamRespo
     response.headers.update(SECURITY_HEADERS)
 
 
-def error_response(status: int) -> web.Response:
-    """A fixed JSON body per status: nothing from the request, no traceback."""
+def error_response(status: int, request_id: str | None = None) -> web.Response:
+    """A fixed JSON body per status: nothing from the request, no traceback. A
+    `request_id` (for a crash) names the log line that has the details."""
     if status == HTTPStatus.BAD_REQUEST:
         error, message = "bad_request", "malformed HTTP request"
     else:
         phrase = HTTPStatus(status).phrase
         error, message = phrase.lower().replace(" ", "_"), phrase.lower()
+    body = {"error": error, "message": message}
+    if request_id is not None:
+        body["request_id"] = request_id
     response = web.Response(
         status=status,
-        text=json.dumps({"error": error, "message": message}),
+        text=json.dumps(body),
         content_type="application/json",
         headers=SECURITY_HEADERS,
     )
@@ -97,8 +102,11 @@ async def _opaque_crashes(request: web.Request, handler: Handler) -> web.StreamR
     except Exception:
         if request.writer.output_size > 0:
             raise  # a response has begun (a WebSocket): aiohttp closes the connection
-        server_logger.exception("Error handling request %s %r", request.method, request.raw_path)
-        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR)
+        request_id = secrets.token_hex(8)
+        server_logger.exception(
+            "request %s: error handling %s %r", request_id, request.method, request.raw_path
+        )
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, request_id)
 
 
 class OpaqueErrorsHandler(web.RequestHandler):

@@ -176,7 +176,7 @@ async def _boom(_request: web.Request) -> web.Response:
 
 
 @pytest.mark.parametrize("accept", ["text/html", "*/*"])
-async def test_debug_mode_traceback_does_not_reach_the_client(aiohttp_client, debug_loop, accept):
+async def test_debug_mode_traceback_does_not_reach_the_client(aiohttp_client, debug_loop, accept, caplog):
     # Control: a bare app in this loop shows the traceback, so the check below can fail.
     bare = web.Application()
     bare.router.add_get("/boom", _boom)
@@ -188,8 +188,13 @@ async def test_debug_mode_traceback_does_not_reach_the_client(aiohttp_client, de
     client = await aiohttp_client(app)
     resp = await client.get("/boom", headers={"Accept": accept})
     assert resp.status == 500
-    assert await resp.json() == {"error": "internal_server_error", "message": "internal server error"}
+    body = await resp.json()
+    request_id = body.pop("request_id")
+    assert body == {"error": "internal_server_error", "message": "internal server error"}
     assert_security_headers(resp.headers)
+    # The id names the one log line with the details, for the operator.
+    [logged] = [r for r in caplog.records if request_id in r.getMessage()]
+    assert logged.exc_info is not None and "secret-detail-7f3a" in str(logged.exc_info[1])
 
 
 async def test_opaque_runner_hides_the_traceback_of_an_app_without_the_middleware(debug_loop):

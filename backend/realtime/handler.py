@@ -60,7 +60,11 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
         return refuse(426, "websocket_required", "connect with a WebSocket upgrade", Upgrade="websocket")
     principal = None
     if hub.authenticate is not None:
-        principal = await hub.authenticate(request)
+        try:
+            principal = await hub.authenticate(request)
+        except Exception:
+            log.exception("authenticate failed; refusing the connection")
+            return refuse(500, "internal_error", "authentication failed")
         if principal is None:
             return refuse(401, "unauthorized", "a valid token is required", **{"WWW-Authenticate": "Bearer"})
     address = request.remote or ""
