@@ -172,12 +172,14 @@ async def test_a_subscribe_flood_is_rate_limited_per_topic(lib_client):
 
 async def test_one_client_resubscribing_in_a_loop_does_not_stall_the_others(lib_client):
     """Attack: subscribe to an expensive topic as fast as possible (reading everything,
-    so never evicted). Each build holds the loop ~8 ms; the rate limit bounds how many,
-    and one message per connection per loop turn keeps a backlog from running back to
-    back. Measured as the victim's ping latency with the attack minus without it, on
-    the same loaded machine."""
+    so never evicted). Each build holds the loop ~4 ms (about what serialising a
+    512 KiB snapshot costs here); the rate limit bounds how many, and one message per
+    connection per loop turn keeps a backlog from running back to back (without it: a
+    burst of 40 builds, 160 ms in one go). Measured as the victim's p99 ping latency
+    with the attack minus the worse of two baselines taken just before and just after
+    it, so that a change in the machine's load during the test is not blamed on it."""
     client, _hub, state, _ = await lib_client(subscribes_per_s=20, subscribes_burst=40, frames_per_s=1000)
-    state.cost_s = 0.008
+    state.cost_s = 0.004
     victim = await WsClient.connect(client)
 
     async def ping_latencies(n: int) -> list[float]:
@@ -198,10 +200,12 @@ async def test_one_client_resubscribing_in_a_loop_does_not_stall_the_others(lib_
         await attacker.subscribe("items")
     attacked = await ping_latencies(120)
     frames = await attacker.barrier()
+    after = await ping_latencies(60)
     limited = sum(1 for f in frames if f.get("code") == "rate_limited")
     assert limited > 100, "the attacker was not limited"
-    added = p99(attacked) - p99(baseline)
-    assert added < 0.050, f"p99 ping {p99(baseline) * 1e3:.1f} ms -> {p99(attacked) * 1e3:.1f} ms"
+    base = max(p99(baseline), p99(after))
+    added = p99(attacked) - base
+    assert added < 0.050, f"p99 ping {base * 1e3:.1f} ms -> {p99(attacked) * 1e3:.1f} ms"
 
 
 async def test_connections_per_address_are_limited_before_the_upgrade(lib_client):
