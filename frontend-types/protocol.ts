@@ -173,6 +173,10 @@ export const ErrorCode = {
    * The client sent frames (`hello.frames_per_s`) or subscribed to topics (`hello.subscribes_per_s`) faster than allowed; this message was dropped. Slow down: a client that keeps sending while limited is closed with 1008.
    */
   RATE_LIMITED: "rate_limited",
+  /**
+   * The server cannot reach its backplane right now, so it cannot subscribe to this topic. Carries `topic`; the client is not subscribed to it. Retry with backoff.
+   */
+  UNAVAILABLE: "unavailable",
 } as const;
 /**
  * One of `ErrorCode`'s values.
@@ -213,6 +217,10 @@ export const CloseCode = {
    */
   INTERNAL_ERROR: 1011,
   /**
+   * The server lost its backplane (several nodes share events through it), so events of this connection's topics may be missing. Reconnect with backoff and resync from fresh snapshots. Reconnect: backoff.
+   */
+  TRY_AGAIN_LATER: 1013,
+  /**
    * The client read too slowly and its outbound buffer (`hello.max_queue_bytes`) overflowed. Reconnect with backoff and resync from fresh snapshots. Reconnect: backoff.
    */
   SLOW_CONSUMER: 4008,
@@ -240,6 +248,7 @@ export const RECONNECT_ADVICE: { readonly [C in CloseCode]: Reconnect } = {
   1008: "backoff",
   1009: "backoff",
   1011: "backoff",
+  1013: "backoff",
   4008: "backoff",
 };
 

@@ -16,7 +16,7 @@ from .auth import (
     allowed_origin,
     request_token,
 )
-from .broker import Broker, MemoryBroker
+from .broker import Broker, BrokerUnavailable, MemoryBroker
 from .closecodes import CloseCode, Reconnect
 from .errors import ErrorCode
 from .handler import HUB_KEY
@@ -36,6 +36,7 @@ __all__ = [
     "Authorize",
     "BearerTokens",
     "Broker",
+    "BrokerUnavailable",
     "CloseCode",
     "ErrorCode",
     "Hub",

@@ -20,13 +20,25 @@ from typing import Protocol
 
 #: Local fan-out: (topic, seq, serialised payload). Must not await or raise.
 Deliver = Callable[[str, int, bytes], None]
+#: A watched topic's events may have been lost (a backplane connection dropped): its
+#: local subscribers must resync. Must not await or raise.
+Lost = Callable[[str], None]
+
+
+class BrokerUnavailable(Exception):
+    """The backplane cannot be reached now; the caller may retry later."""
 
 
 class Broker(Protocol):
-    async def start(self, deliver: Deliver) -> None:
-        """Begin delivering this node's and other nodes' events to `deliver`."""
+    async def start(self, deliver: Deliver, lost: Lost | None = None) -> None:
+        """Begin delivering this node's and other nodes' events to `deliver`; report
+        topics whose events may have been lost to `lost`."""
 
     async def stop(self) -> None: ...
+
+    @property
+    def healthy(self) -> bool:
+        """Whether events flow now (false while a backplane is unreachable)."""
 
     async def watch(self, topic: str) -> None:
         """This node has a subscriber of `topic`: from when this returns, every event
@@ -57,7 +69,11 @@ class MemoryBroker:
         self._seqs: dict[str, int] = {}
         self._deliver: Deliver | None = None
 
-    async def start(self, deliver: Deliver) -> None:
+    @property
+    def healthy(self) -> bool:
+        return True
+
+    async def start(self, deliver: Deliver, lost: Lost | None = None) -> None:
         self._deliver = deliver
 
     async def stop(self) -> None:

@@ -28,6 +28,7 @@ class CloseCode(IntEnum):
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013
     SLOW_CONSUMER = 4008
 
     @classmethod
@@ -72,6 +73,12 @@ CLOSE_CODE_DOCS: dict[CloseCode, tuple[Reconnect, str]] = {
         "reconnect with backoff.",
     ),
     CloseCode.INTERNAL_ERROR: (Reconnect.BACKOFF, "Unexpected server error. Reconnect with backoff."),
+    CloseCode.TRY_AGAIN_LATER: (
+        Reconnect.BACKOFF,
+        "The server lost its backplane (several nodes share events through it), so events "
+        "of this connection's topics may be missing. Reconnect with backoff and resync from "
+        "fresh snapshots.",
+    ),
     CloseCode.SLOW_CONSUMER: (
         Reconnect.BACKOFF,
         "The client read too slowly and its outbound buffer (`hello.max_queue_bytes`) "

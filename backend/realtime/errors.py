@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     SNAPSHOT_TOO_LARGE = "snapshot_too_large"
     FORBIDDEN = "forbidden"
     RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
 
     @classmethod
     def __get_pydantic_json_schema__(cls, _core_schema: Any, _handler: Any) -> dict[str, Any]:
@@ -62,6 +63,10 @@ ERROR_CODE_DOCS: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: (
         "The connection's principal may not subscribe to this topic. Carries `topic`; the "
         "other topics of the same subscribe are still served. Retrying does not help."
+    ),
+    ErrorCode.UNAVAILABLE: (
+        "The server cannot reach its backplane right now, so it cannot subscribe to this "
+        "topic. Carries `topic`; the client is not subscribed to it. Retry with backoff."
     ),
     ErrorCode.RATE_LIMITED: (
         "The client sent frames (`hello.frames_per_s`) or subscribed to topics "

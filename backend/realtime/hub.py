@@ -21,7 +21,8 @@ import logging
 from typing import Any, TypeVar, overload
 
 from .auth import Authenticate, Authorize
-from .broker import Broker, MemoryBroker
+from .broker import Broker, BrokerUnavailable, MemoryBroker
+from .closecodes import CloseCode
 from .connection import Connection
 from .core import Router
 from .errors import ErrorCode
@@ -62,7 +63,7 @@ class Hub:
         self._watches: dict[str, asyncio.Future[None]] = {}
 
     async def start(self) -> None:
-        await self.broker.start(self._router.route)
+        await self.broker.start(self._router.route, self._lost)
 
     async def stop(self) -> None:
         await self.broker.stop()
@@ -159,6 +160,11 @@ class Hub:
         except UnknownTopic:
             self.unsubscribe(conn, topic)
             return self._error(conn, ErrorCode.UNKNOWN_TOPIC, "no such topic", request_id, topic)
+        except BrokerUnavailable as exc:
+            log.warning("connection %s: cannot subscribe to %s: %s", conn.id, topic, exc)
+            self.unsubscribe(conn, topic)
+            msg = "the server cannot reach its backplane; retry later"
+            return self._error(conn, ErrorCode.UNAVAILABLE, msg, request_id, topic)
         except Exception:
             log.exception("snapshot of %s failed", topic)
             self.unsubscribe(conn, topic)
@@ -200,6 +206,17 @@ class Hub:
         if sub is not None and self._router.detach(sub):
             self._watches.pop(topic, None)
             self.broker.unwatch(topic)
+
+    def _lost(self, topic: str) -> None:
+        """The broker may have lost `topic`'s events: its subscribers cannot be
+        continued without a gap, so they are ended here (the next subscriber of the
+        topic is a first one again, and watches anew) and their connections closed
+        with 1013, to resync from fresh snapshots."""
+        self._watches.pop(topic, None)
+        for sub in self._router.pop(topic):
+            client = sub.client
+            client.unsubscribe(topic)
+            client.close(CloseCode.TRY_AGAIN_LATER, "backplane lost; resync")
 
     async def _watch(self, topic: str, first: bool) -> None:
         """Until the broker delivers `topic` to this node. The topic's first local

@@ -37,6 +37,10 @@ class Router:
         del self._subscribers[sub.topic]
         return True
 
+    def pop(self, topic: str) -> set[Subscription]:
+        """Stop routing `topic` at all; its subscriptions, for the caller to end."""
+        return self._subscribers.pop(topic, set())
+
     def count(self, topic: str) -> int:
         return len(self._subscribers.get(topic, ()))
 

@@ -49,6 +49,10 @@ class ErrorCode(StrEnum):
     """
     The client sent frames (`hello.frames_per_s`) or subscribed to topics (`hello.subscribes_per_s`) faster than allowed; this message was dropped. Slow down: a client that keeps sending while limited is closed with 1008.
     """
+    UNAVAILABLE = 'unavailable'
+    """
+    The server cannot reach its backplane right now, so it cannot subscribe to this topic. Carries `topic`; the client is not subscribed to it. Retry with backoff.
+    """
 
 
 class ErrorFrame(BaseModel):
