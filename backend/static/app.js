@@ -138,6 +138,7 @@ var RECONNECT_ADVICE = {
   1008: "backoff",
   1009: "backoff",
   1011: "backoff",
+  1013: "backoff",
   4008: "backoff"
 };
 
@@ -443,6 +444,30 @@ var RealtimeClient = class {
   }
 };
 
+// demo/token.ts
+var TOKEN_KEY = "realtime-demo.token";
+var TOKEN_CHARS = /^[A-Za-z0-9._~-]+$/;
+function storedToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+function storeToken(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+}
+function forgetToken() {
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+  }
+}
+function tokenProblem(token) {
+  if (token === "") return "Enter a token.";
+  return TOKEN_CHARS.test(token) ? null : "A token consists of letters, digits and - _ . ~ only.";
+}
+
 // demo/api.ts
 var ApiError = class extends Error {
   constructor(status, code, message) {
@@ -453,10 +478,17 @@ var ApiError = class extends Error {
   status;
   code;
 };
+function headers(body) {
+  const result = {};
+  if (body !== void 0) result["Content-Type"] = "application/json";
+  const token = storedToken();
+  if (token !== null) result.Authorization = `Bearer ${token}`;
+  return result;
+}
 async function request(method, path, body) {
   const response = await fetch(path, {
     method,
-    headers: body === void 0 ? {} : { "Content-Type": "application/json" },
+    headers: headers(body),
     body: body === void 0 ? null : JSON.stringify(body)
   });
   if (!response.ok) {
@@ -465,102 +497,15 @@ async function request(method, path, body) {
   }
   return await response.json();
 }
+function listSessions() {
+  return request("GET", "/api/sessions");
+}
 function createSession(title) {
   return request("POST", "/api/sessions", { title });
 }
 function postMessage(sessionId, role, text) {
   return request("POST", `/api/sessions/${encodeURIComponent(sessionId)}/messages`, { role, text });
 }
-
-// demo/state.ts
-var KEPT_MESSAGES = 200;
-function applyTextDelta(text, offset, delta) {
-  const points = Array.from(text);
-  if (offset + Array.from(delta).length <= points.length) return text;
-  return points.slice(0, offset).join("") + delta;
-}
-function byCreation(a, b) {
-  const at = a.created_at ?? "";
-  const bt = b.created_at ?? "";
-  return at < bt ? -1 : at > bt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-var ById = class {
-  constructor(order) {
-    this.order = order;
-  }
-  order;
-  byId = /* @__PURE__ */ new Map();
-  replaceAll(items) {
-    this.byId.clear();
-    for (const item of items) this.byId.set(item.id, item);
-  }
-  list() {
-    return [...this.byId.values()].sort(this.order);
-  }
-};
-var SessionsState = class extends ById {
-  constructor() {
-    super(byCreation);
-  }
-  replace(snapshot) {
-    this.replaceAll(snapshot.sessions);
-  }
-  apply(event) {
-    if (event.op === "upsert") this.byId.set(event.session.id, event.session);
-    else this.byId.delete(event.id);
-  }
-};
-var TerminalsState = class extends ById {
-  constructor() {
-    super((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  }
-  replace(snapshot) {
-    this.replaceAll(snapshot.terminals);
-  }
-  apply(event) {
-    if (event.op === "upsert") this.byId.set(event.terminal.id, event.terminal);
-    else this.byId.delete(event.id);
-  }
-};
-var ActivityState = class {
-  constructor(sessionId) {
-    this.sessionId = sessionId;
-  }
-  sessionId;
-  /** Insertion order is the server's order: oldest first. */
-  byId = /* @__PURE__ */ new Map();
-  replace(snapshot) {
-    this.byId.clear();
-    for (const m of snapshot.messages) this.byId.set(m.id, m);
-  }
-  apply(event) {
-    switch (event.op) {
-      case "append":
-        this.byId.set(event.message.id, event.message);
-        this.trim();
-        return;
-      case "delta":
-        this.update(event.message_id, (m) => ({ ...m, text: applyTextDelta(m.text, event.offset, event.text) }));
-        return;
-      case "end":
-        this.update(event.message_id, (m) => ({ ...m, text: event.text, streaming: false }));
-        return;
-    }
-  }
-  list() {
-    return [...this.byId.values()];
-  }
-  update(id, change) {
-    const message = this.byId.get(id);
-    if (message !== void 0) this.byId.set(id, change(message));
-  }
-  trim() {
-    for (const id of this.byId.keys()) {
-      if (this.byId.size <= KEPT_MESSAGES) return;
-      this.byId.delete(id);
-    }
-  }
-};
 
 // demo/view.ts
 function el(tag, attrs = {}, ...children) {
@@ -635,6 +580,173 @@ function statusText(status, now) {
   }
 }
 
+// demo/signin.ts
+var SignIn = class {
+  constructor(hooks) {
+    this.hooks = hooks;
+  }
+  hooks;
+  /** The last `hello`'s `auth`; null while none arrived since signing in. */
+  serverAuth = null;
+  asking = false;
+  start() {
+    const form = byId("auth-form");
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const input = form.elements.namedItem("token");
+      const token = input.value.trim();
+      const problem = tokenProblem(token);
+      if (problem !== null) {
+        this.showForm(problem);
+        return;
+      }
+      input.value = "";
+      storeToken(token);
+      void this.ask();
+    });
+    byId("sign-out").addEventListener("click", () => this.signOut(""));
+    void this.ask();
+  }
+  /** The connection is live: say as whom, when the server authenticates at all. */
+  live(hello) {
+    this.serverAuth = hello.auth;
+    if (!hello.auth) forgetToken();
+    byId("account").hidden = !hello.auth;
+    byId("principal").textContent = hello.principal ?? "";
+  }
+  /** The connection dropped and a reconnect is due: does the token still count? */
+  reconnecting() {
+    if (this.serverAuth !== false && !this.asking) void this.ask();
+  }
+  async ask() {
+    const token = storedToken();
+    let refused = null;
+    this.asking = true;
+    try {
+      await listSessions();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) refused = error;
+    } finally {
+      this.asking = false;
+    }
+    if (storedToken() !== token) return;
+    if (refused === null) {
+      byId("auth-error").textContent = "";
+      byId("auth-panel").hidden = true;
+      byId("content").hidden = false;
+      this.hooks.signedIn();
+    } else {
+      this.signOut(token === null ? "" : `The server did not accept the token (${refused.message}).`);
+    }
+  }
+  signOut(message) {
+    forgetToken();
+    this.serverAuth = null;
+    byId("account").hidden = true;
+    this.hooks.signedOut();
+    this.showForm(message);
+  }
+  showForm(message) {
+    byId("content").hidden = true;
+    byId("auth-panel").hidden = false;
+    byId("auth-error").textContent = message;
+    byId("auth-form").elements.namedItem("token").focus();
+  }
+};
+
+// demo/state.ts
+var KEPT_MESSAGES = 200;
+function applyTextDelta(text, offset, delta) {
+  const points = Array.from(text);
+  if (offset + Array.from(delta).length <= points.length) return text;
+  return points.slice(0, offset).join("") + delta;
+}
+function byCreation(a, b) {
+  const at = a.created_at ?? "";
+  const bt = b.created_at ?? "";
+  return at < bt ? -1 : at > bt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+var ById = class {
+  constructor(order) {
+    this.order = order;
+  }
+  order;
+  byId = /* @__PURE__ */ new Map();
+  replaceAll(items) {
+    this.byId.clear();
+    for (const item of items) this.byId.set(item.id, item);
+  }
+  list() {
+    return [...this.byId.values()].sort(this.order);
+  }
+  clear() {
+    this.byId.clear();
+  }
+};
+var SessionsState = class extends ById {
+  constructor() {
+    super(byCreation);
+  }
+  replace(snapshot) {
+    this.replaceAll(snapshot.sessions);
+  }
+  apply(event) {
+    if (event.op === "upsert") this.byId.set(event.session.id, event.session);
+    else this.byId.delete(event.id);
+  }
+};
+var TerminalsState = class extends ById {
+  constructor() {
+    super((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  }
+  replace(snapshot) {
+    this.replaceAll(snapshot.terminals);
+  }
+  apply(event) {
+    if (event.op === "upsert") this.byId.set(event.terminal.id, event.terminal);
+    else this.byId.delete(event.id);
+  }
+};
+var ActivityState = class {
+  constructor(sessionId) {
+    this.sessionId = sessionId;
+  }
+  sessionId;
+  /** Insertion order is the server's order: oldest first. */
+  byId = /* @__PURE__ */ new Map();
+  replace(snapshot) {
+    this.byId.clear();
+    for (const m of snapshot.messages) this.byId.set(m.id, m);
+  }
+  apply(event) {
+    switch (event.op) {
+      case "append":
+        this.byId.set(event.message.id, event.message);
+        this.trim();
+        return;
+      case "delta":
+        this.update(event.message_id, (m) => ({ ...m, text: applyTextDelta(m.text, event.offset, event.text) }));
+        return;
+      case "end":
+        this.update(event.message_id, (m) => ({ ...m, text: event.text, streaming: false }));
+        return;
+    }
+  }
+  list() {
+    return [...this.byId.values()];
+  }
+  update(id, change) {
+    const message = this.byId.get(id);
+    if (message !== void 0) this.byId.set(id, change(message));
+  }
+  trim() {
+    for (const id of this.byId.keys()) {
+      if (this.byId.size <= KEPT_MESSAGES) return;
+      this.byId.delete(id);
+    }
+  }
+};
+
 // demo/main.ts
 function numberParam(params, name) {
   const raw = params.get(name);
@@ -661,7 +773,8 @@ function clientOptions(search) {
   return options;
 }
 var DemoPage = class {
-  client = new RealtimeClient(clientOptions(location.search));
+  client = new RealtimeClient({ ...clientOptions(location.search), token: storedToken });
+  signIn = new SignIn({ signedIn: () => this.client.connect(), signedOut: () => this.signedOut() });
   sessions = new SessionsState();
   terminals = new TerminalsState();
   activity = null;
@@ -690,7 +803,17 @@ var DemoPage = class {
     this.bindForms();
     window.addEventListener("online", () => this.client.wake());
     document.addEventListener("visibilitychange", () => document.hidden || this.client.wake());
-    this.client.connect();
+    this.signIn.start();
+  }
+  /** Disconnect, and show nothing the next token may not be allowed to see. */
+  signedOut() {
+    this.client.close();
+    this.select(null);
+    this.sessions.clear();
+    this.terminals.clear();
+    this.notice("");
+    this.onStatus({ state: "idle" });
+    this.queueRender();
   }
   // ---------------------------------------------------------------- selection
   select(sessionId) {
@@ -735,6 +858,8 @@ var DemoPage = class {
   }
   onStatus(status) {
     this.status = status;
+    if (status.state === "live") this.signIn.live(status.hello);
+    if (status.state === "reconnecting") this.signIn.reconnecting();
     if (status.state === "reconnecting" && this.statusTicker === null) {
       this.statusTicker = setInterval(() => this.renderStatus(), 250);
     } else if (status.state !== "reconnecting" && this.statusTicker !== null) {

@@ -1,5 +1,6 @@
 /** The demo's HTTP API (backend/api.py), at the page's own origin. */
 import type { Message, Role, Session } from "@aiohttp-realtime/demo-types";
+import { storedToken } from "./token.js";
 
 export class ApiError extends Error {
   constructor(
@@ -11,10 +12,21 @@ export class ApiError extends Error {
   }
 }
 
+/** A body is always JSON (the server refuses other writes with 415: a cross-site form
+ * can send text/plain without a preflight, never application/json); the token, when
+ * the page has one, goes in `Authorization`, never in the URL. */
+function headers(body: unknown): Record<string, string> {
+  const result: Record<string, string> = {};
+  if (body !== undefined) result["Content-Type"] = "application/json";
+  const token = storedToken();
+  if (token !== null) result.Authorization = `Bearer ${token}`;
+  return result;
+}
+
 async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   const response = await fetch(path, {
     method,
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    headers: headers(body),
     body: body === undefined ? null : JSON.stringify(body),
   });
   if (!response.ok) {
@@ -22,6 +34,10 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
     throw new ApiError(response.status, error.error ?? "http_error", error.message ?? response.statusText);
   }
   return (await response.json()) as T;
+}
+
+export function listSessions(): Promise<Session[]> {
+  return request("GET", "/api/sessions");
 }
 
 export function createSession(title: string): Promise<Session> {

@@ -1,6 +1,8 @@
 /**
  * The demo page (`GET /`): live sessions, the selected session's activity, the
- * terminals and the connection status, all kept by one `RealtimeClient`.
+ * terminals and the connection status, all kept by one `RealtimeClient`. With
+ * authentication on, the page signs in first (signin.ts) and the client asks for the
+ * stored token before every connect, so a new token counts from the next reconnect.
  *
  * Query parameters tune the client (the browser tests use them to make a network
  * cut last seconds, not minutes): `backoff_ms`, `backoff_cap_ms`, `ping_ms`,
@@ -9,7 +11,9 @@
 import type { Topics } from "@aiohttp-realtime/demo-types";
 import { type ClientOptions, type ConnectionStatus, RealtimeClient } from "../src/index.js";
 import { ApiError, createSession, postMessage } from "./api.js";
+import { SignIn } from "./signin.js";
 import { ActivityState, SessionsState, TerminalsState } from "./state.js";
+import { storedToken } from "./token.js";
 import { byId, renderMessages, renderSessions, renderTerminals, statusText } from "./view.js";
 
 function numberParam(params: URLSearchParams, name: string): number | undefined {
@@ -39,7 +43,8 @@ function clientOptions(search: string): ClientOptions {
 }
 
 class DemoPage {
-  private readonly client = new RealtimeClient<Topics>(clientOptions(location.search));
+  private readonly client = new RealtimeClient<Topics>({ ...clientOptions(location.search), token: storedToken });
+  private readonly signIn = new SignIn({ signedIn: () => this.client.connect(), signedOut: () => this.signedOut() });
   private readonly sessions = new SessionsState();
   private readonly terminals = new TerminalsState();
   private activity: ActivityState | null = null;
@@ -69,7 +74,18 @@ class DemoPage {
     this.bindForms();
     window.addEventListener("online", () => this.client.wake());
     document.addEventListener("visibilitychange", () => document.hidden || this.client.wake());
-    this.client.connect();
+    this.signIn.start(); // connects once the API accepts the page
+  }
+
+  /** Disconnect, and show nothing the next token may not be allowed to see. */
+  private signedOut(): void {
+    this.client.close();
+    this.select(null);
+    this.sessions.clear();
+    this.terminals.clear();
+    this.notice("");
+    this.onStatus({ state: "idle" });
+    this.queueRender();
   }
 
   // ---------------------------------------------------------------- selection
@@ -120,6 +136,8 @@ class DemoPage {
 
   private onStatus(status: ConnectionStatus): void {
     this.status = status;
+    if (status.state === "live") this.signIn.live(status.hello);
+    if (status.state === "reconnecting") this.signIn.reconnecting();
     if (status.state === "reconnecting" && this.statusTicker === null) {
       this.statusTicker = setInterval(() => this.renderStatus(), 250);
     } else if (status.state !== "reconnecting" && this.statusTicker !== null) {

@@ -49,6 +49,10 @@ class ById<T extends { id: string }> {
   list(): T[] {
     return [...this.byId.values()].sort(this.order);
   }
+
+  clear(): void {
+    this.byId.clear();
+  }
 }
 
 export class SessionsState extends ById<Session> {
