@@ -145,8 +145,17 @@ async def read_json(request: web.Request) -> Any:
     except TimeoutError:
         log.debug("%s %s: body not received within %.1f s", request.method, request.path, budget)
         if request.protocol is not None:
-            request.protocol.force_close()
+            request.protocol.close()  # after the 408 (and a short lingering read: LINGER_S)
         raise _refused(web.HTTPRequestTimeout, "request_timeout", "the body did not arrive in time") from None
+    except web.RequestPayloadError:
+        log.debug("%s %s: the body could not be decoded", request.method, request.path)
+        # The rest of this body cannot be parsed either: no lingering read of it (which
+        # would raise the same error again, logged by aiohttp), and no next request on
+        # this connection.
+        request.content.feed_eof()
+        if request.protocol is not None:
+            request.protocol.close()
+        raise _refused(web.HTTPBadRequest, "invalid_body_encoding", "the body could not be decoded") from None
     except ConnectionError:
         log.debug("%s %s: the client left during the body", request.method, request.path)
         raise _refused(web.HTTPBadRequest, "body_aborted", "the body was cut short") from None

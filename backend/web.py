@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.log import server_logger
@@ -149,6 +149,25 @@ class OpaqueErrorsRunner(web.AppRunner):
         )
 
 
+#: After a response to a request whose body was not read (or was cut off), how long
+#: aiohttp goes on reading and discarding it before closing (its default is 10 s).
+LINGER_S = 0.5
+
+
+def server_options(keepalive_timeout: float) -> dict[str, Any]:
+    """The demo's options for aiohttp's request handler (one place: `run_app` and the
+    tests that serve the app the same way use them)."""
+    return {
+        # Also the bound on a request's headers: aiohttp closes a connection whose
+        # request has not fully arrived when it runs out (slowloris).
+        "keepalive_timeout": keepalive_timeout,
+        "lingering_time": LINGER_S,
+        # A handler whose client left runs on (aiohttp's default), so that it ends
+        # through its own error path (one debug line), not a cancellation.
+        "handler_cancellation": False,
+    }
+
+
 def run_app(
     app: web.Application,
     *,
@@ -183,13 +202,7 @@ async def _serve(
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    runner = OpaqueErrorsRunner(
-        app,
-        shutdown_timeout=shutdown_timeout,
-        # Also the bound on a request's headers: aiohttp closes a connection whose
-        # request has not fully arrived when it runs out (slowloris).
-        keepalive_timeout=keepalive_timeout,
-    )
+    runner = OpaqueErrorsRunner(app, shutdown_timeout=shutdown_timeout, **server_options(keepalive_timeout))
     await runner.setup()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

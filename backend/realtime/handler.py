@@ -18,7 +18,7 @@ import pydantic
 import pydantic_core
 from aiohttp import WSMsgType, web
 
-from .auth import SUBPROTOCOL, allowed_host, allowed_origin
+from .auth import SUBPROTOCOL, allowed_host, allowed_origin, offered_protocols
 from .closecodes import CloseCode
 from .connection import Connection
 from .errors import ErrorCode
@@ -27,7 +27,7 @@ from .hub import Hub
 from .jsonguard import depth_exceeds
 from .principal import Principal
 from .protocol import PingFrame, SubscribeFrame, client_message_adapter
-from .wsguard import guard_protocol
+from .wsguard import guard_protocol, handshake_tail
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,11 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
         return refuse(403, "host_not_allowed", "this Host is not served here")
     if not allowed_origin(request, settings):
         return refuse(403, "origin_not_allowed", "this Origin may not connect")
+    offered = offered_protocols(request)
+    if offered and SUBPROTOCOL not in offered:
+        # Refused here, before aiohttp would log the offer list (an `auth.<token>` in it).
+        msg = f"offer the subprotocol {SUBPROTOCOL} (with auth.<token> if you send a token)"
+        return refuse(400, "subprotocol_required", msg)
     ws = web.WebSocketResponse(
         heartbeat=settings.heartbeat_s,
         # aiohttp refuses a frame whose size *equals* max_msg_size; ours is inclusive.
@@ -61,7 +66,8 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
     principal = None
     if hub.authenticate is not None:
         try:
-            principal = await hub.authenticate(request)
+            async with asyncio.timeout(settings.hook_timeout_s):
+                principal = await hub.authenticate(request)
         except Exception:
             log.exception("authenticate failed; refusing the connection")
             return refuse(500, "internal_error", "authentication failed")
@@ -82,11 +88,12 @@ async def _serve(
     request: web.Request, ws: web.WebSocketResponse, hub: Hub, principal: Principal | None, address: str
 ) -> web.StreamResponse:
     settings = hub.settings
+    early = handshake_tail(request)  # frames sent with the handshake, before our check
     await ws.prepare(request)
     transport = request.transport
     if transport is None:  # the peer left during the handshake
         return ws
-    guard_protocol(request, ws, linger_s=settings.close_timeout_s)
+    guard_protocol(request, ws, linger_s=settings.close_timeout_s, early=early)
     conn = Connection(
         ws,
         transport,
@@ -111,6 +118,9 @@ async def _serve(
             )
         )
         await _receive_loop(ws, conn, hub)
+    except Exception:
+        log.exception("connection %s: unexpected error; closing with 1011", conn.id)
+        conn.close(CloseCode.INTERNAL_ERROR, "internal error")
     finally:
         if not conn.closing:
             conn.close(ws.close_code or 1000, "")
@@ -133,9 +143,13 @@ async def _receive_loop(ws: web.WebSocketResponse, conn: Connection, hub: Hub) -
                 break
             conn.send(error_frame(ErrorCode.RATE_LIMITED, "too many frames; slow down"))
             continue
-        conn.strikes.accepted()
         if msg.type is WSMsgType.TEXT:
-            await _handle_text(msg.data, conn, hub)
+            if await _handle_text(msg.data, conn, hub):
+                conn.strikes.accepted()
+            elif conn.strikes.count >= conn.strikes.limit:
+                log.info("connection %s: closed, kept subscribing while rate limited", conn.id)
+                conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+                break
         elif msg.type is WSMsgType.BINARY:
             conn.send(
                 error_frame(ErrorCode.INVALID_MESSAGE, "binary frames are not supported; send JSON text")
@@ -146,22 +160,28 @@ async def _receive_loop(ws: web.WebSocketResponse, conn: Connection, hub: Hub) -
         await asyncio.sleep(0)
 
 
-async def _handle_text(data: str, conn: Connection, hub: Hub) -> None:
+async def _handle_text(data: str, conn: Connection, hub: Hub) -> bool:
+    """Handle one text frame; False if any of it was refused by a rate limit (each
+    refused topic is a strike: a client that keeps subscribing while limited is
+    closed like one that keeps sending)."""
     depth = hub.settings.max_json_depth
     if depth_exceeds(data, depth):
         conn.send(error_frame(ErrorCode.INVALID_JSON, f"invalid JSON: nested deeper than {depth} levels"))
-        return
+        return True
     try:
         message = client_message_adapter.validate_json(data)
     except pydantic.ValidationError as exc:
         conn.send(_validation_error(data, exc))
-        return
+        return True
+    served = True
     if isinstance(message, PingFrame):
         conn.send(pong_frame(message.id))
     elif isinstance(message, SubscribeFrame):
         loop = asyncio.get_running_loop()
         for topic in dict.fromkeys(message.topics):
             if not conn.subscribe_bucket.take(1, loop.time()):
+                served = False
+                conn.strikes.refused()
                 msg = "too many subscribes; slow down"
                 conn.send(error_frame(ErrorCode.RATE_LIMITED, msg, id=message.id, topic=topic))
                 continue
@@ -169,6 +189,7 @@ async def _handle_text(data: str, conn: Connection, hub: Hub) -> None:
     else:
         for topic in message.topics:
             hub.unsubscribe(conn, topic)
+    return served
 
 
 def _validation_error(data: str, exc: pydantic.ValidationError) -> bytes:

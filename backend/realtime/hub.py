@@ -195,7 +195,8 @@ class Hub:
         try:
             allowed = self.authorize(conn.principal, topic, params)
             if inspect.isawaitable(allowed):
-                allowed = await allowed
+                async with asyncio.timeout(self.settings.hook_timeout_s):
+                    allowed = await allowed
         except Exception:
             log.exception("connection %s: authorize failed for %s; refusing", conn.id, topic.pattern)
             return False

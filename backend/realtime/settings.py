@@ -57,8 +57,20 @@ class RealtimeSettings:
     #: Host header values accepted (e.g. "app.example.com"), against DNS rebinding.
     #: None: the loopback names on the port the request arrived on.
     allowed_hosts: frozenset[str] | None = None
+    #: Deadline of the `authenticate` and `authorize` hooks (a stuck token store must
+    #: not hold connections open): past it the connection is refused / the topic forbidden.
+    hook_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
+        # Compared as received: hosts lower-cased (Host is case-insensitive), origins
+        # without a trailing slash (browsers never send one).
+        if self.allowed_hosts is not None:
+            object.__setattr__(
+                self, "allowed_hosts", frozenset(h.strip().lower() for h in self.allowed_hosts)
+            )
+        if self.allowed_origins is not None:
+            origins = frozenset(o.strip().rstrip("/") for o in self.allowed_origins)
+            object.__setattr__(self, "allowed_origins", origins)
         if self.max_snapshot_bytes == 0:
             object.__setattr__(self, "max_snapshot_bytes", max(1, self.max_queue_bytes // 2))
         if not 0 < self.max_snapshot_bytes <= self.max_queue_bytes:

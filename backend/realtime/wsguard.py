@@ -14,8 +14,10 @@
 
 Both hook aiohttp's request handler after the upgrade: its payload parser (fed
 through `MaskCheck`) and its `transport` attribute (which `WebSocketResponse` reads
-to close). Private attributes, so the supported aiohttp range is pinned in
-pyproject.toml and tests/test_wsguard.py fails if an upgrade moves either.
+to close), and the bytes a client sent together with its handshake, which aiohttp
+feeds to its parser before our check is in place (`handshake_tail`, checked first).
+Private attributes, so the supported aiohttp range is pinned in pyproject.toml, and
+tests/test_attacks_ws.py and tests/test_guards.py fail if an upgrade moves them.
 """
 
 from __future__ import annotations
@@ -84,10 +86,19 @@ class _MaskedOnly:
 
     __slots__ = ("_check", "_parser", "_ws")
 
-    def __init__(self, parser: Any, ws: web.WebSocketResponse) -> None:
+    def __init__(self, parser: Any, ws: web.WebSocketResponse, check: MaskCheck | None) -> None:
         self._parser = parser
         self._ws = ws
-        self._check: MaskCheck | None = MaskCheck()
+        self._check = check
+        if check is None:
+            self._violated()
+
+    def _violated(self) -> None:
+        reader = self._ws._reader
+        if reader is not None:
+            # aiohttp's own path for a protocol error: receive() raises it, answers
+            # with a close frame carrying the code, and ends the receive loop.
+            reader.set_exception(WebSocketError(WSCloseCode.PROTOCOL_ERROR, "unmasked client frame"))
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         if self._check is not None and not self._check.feed(data):
@@ -137,13 +148,25 @@ class _LingeringTransport:
         asyncio.get_running_loop().call_later(self._linger_s, transport.close)
 
 
-def guard_protocol(request: web.Request, ws: web.WebSocketResponse, *, linger_s: float) -> None:
-    """Install both rules on a prepared WebSocket's connection."""
+def handshake_tail(request: web.Request) -> bytes:
+    """What the client sent after its handshake's headers so far (call before
+    `ws.prepare`, which hands these bytes to aiohttp's parser)."""
+    tail = getattr(request.protocol, "_message_tail", b"")
+    return bytes(tail) if isinstance(tail, (bytes, bytearray)) else b""
+
+
+def guard_protocol(request: web.Request, ws: web.WebSocketResponse, *, linger_s: float, early: bytes) -> None:
+    """Install both rules on a prepared WebSocket's connection. `early`: the client's
+    bytes that aiohttp parsed before this (`handshake_tail`), checked first, so the
+    check follows frame boundaries from the very first byte."""
     protocol: Any = request.protocol
     transport = protocol.transport
     if transport is None:
         return
+    check: MaskCheck | None = MaskCheck()
+    if early and check is not None and not check.feed(early):
+        check = None
     parser = getattr(protocol, "_payload_parser", None)
     if parser is not None:
-        protocol._payload_parser = _MaskedOnly(parser, ws)
+        protocol._payload_parser = _MaskedOnly(parser, ws, check)
     protocol.transport = _LingeringTransport(transport, linger_s)
