@@ -59,6 +59,14 @@ def parse_args(argv: list[str]) -> Config:
         help="generate demo traffic (env BACKEND_SIMULATE, default on)",
     )
     parser.add_argument(
+        "--headers-timeout",
+        type=float,
+        default=float(os.environ.get("BACKEND_HEADERS_TIMEOUT_S", HEADERS_TIMEOUT_S)),
+        metavar="SECONDS",
+        help="time a client has to send a request's headers, and an idle keep-alive "
+        f"connection stays open (env BACKEND_HEADERS_TIMEOUT_S, default {HEADERS_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
         "--tokens-file",
         type=Path,
         default=os.environ.get("BACKEND_TOKENS_FILE") or None,
@@ -108,7 +116,16 @@ def parse_args(argv: list[str]) -> Config:
             allowed_origins=loopback_origins(args.port) | parse_origins(args.allow_origin),
             allowed_hosts=loopback_hosts(args.port) | frozenset(h.strip().lower() for h in args.allow_host),
         )
-    return Config(host=args.host, port=args.port, simulate=args.simulate, realtime=realtime, tokens=tokens)
+    if args.headers_timeout <= 0:
+        parser.error("--headers-timeout must be positive")
+    return Config(
+        host=args.host,
+        port=args.port,
+        simulate=args.simulate,
+        realtime=realtime,
+        tokens=tokens,
+        headers_timeout_s=args.headers_timeout,
+    )
 
 
 def _env_list(name: str) -> list[str]:
@@ -144,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         host=config.host,
         port=config.port,
         shutdown_timeout=5,
-        keepalive_timeout=HEADERS_TIMEOUT_S,
+        keepalive_timeout=config.headers_timeout_s,
         on_ready=lambda url: print(f"serving on {url}/", flush=True),
     )
 

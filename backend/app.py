@@ -36,6 +36,9 @@ class Config:
     #: None: authentication off (local development). Else every WebSocket and API
     #: request needs one of these tokens (`access.load_tokens`).
     tokens: BearerTokens | None = None
+    #: How long a client has to send a request's headers (`python -m backend` serves
+    #: with it as aiohttp's keep-alive timeout, which is also the header deadline).
+    headers_timeout_s: float = 10.0
 
 
 def build_app(config: Config | None = None, *, store: Store | None = None) -> web.Application:
