@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
 from aiohttp_realtime import PRINCIPAL_KEY
+from aiohttp_realtime.jsonguard import safe_name
 
 from .access import may_read_sessions
 from .guard import read_json
@@ -67,6 +68,8 @@ async def _body(request: web.Request, model: type[M]) -> M:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         details = exc.errors(include_url=False, include_input=False, include_context=False)
+        for detail in details:  # a client's own key names (unexpected fields) are not echoed
+            detail["loc"] = tuple(safe_name(p) for p in detail["loc"])
         raise web.HTTPUnprocessableEntity(
             text=json.dumps({"error": "invalid_body", "message": "invalid fields", "details": details}),
             content_type="application/json",

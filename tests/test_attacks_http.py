@@ -778,3 +778,13 @@ async def test_fuzzed_bodies_get_json_4xx_or_2xx_never_5xx(fuzz_target, target, 
     assert (await client.get("/api/sessions")).status == 200
     await ws.subscribe("sessions.state")
     assert [f["type"] for f in await ws.barrier()] == ["snapshot"]
+
+
+async def test_http_error_bodies_never_echo_the_clients_input(serve):
+    client = await serve()
+    marker = "<script>alert(1)</script>"
+    headers = {"Content-Type": "application/json"}
+    for body in ({"title": "x", marker: 1}, {"title": marker * 20, "extra": [marker]}, [marker]):
+        resp = await client.post("/api/sessions", json=body, headers=headers)
+        assert resp.status == 422
+        assert marker not in await resp.text()

@@ -393,3 +393,17 @@ async def test_an_unexpected_error_in_the_handler_closes_with_1011(lib_client, m
     await ws.subscribe("items")
     msg = await ws.ws.receive(timeout=10)
     assert (msg.type, ws.ws.close_code) == (aiohttp.WSMsgType.CLOSE, CloseCode.INTERNAL_ERROR)
+
+
+async def test_error_texts_never_echo_the_clients_input(lib_client):
+    client, _hub, _state, _ = await lib_client()
+    ws = await WsClient.connect(client)
+    marker = "<script>alert(1)</script>" * 40
+    for frame in (
+        {"type": marker},
+        {"type": "subscribe", "topics": ["items"], marker: 1},
+        {"type": "ping", "id": 5, "x": marker},
+    ):
+        await ws.send(frame)
+        error = await ws.recv()
+        assert error["type"] == "error" and "<script>" not in json.dumps(error), error

@@ -24,7 +24,7 @@ from .connection import Connection
 from .errors import ErrorCode
 from .frames import error_frame, hello_frame, pong_frame
 from .hub import Hub
-from .jsonguard import depth_exceeds
+from .jsonguard import depth_exceeds, safe_name
 from .principal import Principal
 from .protocol import PingFrame, SubscribeFrame, client_message_adapter
 from .wsguard import guard_protocol, handshake_tail
@@ -199,8 +199,10 @@ def _validation_error(data: str, exc: pydantic.ValidationError) -> bytes:
         return error_frame(ErrorCode.INVALID_JSON, f"invalid JSON: {first['msg']}")
     request_id = _request_id(data)
     if first["type"] == "union_tag_invalid":
-        return error_frame(ErrorCode.UNKNOWN_TYPE, first["msg"], id=request_id)
-    where = ".".join(str(p) for p in first["loc"]) or "message"
+        # pydantic's message quotes the client's tag: error texts never echo input.
+        msg = "`type` must be one of: subscribe, unsubscribe, ping"
+        return error_frame(ErrorCode.UNKNOWN_TYPE, msg, id=request_id)
+    where = ".".join(str(safe_name(p)) for p in first["loc"]) or "message"
     return error_frame(ErrorCode.INVALID_MESSAGE, f"{where}: {first['msg']}", id=request_id)
 
 

@@ -27,3 +27,16 @@ def depth_exceeds(text: str, limit: int) -> bool:
         elif char in "]}":
             depth -= 1
     return False
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+
+
+def safe_name(part: object) -> str | int:
+    """A location in a client's JSON, fit to quote in an error: an index or a plain
+    field name as is, anything else (a client's arbitrary key) as ``"?"``. Error texts
+    never echo input."""
+    if isinstance(part, int):
+        return part
+    text = str(part)
+    return text if _NAME.fullmatch(text) else "?"
