@@ -59,6 +59,25 @@ def parse_args(argv: list[str]) -> Config:
         help="generate demo traffic (env BACKEND_SIMULATE, default on)",
     )
     parser.add_argument(
+        "--broker",
+        default=os.environ.get("BACKEND_BROKER", "memory"),
+        metavar="URL",
+        help="memory (one process) or redis://host:port/db (several processes or hosts; "
+        "env BACKEND_BROKER, default memory)",
+    )
+    parser.add_argument(
+        "--redis-prefix",
+        default=os.environ.get("BACKEND_REDIS_PREFIX", "realtime:"),
+        help="namespace of the Redis keys and channels (env BACKEND_REDIS_PREFIX, default realtime:)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("BACKEND_WORKERS", "1")),
+        help="worker processes sharing the port (env BACKEND_WORKERS, default 1); more than one "
+        "needs a shared broker (--broker redis://...) and a shared store (--database ...)",
+    )
+    parser.add_argument(
         "--headers-timeout",
         type=float,
         default=float(os.environ.get("BACKEND_HEADERS_TIMEOUT_S", HEADERS_TIMEOUT_S)),
@@ -118,6 +137,20 @@ def parse_args(argv: list[str]) -> Config:
         )
     if args.headers_timeout <= 0:
         parser.error("--headers-timeout must be positive")
+    if not (args.broker == "memory" or args.broker.startswith(("redis://", "rediss://", "unix://"))):
+        parser.error(f"--broker {args.broker}: expected memory or redis://host:port/db")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if args.workers > 1 and args.broker == "memory":
+        parser.error(
+            f"--workers {args.workers} with the in-memory broker: each process would number and "
+            "deliver only its own events. Give --broker redis://host:port/db"
+        )
+    if args.workers > 1 and getattr(args, "database", None) is None:
+        parser.error(
+            f"--workers {args.workers} with the in-memory store: each process would keep its own "
+            "sessions. Give --database postgresql://..."
+        )
     return Config(
         host=args.host,
         port=args.port,
@@ -125,6 +158,9 @@ def parse_args(argv: list[str]) -> Config:
         realtime=realtime,
         tokens=tokens,
         headers_timeout_s=args.headers_timeout,
+        broker_url=None if args.broker == "memory" else args.broker,
+        redis_prefix=args.redis_prefix,
+        workers=args.workers,
     )
 
 

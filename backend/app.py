@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from aiohttp_realtime import BearerTokens, RealtimeSettings, setup_realtime
+from aiohttp_realtime import BearerTokens, Broker, RealtimeSettings, setup_realtime
 
 from .access import authorize
 from .api import SERVICE_KEY, json_errors, routes
 from .guard import GUARD_KEY, Guard, HttpLimits
+from .health import setup_health
 from .service import SessionService
 from .simulator import Simulator
 from .store import MemoryStore, Store
@@ -36,25 +37,53 @@ class Config:
     #: None: authentication off (local development). Else every WebSocket and API
     #: request needs one of these tokens (`access.load_tokens`).
     tokens: BearerTokens | None = None
+    #: None or "memory": the in-process broker (one process). "redis://host:port/db":
+    #: a RedisBroker, for several processes or hosts (docs/scaling.md).
+    broker_url: str | None = None
+    #: Namespace of the Redis keys and channels (one per deployment).
+    redis_prefix: str = "realtime:"
+    #: Worker processes `python -m backend` runs on the port (backend/workers.py).
+    workers: int = 1
     #: How long a client has to send a request's headers (`python -m backend` serves
     #: with it as aiohttp's keep-alive timeout, which is also the header deadline).
     headers_timeout_s: float = 10.0
 
 
-def build_app(config: Config | None = None, *, store: Store | None = None) -> web.Application:
+def make_broker(config: Config) -> Broker | None:
+    """The broker `config` names; None for the in-process default."""
+    url = config.broker_url
+    if url is None or url == "memory":
+        return None
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from aiohttp_realtime.redis_broker import RedisBroker  # the redis extra
+
+        return RedisBroker(url, prefix=config.redis_prefix)
+    raise ValueError(f"unknown broker {url!r}: expected memory or redis://host:port/db")
+
+
+def build_app(
+    config: Config | None = None, *, store: Store | None = None, broker: Broker | None = None
+) -> web.Application:
     config = config or Config()
+    broker = broker if broker is not None else make_broker(config)
     store = store if store is not None else MemoryStore()
     guard = Guard(config.tokens, config.http)
     # json_errors outermost, so the guard's refusals and the handlers' errors alike are JSON.
     app = web.Application(middlewares=[json_errors, guard.middleware], client_max_size=MAX_BODY)
     app[GUARD_KEY] = guard
     hub = setup_realtime(
-        app, build_registry(store), settings=config.realtime, authenticate=config.tokens, authorize=authorize
+        app,
+        build_registry(store),
+        broker=broker,
+        settings=config.realtime,
+        authenticate=config.tokens,
+        authorize=authorize,
     )
     service = SessionService(store, hub)
     app[SERVICE_KEY] = service
     app.add_routes(routes)
     setup_web(app)
+    setup_health(app, store)
 
     async def run_simulator(_app: web.Application) -> AsyncIterator[None]:
         task = None

@@ -42,6 +42,7 @@ from aiohttp_realtime import (
 from aiohttp_realtime.core import TokenBucket
 
 from .access import may_write
+from .health import HEALTH_PATHS
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class Guard:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         settings = request.app[HUB_KEY].settings
+        if request.path in HEALTH_PATHS:
+            return await handler(request)  # probed by address, by balancers: any Host
         if not allowed_host(request, settings):
             return json_error(403, "host_not_allowed", "this Host is not served here")
         path = request.path
