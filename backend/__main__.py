@@ -71,6 +71,13 @@ def parse_args(argv: list[str]) -> Config:
         help="namespace of the Redis keys and channels (env BACKEND_REDIS_PREFIX, default realtime:)",
     )
     parser.add_argument(
+        "--database",
+        default=os.environ.get("BACKEND_DATABASE") or None,
+        metavar="URL",
+        help="postgresql://user@host:port/db: keep the state in PostgreSQL, shared by several "
+        "processes or hosts (env BACKEND_DATABASE; default: in memory, one process)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=int(os.environ.get("BACKEND_WORKERS", "1")),
@@ -139,6 +146,8 @@ def parse_args(argv: list[str]) -> Config:
         parser.error("--headers-timeout must be positive")
     if not (args.broker == "memory" or args.broker.startswith(("redis://", "rediss://", "unix://"))):
         parser.error(f"--broker {args.broker}: expected memory or redis://host:port/db")
+    if args.database is not None and not args.database.startswith(("postgresql://", "postgres://")):
+        parser.error(f"--database {args.database}: expected postgresql://user@host:port/db")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.workers > 1 and args.broker == "memory":
@@ -157,6 +166,7 @@ def parse_args(argv: list[str]) -> Config:
         simulate=args.simulate,
         realtime=realtime,
         tokens=tokens,
+        database=args.database,
         headers_timeout_s=args.headers_timeout,
         broker_url=None if args.broker == "memory" else args.broker,
         redis_prefix=args.redis_prefix,

@@ -102,7 +102,7 @@ def _may_read(request: web.Request) -> None:
 @routes.get("/api/sessions")
 async def list_sessions(request: web.Request) -> web.Response:
     _may_read(request)
-    sessions = request.app[SERVICE_KEY].store.sessions()
+    sessions = await request.app[SERVICE_KEY].store.sessions()
     return web.Response(
         text="[" + ",".join(s.model_dump_json() for s in sessions) + "]",
         content_type="application/json",
@@ -118,7 +118,7 @@ async def create_session(request: web.Request) -> web.Response:
 @routes.get("/api/sessions/{id}")
 async def get_session(request: web.Request) -> web.Response:
     _may_read(request)
-    session = request.app[SERVICE_KEY].store.session(request.match_info["id"])
+    session = await request.app[SERVICE_KEY].store.session(request.match_info["id"])
     if session is None:
         raise _not_found(request.match_info["id"])
     return _json(session)

@@ -15,9 +15,11 @@ from .access import authorize
 from .api import SERVICE_KEY, json_errors, routes
 from .guard import GUARD_KEY, Guard, HttpLimits
 from .health import setup_health
+from .memory_store import MemoryStore
+from .postgres_store import PostgresStore
 from .service import SessionService
 from .simulator import Simulator
-from .store import MemoryStore, Store
+from .store import Store
 from .topics import build_registry
 from .web import setup_web
 
@@ -37,6 +39,9 @@ class Config:
     #: None: authentication off (local development). Else every WebSocket and API
     #: request needs one of these tokens (`access.load_tokens`).
     tokens: BearerTokens | None = None
+    #: None: the state in memory (one process). "postgresql://user@host:port/db": in
+    #: PostgreSQL, shared by several processes or hosts (backend/postgres_store.py).
+    database: str | None = None
     #: None or "memory": the in-process broker (one process). "redis://host:port/db":
     #: a RedisBroker, for several processes or hosts (docs/scaling.md).
     broker_url: str | None = None
@@ -61,12 +66,17 @@ def make_broker(config: Config) -> Broker | None:
     raise ValueError(f"unknown broker {url!r}: expected memory or redis://host:port/db")
 
 
+def make_store(config: Config) -> Store:
+    """The store `config` names: PostgreSQL for a `database` URL, else in memory."""
+    return MemoryStore() if config.database is None else PostgresStore(config.database)
+
+
 def build_app(
     config: Config | None = None, *, store: Store | None = None, broker: Broker | None = None
 ) -> web.Application:
     config = config or Config()
     broker = broker if broker is not None else make_broker(config)
-    store = store if store is not None else MemoryStore()
+    store = store if store is not None else make_store(config)
     guard = Guard(config.tokens, config.http)
     # json_errors outermost, so the guard's refusals and the handlers' errors alike are JSON.
     app = web.Application(middlewares=[json_errors, guard.middleware], client_max_size=MAX_BODY)
@@ -79,7 +89,8 @@ def build_app(
         authenticate=config.tokens,
         authorize=authorize,
     )
-    service = SessionService(store, hub)
+    store.bind(hub)
+    service = SessionService(store)
     app[SERVICE_KEY] = service
     app.add_routes(routes)
     setup_web(app)
@@ -96,5 +107,11 @@ def build_app(
                 await task
         await service.close()
 
+    async def run_store(_app: web.Application) -> AsyncIterator[None]:
+        await store.start()  # after the hub: its outbox sweeper publishes through it
+        yield
+        await store.close()
+
+    app.cleanup_ctx.append(run_store)
     app.cleanup_ctx.append(run_simulator)
     return app

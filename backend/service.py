@@ -1,12 +1,10 @@
-"""The demo's use cases: change state in the store, then publish the matching event.
+"""The demo's use cases: each one is a unit of work of the store (`store.py`).
 
-One lock orders every change with its event: without it, two changes of one
-session could publish their events in the other order than they were applied
-(once publishing awaits a network broker), leaving clients with stale state.
-It is held for the store write and `hub.publish`, which serialises the event once
-and appends it to each subscriber's outbox; the socket writes happen after, in the
-hub's per-tick flush, outside the lock (a publish to 2,000 subscribers holds it for
-well under a millisecond, not for 2,000 sends).
+A use case names the topics it changes, reads and changes state through the unit's
+`tx`, and queues the matching events; the store commits, then publishes them, holding
+the topics' locks throughout. So two changes of one topic - on this node or another -
+are numbered in the order they were applied, and clients' state stays equal to the
+store's. There is no lock here: the store's units are the only serialisation.
 
 A change the store refuses (`store.QuotaExceeded`) propagates to the caller before
 anything is published: the HTTP API answers it with 409.
@@ -14,14 +12,14 @@ anything is published: the HTTP API answers it with 409.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from datetime import UTC, datetime
 
-from aiohttp_realtime import Hub
+from aiohttp_realtime import TopicRef
 
 from .models import (
-    MAX_TEXT,
+    ActivityEvent,
+    ActivitySnapshot,
     Message,
     MessageAppend,
     MessageEnd,
@@ -50,11 +48,17 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def activity(session_id: str) -> TopicRef[ActivitySnapshot, ActivityEvent] | None:
+    """The session's activity topic; None for an id no topic (and no session) can have."""
+    try:
+        return ACTIVITY.at(session_id=session_id)
+    except ValueError:
+        return None
+
+
 class SessionService:
-    def __init__(self, store: Store, hub: Hub, *, coalesce_window_s: float = 0.05) -> None:
+    def __init__(self, store: Store, *, coalesce_window_s: float = 0.05) -> None:
         self.store = store
-        self._hub = hub
-        self._lock = asyncio.Lock()
         self._coalescer = TextCoalescer(self._publish_delta, coalesce_window_s)
 
     async def close(self) -> None:
@@ -66,34 +70,37 @@ class SessionService:
         """Raises `QuotaExceeded` at the store's limits."""
         t = now()
         session = Session(id=new_id("s"), title=title, state="idle", created_at=t, updated_at=t)
-        async with self._lock:
-            self.store.put_session(session)
-            await self._hub.publish(SESSIONS, SessionUpsert(op="upsert", session=session))
+        async with self.store.write([SESSIONS]) as tx:
+            await tx.put_session(session)
+            tx.publish(SESSIONS, SessionUpsert(op="upsert", session=session))
         return session
 
     async def update_session(
         self, session_id: str, *, title: str | None = None, state: SessionState | None = None
     ) -> Session | None:
-        async with self._lock:
-            session = self.store.session(session_id)
+        async with self.store.write([SESSIONS]) as tx:
+            session = await tx.session(session_id)
             if session is None:
                 return None
             changes = {k: v for k, v in (("title", title), ("state", state)) if v is not None}
             session = session.model_copy(update={**changes, "updated_at": now()})
-            self.store.put_session(session)
-            await self._hub.publish(SESSIONS, SessionUpsert(op="upsert", session=session))
+            await tx.put_session(session)
+            tx.publish(SESSIONS, SessionUpsert(op="upsert", session=session))
         return session
 
     async def delete_session(self, session_id: str) -> bool:
         """Delete the session, its messages, its pending text and its terminals."""
-        async with self._lock:
-            if not self.store.delete_session(session_id):
+        topic = activity(session_id)
+        if topic is None:
+            return False
+        async with self.store.write([SESSIONS, TERMINALS, topic]) as tx:
+            terminals = await tx.delete_session(session_id)
+            if terminals is None:
                 return False
-            self._coalescer.drop(session_id)
-            await self._hub.publish(SESSIONS, SessionRemove(op="remove", id=session_id))
-            for terminal in self.store.terminals():
-                if terminal.session_id == session_id and self.store.delete_terminal(terminal.id):
-                    await self._hub.publish(TERMINALS, TerminalRemove(op="remove", id=terminal.id))
+            tx.publish(SESSIONS, SessionRemove(op="remove", id=session_id))
+            for terminal_id in terminals:
+                tx.publish(TERMINALS, TerminalRemove(op="remove", id=terminal_id))
+        self._coalescer.drop(session_id)
         return True
 
     # ------------------------------------------------------------ messages
@@ -111,45 +118,51 @@ class SessionService:
             streaming=streaming,
             created_at=now(),
         )
-        async with self._lock:
-            if self.store.session(session_id) is None:
+        topic = activity(session_id)
+        if topic is None:
+            return None
+        async with self.store.write([topic]) as tx:
+            if not await tx.put_message(message):
                 return None
-            self.store.put_message(message)
-            await self._hub.publish(
-                ACTIVITY.at(session_id=session_id), MessageAppend(op="append", message=message)
-            )
+            tx.publish(topic, MessageAppend(op="append", message=message))
         return message
 
-    def stream_text(self, session_id: str, message_id: str, text: str) -> bool:
+    async def stream_text(self, session_id: str, message_id: str, text: str) -> bool:
         """Append streamed text now; its event is coalesced. False if the message is gone,
         complete, or would grow past `MAX_TEXT` (then nothing is appended: end it).
         Raises ValueError for text that `models.MessageText` refuses."""
         no_control_characters(text)
-        message = self.store.message(session_id, message_id)
-        if message is None or not message.streaming or len(message.text) + len(text) > MAX_TEXT:
+        topic = activity(session_id)
+        if topic is None:
             return False
-        self.store.put_message(message.model_copy(update={"text": message.text + text}))
-        self._coalescer.add((session_id, message_id), len(message.text), text)
-        return True
+        async with self.store.write([topic]) as tx:
+            appended = await tx.append_text(session_id, message_id, text)
+        if appended:
+            self._coalescer.add((session_id, message_id))
+        return appended
 
     async def end_message(self, session_id: str, message_id: str) -> bool:
         await self._coalescer.flush((session_id, message_id))
-        async with self._lock:
-            message = self.store.message(session_id, message_id)
+        topic = activity(session_id)
+        if topic is None:
+            return False
+        async with self.store.write([topic]) as tx:
+            message = await tx.message(session_id, message_id)
             if message is None:
                 return False
-            self.store.put_message(message.model_copy(update={"streaming": False}))
-            await self._hub.publish(
-                ACTIVITY.at(session_id=session_id),
-                MessageEnd(op="end", message_id=message_id, text=message.text),
-            )
+            await tx.put_message(message.model_copy(update={"streaming": False}))
+            tx.publish(topic, MessageEnd(op="end", message_id=message_id, text=message.text))
         return True
 
-    async def _publish_delta(self, session_id: str, message_id: str, offset: int, text: str) -> None:
-        async with self._lock:
-            if self.store.session(session_id) is not None:
-                delta = TextDelta(op="delta", message_id=message_id, offset=offset, text=text)
-                await self._hub.publish(ACTIVITY.at(session_id=session_id), delta)
+    async def _publish_delta(self, session_id: str, message_id: str) -> None:
+        topic = activity(session_id)
+        if topic is None:
+            return
+        async with self.store.write([topic]) as tx:
+            unpublished = await tx.unpublished_text(session_id, message_id)
+            if unpublished is not None:
+                offset, text = unpublished
+                tx.publish(topic, TextDelta(op="delta", message_id=message_id, offset=offset, text=text))
 
     # ------------------------------------------------------------ terminals
 
@@ -172,16 +185,15 @@ class SessionService:
             exit_code=exit_code,
             updated_at=now(),
         )
-        async with self._lock:
-            if session_id is not None and self.store.session(session_id) is None:
+        async with self.store.write([TERMINALS]) as tx:
+            if not await tx.put_terminal(terminal):
                 return None
-            self.store.put_terminal(terminal)
-            await self._hub.publish(TERMINALS, TerminalUpsert(op="upsert", terminal=terminal))
+            tx.publish(TERMINALS, TerminalUpsert(op="upsert", terminal=terminal))
         return terminal
 
     async def remove_terminal(self, terminal_id: str) -> bool:
-        async with self._lock:
-            if not self.store.delete_terminal(terminal_id):
+        async with self.store.write([TERMINALS]) as tx:
+            if not await tx.delete_terminal(terminal_id):
                 return False
-            await self._hub.publish(TERMINALS, TerminalRemove(op="remove", id=terminal_id))
+            tx.publish(TERMINALS, TerminalRemove(op="remove", id=terminal_id))
         return True

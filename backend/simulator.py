@@ -74,7 +74,7 @@ class Simulator:
             await asyncio.sleep(self._tick_s * self._rng.uniform(0.5, 1.5))
 
     async def step(self) -> None:
-        sessions = self._service.store.sessions()
+        sessions = await self._service.store.sessions()
         if len(sessions) < MIN_SESSIONS or (len(sessions) < MAX_SESSIONS and self._rng.random() < 0.2):
             await self._service.create_session(self._rng.choice(TITLES))
             return
@@ -92,7 +92,7 @@ class Simulator:
 
     async def _converse(self, session_id: str) -> None:
         service = self._service
-        if len(service.store.messages(session_id)) >= 2 * MAX_TURNS:
+        if len(await service.store.messages(session_id)) >= 2 * MAX_TURNS:
             await service.update_session(session_id, state="done")
             return
         await service.update_session(session_id, state="running")
@@ -102,14 +102,14 @@ class Simulator:
             return
         text = " ".join(self._rng.sample(SENTENCES, self._rng.randint(2, 4)))
         for token in text.split(" "):
-            if not service.stream_text(session_id, reply.id, token + " "):
+            if not await service.stream_text(session_id, reply.id, token + " "):
                 return
             await asyncio.sleep(self._tick_s * 0.03)
         await service.end_message(session_id, reply.id)
         await service.update_session(session_id, state=self._rng.choice(["idle", "waiting", "done"]))
 
     async def _terminal(self, session_id: str) -> None:
-        terminals = self._service.store.terminals()
+        terminals = await self._service.store.terminals()
         mine = [t for t in terminals if t.session_id == session_id]
         room = len(terminals) < MAX_TERMINALS and len(mine) < TERMINALS_PER_SESSION
         if room and (not mine or self._rng.random() < 0.3):

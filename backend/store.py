@@ -1,20 +1,67 @@
-"""Where the demo's state lives: a small store interface and its in-memory default.
+"""Where the demo's state lives: the store contract and its unit of work. The stores:
+`memory_store.MemoryStore` (the default, one process) and `postgres_store.PostgresStore`
+(shared by several processes).
 
-The store is synchronous on purpose: `SessionService` changes state and publishes
-the matching event without another change of the same entity in between, which
-keeps clients' state equal to the server's. A database-backed store would keep
-that by serialising writes per entity (the service's lock does it here).
+Several writers, one order
+--------------------------
+Clients rebuild a topic's state from a snapshot plus events, so the topic's events
+must be numbered in the order their changes were applied. Two systems are involved:
+the store applies a change when it commits, the broker numbers its event when it is
+published (`Hub.publish`; across nodes a RedisBroker numbers them in Redis). If writer
+1 commits A, writer 2 commits B, and the broker numbers B before A (writer 1 was slower
+to publish), every client ends with A while the store holds B: the dual-write trap.
 
-Every table is bounded, so that neither memory nor a snapshot grows with uptime or
-with what API clients send; the snapshots' byte bounds (see `topics.py`) rest on
-these limits. Each is a `MemoryStore` argument; the defaults are below.
+So every write is a *unit of work on a set of topics*::
+
+    async with store.write([SESSIONS]) as tx:
+        session = await tx.session(session_id)
+        await tx.put_session(renamed)
+        tx.publish(SESSIONS, SessionUpsert(op="upsert", session=renamed))
+
+1. takes each topic's lock, in one global order (two units never wait for each other
+   in a cycle);
+2. opens a transaction, in which the body reads and changes state through `tx` and
+   queues events with `tx.publish` (validated there: a wrong payload fails the unit);
+
+and when the block is left:
+
+3. commits;
+4. publishes the queued events in order through the hub, which numbers them;
+5. releases the locks.
+
+A topic's writers are serialised from before the state change until after its event
+is numbered, so the broker numbers each topic's events in commit order, on one node
+or many. An exception in the body commits nothing and publishes nothing.
+
+What each store's lock and transaction are: `MemoryStore` has one process, so
+one `asyncio.Lock` for every topic and direct changes that are undone on an exception.
+`PostgresStore` takes PostgreSQL advisory locks (one per topic, visible to every node),
+and keeps the events in an outbox table inside the transaction, so that those of a
+node that died between its commit and its publish are still published, in order.
+
+A unit names every topic it publishes on (`tx.publish` refuses others), and the
+topics that order what it changes: sessions change under `sessions.state` (their
+quotas are counted under it), a session's messages under `sessions.activity:<id>`,
+terminals under `terminals.state`; deleting a session takes all three, so that nothing
+is added to a session while it is being deleted.
+
+Reads (snapshots, HTTP GETs) are plain reads outside units. A snapshot may reflect a
+change whose event is delivered after it, as `aiohttp_realtime.SnapshotProvider`
+allows: every event payload is idempotent.
+
+Bounds: every table is bounded, so that neither memory nor a snapshot grows with
+uptime or with what API clients send; the snapshots' byte bounds (see `topics.py`) rest
+on these limits. Each is a store argument; the defaults are below.
 """
 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
-from typing import Literal, Protocol
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal, Protocol, TypeVar
+
+from aiohttp_realtime import Hub, TopicDef, TopicRef
 
 from .models import Message, Session, Terminal
 
@@ -32,6 +79,9 @@ KEPT_MESSAGES = 200
 MAX_SESSION_TEXT_BYTES = 192 * 1024
 
 Quota = Literal["sessions", "terminals"]
+#: A topic a unit holds: a typed handle (`ACTIVITY.at(session_id=sid)`, `SESSIONS`).
+Topic = TopicRef[Any, Any] | TopicDef[Any, Any]
+E = TypeVar("E")
 
 
 class QuotaExceeded(Exception):
@@ -55,125 +105,98 @@ def json_size(text: str) -> int:
     return utf8_size(json.dumps(text, ensure_ascii=False)) - 2
 
 
+def check_limits(*limits: int) -> None:
+    if min(limits) < 1:
+        raise ValueError("every store limit must be at least 1")
+
+
+class Events:
+    """A unit's queued events, on the topics it holds, in the order they were queued.
+    Each is validated when queued, with its JSON kept (the outbox stores it)."""
+
+    def __init__(self, topics: Iterable[Topic]) -> None:
+        refs = [t.ref() if isinstance(t, TopicDef) else t for t in topics]
+        #: The topics' names, sorted: the order their locks are taken in.
+        self.topics: list[str] = sorted({ref.name for ref in refs})
+        self.queued: list[tuple[TopicRef[Any, Any], Any, str]] = []
+
+    def publish(self, topic: TopicRef[Any, E] | TopicDef[Any, E], event: E) -> None:
+        ref = topic.ref() if isinstance(topic, TopicDef) else topic
+        if ref.name not in self.topics:
+            raise ValueError(f"this unit does not hold {ref.name!r}: publish only on the topics it locked")
+        self.queued.append((ref, event, ref.topic.encode_event(event).decode()))
+
+    async def publish_to(self, hub: Hub) -> None:
+        for ref, event, _ in self.queued:
+            await hub.publish(ref, event)
+
+
+class Tx(Protocol):
+    """A unit of work's view of the store (see the module docstring). Every change is
+    applied when the unit commits, or not at all."""
+
+    def publish(self, topic: TopicRef[Any, E] | TopicDef[Any, E], event: E) -> None:
+        """Queue an event: published after the commit, in queuing order. Raises
+        `pydantic.ValidationError` for a payload the topic refuses, ValueError for a
+        topic the unit does not hold."""
+
+    async def session(self, session_id: str) -> Session | None: ...
+
+    async def put_session(self, session: Session) -> None:
+        """Insert or replace. Raises `QuotaExceeded` (nothing changed) at the limits."""
+
+    async def delete_session(self, session_id: str) -> list[str] | None:
+        """Delete the session with its messages and terminals: the terminals' ids, oldest
+        first; None if there is no such session."""
+
+    async def message(self, session_id: str, message_id: str) -> Message | None: ...
+
+    async def put_message(self, message: Message) -> bool:
+        """Insert or replace (in place) a message, then drop the session's oldest ones
+        past the count or the text budget. Its whole text counts as published (its event
+        carries it). False, nothing kept, if the session is unknown (deleted)."""
+
+    async def append_text(self, session_id: str, message_id: str, text: str) -> bool:
+        """Append streamed text to a streaming message (then trim as `put_message`); the
+        text is unpublished until `unpublished_text` takes it. False, nothing appended,
+        if the message is gone, complete, or would pass `models.MAX_TEXT` characters."""
+
+    async def unpublished_text(self, session_id: str, message_id: str) -> tuple[int, str] | None:
+        """The message's text not yet published, from its offset, and count it as
+        published now; None if there is none. Whichever node appended it, the text
+        comes out contiguous and in order."""
+
+    async def put_terminal(self, terminal: Terminal) -> bool:
+        """Insert or replace. False, nothing kept, if `terminal.session_id` names no
+        session. Raises `QuotaExceeded` (nothing changed) at the limit."""
+
+    async def delete_terminal(self, terminal_id: str) -> bool: ...
+
+
 class Store(Protocol):
-    """The demo's state. Every implementation keeps the limits of this module (its own
-    values of them): at most so many sessions (and bytes of titles) and terminals, refusing
-    one more with `QuotaExceeded`; per session the newest messages within a count and a
-    UTF-8 text budget, trimming the oldest. `messages` returns all that is kept."""
+    """The demo's state: reads, and units of work (`write`) for every change.
 
-    def sessions(self) -> list[Session]: ...
-    def session(self, session_id: str) -> Session | None: ...
-    def put_session(self, session: Session) -> None: ...
-    def delete_session(self, session_id: str) -> bool: ...
-    def messages(self, session_id: str) -> list[Message]: ...
-    def message(self, session_id: str, message_id: str) -> Message | None: ...
-    def put_message(self, message: Message) -> None: ...
-    def terminals(self) -> list[Terminal]: ...
-    def put_terminal(self, terminal: Terminal) -> None: ...
-    def delete_terminal(self, terminal_id: str) -> bool: ...
+    Every implementation keeps the limits of this module (its own values of them): at
+    most so many sessions (and bytes of titles) and terminals, refusing one more with
+    `QuotaExceeded`; per session the newest messages within a count and a UTF-8 text
+    budget, trimming the oldest. Lists are in insertion order (a replaced item keeps
+    its place); `messages` returns all that is kept ([] for an unknown session)."""
 
+    def bind(self, hub: Hub) -> None:
+        """The hub units publish through; before `start`."""
 
-class _Log:
-    """One session's kept messages, oldest first, each with its text's UTF-8 size."""
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
 
-    __slots__ = ("entries", "text_bytes")
+    @property
+    def healthy(self) -> bool:
+        """Whether the store answers (for readiness checks)."""
 
-    def __init__(self) -> None:
-        self.entries: OrderedDict[str, tuple[Message, int]] = OrderedDict()
-        self.text_bytes = 0
+    def write(self, topics: Iterable[Topic]) -> AbstractAsyncContextManager[Tx]:
+        """A unit of work holding `topics` (see the module docstring)."""
 
-
-class MemoryStore:
-    def __init__(
-        self,
-        *,
-        max_sessions: int = MAX_SESSIONS,
-        max_title_bytes: int = MAX_TITLE_BYTES,
-        max_terminals: int = MAX_TERMINALS,
-        kept_messages: int = KEPT_MESSAGES,
-        max_session_text_bytes: int = MAX_SESSION_TEXT_BYTES,
-    ) -> None:
-        limits = (max_sessions, max_title_bytes, max_terminals, kept_messages, max_session_text_bytes)
-        if min(limits) < 1:
-            raise ValueError("every store limit must be at least 1")
-        self.max_sessions = max_sessions
-        self.max_title_bytes = max_title_bytes
-        self.max_terminals = max_terminals
-        self.kept_messages = kept_messages
-        self.max_session_text_bytes = max_session_text_bytes
-        self._sessions: dict[str, Session] = {}
-        self._title_bytes = 0
-        self._messages: dict[str, _Log] = {}
-        self._terminals: dict[str, Terminal] = {}
-
-    # ------------------------------------------------------------ sessions
-
-    def sessions(self) -> list[Session]:
-        return list(self._sessions.values())
-
-    def session(self, session_id: str) -> Session | None:
-        return self._sessions.get(session_id)
-
-    def put_session(self, session: Session) -> None:
-        old = self._sessions.get(session.id)
-        if old is None and len(self._sessions) >= self.max_sessions:
-            raise QuotaExceeded("sessions", f"at most {self.max_sessions} sessions")
-        title_bytes = (
-            self._title_bytes + json_size(session.title) - (0 if old is None else json_size(old.title))
-        )
-        if title_bytes > self.max_title_bytes:
-            limit = self.max_title_bytes
-            raise QuotaExceeded("sessions", f"the sessions' titles may total at most {limit} bytes as JSON")
-        self._sessions[session.id] = session
-        self._title_bytes = title_bytes
-        if old is None:
-            self._messages[session.id] = _Log()
-
-    def delete_session(self, session_id: str) -> bool:
-        self._messages.pop(session_id, None)
-        session = self._sessions.pop(session_id, None)
-        if session is None:
-            return False
-        self._title_bytes -= json_size(session.title)
-        return True
-
-    # ------------------------------------------------------------ messages
-
-    def messages(self, session_id: str) -> list[Message]:
-        log = self._messages.get(session_id)
-        return [] if log is None else [message for message, _ in log.entries.values()]
-
-    def message(self, session_id: str, message_id: str) -> Message | None:
-        log = self._messages.get(session_id)
-        entry = None if log is None else log.entries.get(message_id)
-        return None if entry is None else entry[0]
-
-    def put_message(self, message: Message) -> None:
-        """Insert or replace (in place) a message, then drop the oldest ones past the
-        count or the text budget. A message of an unknown session is not kept: it was
-        deleted, and keeping its messages would leak them."""
-        log = self._messages.get(message.session_id)
-        if log is None:
-            return
-        size = utf8_size(message.text)
-        old = log.entries.get(message.id)
-        log.text_bytes += size - (0 if old is None else old[1])
-        log.entries[message.id] = (message, size)
-        while len(log.entries) > self.kept_messages or (
-            log.text_bytes > self.max_session_text_bytes and len(log.entries) > 1
-        ):
-            _, (_, dropped) = log.entries.popitem(last=False)
-            log.text_bytes -= dropped
-
-    # ------------------------------------------------------------ terminals
-
-    def terminals(self) -> list[Terminal]:
-        return list(self._terminals.values())
-
-    def put_terminal(self, terminal: Terminal) -> None:
-        if terminal.id not in self._terminals and len(self._terminals) >= self.max_terminals:
-            raise QuotaExceeded("terminals", f"at most {self.max_terminals} terminals")
-        self._terminals[terminal.id] = terminal
-
-    def delete_terminal(self, terminal_id: str) -> bool:
-        return self._terminals.pop(terminal_id, None) is not None
+    async def sessions(self) -> list[Session]: ...
+    async def session(self, session_id: str) -> Session | None: ...
+    async def messages(self, session_id: str) -> list[Message]: ...
+    async def message(self, session_id: str, message_id: str) -> Message | None: ...
+    async def terminals(self) -> list[Terminal]: ...

@@ -52,18 +52,21 @@ TOPICS = (SESSIONS, ACTIVITY, TERMINALS)
 
 
 def build_registry(store: Store) -> TopicRegistry:
-    def sessions(_params: Mapping[str, str]) -> SessionsSnapshot:
-        return SessionsSnapshot(sessions=store.sessions())
+    """The topics bound to `store`'s reads. They read outside units of work: a snapshot
+    may reflect a change whose event comes after it (payloads are idempotent)."""
 
-    def activity(params: Mapping[str, str]) -> ActivitySnapshot:
+    async def sessions(_params: Mapping[str, str]) -> SessionsSnapshot:
+        return SessionsSnapshot(sessions=await store.sessions())
+
+    async def activity(params: Mapping[str, str]) -> ActivitySnapshot:
         session_id = params["session_id"]
-        if store.session(session_id) is None:
+        if await store.session(session_id) is None:
             raise UnknownTopic(session_id)
-        messages = store.messages(session_id)
+        messages = await store.messages(session_id)
         return ActivitySnapshot(session_id=session_id, messages=messages)
 
-    def terminals(_params: Mapping[str, str]) -> TerminalsSnapshot:
-        return TerminalsSnapshot(terminals=store.terminals())
+    async def terminals(_params: Mapping[str, str]) -> TerminalsSnapshot:
+        return TerminalsSnapshot(terminals=await store.terminals())
 
     registry = TopicRegistry()
     registry.add(SESSIONS, sessions)

@@ -30,7 +30,7 @@ from aiohttp_realtime import BearerTokens, Principal, RealtimeSettings
 from backend.__main__ import HEADERS_TIMEOUT_S
 from backend.app import MAX_BODY, Config, build_app
 from backend.guard import HttpLimits
-from backend.store import MemoryStore
+from backend.memory_store import MemoryStore
 from backend.web import LINGER_S, OpaqueErrorsRunner, server_options
 from tests.support import WsClient, backend_process, until
 

@@ -50,7 +50,7 @@ async def test_text_stream_is_coalesced_and_reconstructs_exactly(demo_client):
 
     tokens = [f"tok{i} " for i in range(100)] + ["ünïcödé 🎉 ", "end."]
     for token in tokens[:50]:
-        assert service.stream_text(session.id, reply.id, token)
+        assert await service.stream_text(session.id, reply.id, token)
     # A client that subscribes now gets a snapshot whose text runs ahead of the
     # (not yet published) coalesced delta.
     late = await WsClient.connect(client)
@@ -58,7 +58,7 @@ async def test_text_stream_is_coalesced_and_reconstructs_exactly(demo_client):
     late_frames = await late.barrier()
     assert late_frames[0]["payload"]["messages"][0]["text"] == "".join(tokens[:50])
     for token in tokens[50:]:
-        assert service.stream_text(session.id, reply.id, token)
+        assert await service.stream_text(session.id, reply.id, token)
     await service.end_message(session.id, reply.id)
 
     expected = "".join(tokens)
@@ -86,8 +86,8 @@ async def test_coalescing_window_flushes_without_an_end(demo_client):
     ws = await WsClient.connect(client)
     await ws.subscribe(f"sessions.activity:{session.id}")
     await ws.barrier()
-    service.stream_text(session.id, reply.id, " there")
-    service.stream_text(session.id, reply.id, "!")
+    await service.stream_text(session.id, reply.id, " there")
+    await service.stream_text(session.id, reply.id, "!")
     frame = await asyncio.wait_for(ws.recv(), 5)  # published by the window timer
     assert frame["payload"] == {"op": "delta", "message_id": reply.id, "offset": 2, "text": " there!"}
 
@@ -110,7 +110,7 @@ async def test_session_events_are_idempotent_upserts(demo_client):
                 sessions[p["session"]["id"]] = p["session"]
             else:
                 sessions.pop(p["id"], None)
-    server = {s.id: s.model_dump(mode="json") for s in service.store.sessions()}
+    server = {s.id: s.model_dump(mode="json") for s in await service.store.sessions()}
     assert sessions == server
 
 

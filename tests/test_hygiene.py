@@ -16,7 +16,7 @@ from aiohttp import web
 
 from aiohttp_realtime import HUB_KEY, MemoryBroker
 from backend.api import SERVICE_KEY
-from backend.store import MemoryStore
+from backend.memory_store import MemoryStore, Undo
 from tests.support import WsClient
 
 SESSIONS = 20_000
@@ -58,7 +58,7 @@ async def churn(client: Any, sessions: int, ws: WsClient | None) -> set[str]:
                 await service.add_message(sid, "user", f"message {i}")
             if i % 10 == 0:
                 reply = await service.add_message(sid, "assistant", "", streaming=True)
-                assert reply is not None and service.stream_text(sid, reply.id, "pending")
+                assert reply is not None and await service.stream_text(sid, reply.id, "pending")
             if i % 20 == 0:
                 await service.put_terminal("pytest", "running", session_id=sid)
         if watched and ws is not None:
@@ -113,19 +113,26 @@ async def test_creating_and_deleting_20000_sessions_leaves_no_trace(demo_client)
     assert [t for t in topics if hub.subscriber_count(t)] == []
     assert hub.subscriber_count("terminals.state") == 1
     # Nothing stayed that no table above would show: the store is as empty as it started.
-    assert client.app[SERVICE_KEY].store.sessions() == [] and client.app[SERVICE_KEY].store.terminals() == []
+    store = client.app[SERVICE_KEY].store
+    assert await store.sessions() == [] and await store.terminals() == []
 
 
-def leaky_delete_session(self: MemoryStore, session_id: str) -> bool:
-    """`MemoryStore.delete_session` that forgets to drop the session's messages."""
-    return self._sessions.pop(session_id, None) is not None
+def forgets_messages(self: MemoryStore, session_id: str) -> tuple[list[str] | None, Undo]:
+    """A session's deletion that forgets to drop its messages (and terminals)."""
+    return ([] if self._sessions.pop(session_id, None) else None), lambda: None
+
+
+def forgets_terminals(self: MemoryStore, session_id: str) -> tuple[list[str] | None, Undo]:
+    """A session's deletion that forgets to drop its terminals."""
+    self._messages.pop(session_id, None)
+    return ([] if self._sessions.pop(session_id, None) else None), lambda: None
 
 
 @pytest.mark.parametrize(
     ("owner", "name", "leak", "table"),
     [
-        (MemoryStore, "delete_session", leaky_delete_session, "store message logs"),
-        (MemoryStore, "delete_terminal", lambda self, terminal_id: False, "store terminals"),
+        (MemoryStore, "_delete_session", forgets_messages, "store message logs"),
+        (MemoryStore, "_delete_session", forgets_terminals, "store terminals"),
         (MemoryBroker, "unwatch", lambda self, topic: None, "broker topics"),
     ],
 )

@@ -32,8 +32,8 @@ async def test_clients_follow_the_simulation_exactly(demo_client):
     watched = None
     for _ in range(60):
         await sim.step()
-        if watched is None and service.store.sessions():
-            watched = service.store.sessions()[0].id
+        if watched is None and (sessions_now := await service.store.sessions()):
+            watched = sessions_now[0].id
             await ws.subscribe(f"sessions.activity:{watched}")
     frames = await ws.barrier()
     await service.close()
@@ -46,27 +46,27 @@ async def test_clients_follow_the_simulation_exactly(demo_client):
         else:
             apply_activity(activity, frame)
     store = service.store
-    assert sessions == {s.id: s.model_dump(mode="json") for s in store.sessions()}
-    assert terminals == {t.id: t.model_dump(mode="json") for t in store.terminals()}
+    assert sessions == {s.id: s.model_dump(mode="json") for s in await store.sessions()}
+    assert terminals == {t.id: t.model_dump(mode="json") for t in await store.terminals()}
     assert len(sessions) >= 3 and terminals
-    if store.session(watched) is not None:
-        expected = {m.id: m.model_dump(mode="json") for m in store.messages(watched)}
+    if await store.session(watched) is not None:
+        expected = {m.id: m.model_dump(mode="json") for m in await store.messages(watched)}
         assert activity == expected
     kinds = {f["payload"].get("op") for f in frames if f["type"] == "event"}
     assert {"upsert", "append", "delta", "end"} <= kinds
 
 
-def sizes(store: Store) -> dict[str, int]:
-    logs = [store.messages(s.id) for s in store.sessions()]
+async def sizes(store: Store) -> dict[str, int]:
+    logs = [await store.messages(s.id) for s in await store.sessions()]
     return {
         "sessions": len(logs),
-        "terminals": len(store.terminals()),
+        "terminals": len(await store.terminals()),
         "messages per session": max(map(len, logs), default=0),
     }
 
 
-def text_bytes_per_session(store: Store) -> int:
-    logs = [store.messages(s.id) for s in store.sessions()]
+async def text_bytes_per_session(store: Store) -> int:
+    logs = [await store.messages(s.id) for s in await store.sessions()]
     return max((sum(len(m.text.encode()) for m in log) for log in logs), default=0)
 
 
@@ -86,12 +86,13 @@ async def test_the_simulation_stays_bounded_forever(demo_client):
     for step in range(3000):
         await sim.step()
         peaks = early if step < 300 else late
-        for name, size in sizes(store).items():
+        for name, size in (await sizes(store)).items():
             peaks[name] = max(peaks.get(name, 0), size)
-        assert text_bytes_per_session(store) <= max_text_bytes
-        sessions = {s.id for s in store.sessions()}
-        assert all(t.session_id in sessions for t in store.terminals()), "an orphaned terminal"
-        seen_texts.update(m.text for sid in sessions for m in store.messages(sid) if not m.streaming)
+        assert await text_bytes_per_session(store) <= max_text_bytes
+        sessions = {s.id for s in await store.sessions()}
+        assert all(t.session_id in sessions for t in await store.terminals()), "an orphaned terminal"
+        for sid in sessions:
+            seen_texts.update(m.text for m in await store.messages(sid) if not m.streaming)
     assert late["sessions"] <= MAX_SESSIONS
     assert late["terminals"] <= MAX_TERMINALS
     assert late["messages per session"] <= 2 * MAX_TURNS

@@ -18,6 +18,7 @@ from aiohttp_realtime import CloseCode, close_all
 from aiohttp_realtime.frames import event_frame
 from backend.models import Session
 from backend.service import now
+from backend.topics import SESSIONS
 from tests.browser.conftest import FAST_CLIENT, ConsoleWatch, Demo
 from tests.browser.proxy import CuttableProxy
 from tests.browser.screenshots import save_if_changed
@@ -79,7 +80,7 @@ async def test_changes_through_the_api_appear_without_a_reload(demo: Demo, page:
     reply = await demo.service.add_message(session_id, "assistant", "", streaming=True)
     assert reply is not None
     for chunk in ("Here ", "are ", "the notes ✍️"):
-        demo.service.stream_text(session_id, reply.id, chunk)
+        await demo.service.stream_text(session_id, reply.id, chunk)
     streaming = page.locator(f'#messages [data-message-id="{reply.id}"]')
     await expect(streaming.locator(".text")).to_have_text("Here are the notes ✍️")
     await expect(streaming).to_have_class("message role-assistant streaming")
@@ -171,7 +172,8 @@ async def test_seq_gap_makes_the_page_resync_the_topic(demo: Demo, page: Page) -
     # that skips a seq and claims something else: only a fresh snapshot shows the truth.
     t = now()
     hidden = Session(id="s-hidden", title="Only in the snapshot", state="done", created_at=t, updated_at=t)
-    demo.service.store.put_session(hidden)
+    async with demo.service.store.write([SESSIONS]) as tx:
+        await tx.put_session(hidden)
     ghost = hidden.model_copy(update={"id": "s-ghost", "title": "From the bogus event"})
     (conn,) = demo.hub.connections
     sub = conn.subscriptions["sessions.state"]
@@ -209,7 +211,7 @@ async def test_screenshot_of_a_populated_page(demo: Demo, page: Page, monkeypatc
     await demo.post_message(main, "Memory grows by 50 MB an hour in the worker. Why?")
     reply = await demo.service.add_message(main, "assistant", "", streaming=True)
     assert reply is not None
-    demo.service.stream_text(
+    await demo.service.stream_text(
         main,
         reply.id,
         "The send queue of a stuck client grew without bound. Bounding it by bytes and evicting",

@@ -1,0 +1,109 @@
+"""PostgreSQL for the tests: the shared server on 127.0.0.1:5432 when it answers, else a
+throwaway cluster (`initdb` + `pg_ctl`) on a free port in a temporary directory, for
+the whole test session. Each test gets a database of its own (`rt_test_<random>`,
+created from template0 in UTF8 and dropped after), so parallel runs never collide.
+
+Never skipped: without a server and without `initdb`, the tests fail and say so."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.support import free_port
+
+SHARED = ("127.0.0.1", 5432)
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        installed = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+        found = installed[-1] if installed else None
+    if found is None:
+        pytest.fail(f"{name} is not installed and 127.0.0.1:5432 does not answer: apt-get install postgresql")
+    return found
+
+
+@contextlib.contextmanager
+def throwaway_cluster() -> Iterator[str]:
+    """A cluster of its own (trust auth, user postgres): yields its admin URL."""
+    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    # initdb refuses to run as root: then the cluster belongs to the postgres user.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    with tempfile.TemporaryDirectory(prefix="rt-pg-") as directory:
+        data, port = Path(directory) / "data", free_port()
+        if as_user:
+            shutil.chown(directory, "postgres")
+        subprocess.run(
+            [*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", f"{directory}/log", "-w", "start"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            subprocess.run(
+                [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], stdout=subprocess.DEVNULL
+            )
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """The `postgres` database of a server the tests may create databases on."""
+    if _answers(*SHARED) and not os.environ.get("REALTIME_TEST_OWN_POSTGRES"):
+        yield f"postgresql://postgres@{SHARED[0]}:{SHARED[1]}/postgres"
+        return
+    with throwaway_cluster() as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def new_database(admin_url: str) -> AsyncIterator[str]:
+    """A fresh, empty database (UTF8) on the server of `admin_url`; dropped on exit."""
+    name = f"rt_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'")
+    finally:
+        await admin.close()
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def pg_url(pg_admin_url: str) -> AsyncIterator[str]:
+    """A database of this test's own."""
+    async with new_database(pg_admin_url) as url:
+        yield url
