@@ -13,6 +13,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -84,6 +85,7 @@ def parse_args(argv: list[str]) -> Config:
         help="worker processes sharing the port (env BACKEND_WORKERS, default 1); more than one "
         "needs a shared broker (--broker redis://...) and a shared store (--database ...)",
     )
+    parser.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)  # a worker's socket
     parser.add_argument(
         "--headers-timeout",
         type=float,
@@ -171,6 +173,7 @@ def parse_args(argv: list[str]) -> Config:
         broker_url=None if args.broker == "memory" else args.broker,
         redis_prefix=args.redis_prefix,
         workers=args.workers,
+        listen_fd=args.listen_fd,
     )
 
 
@@ -195,6 +198,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(tail_main(argv[1:]))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = parse_args(argv)
+    if config.workers > 1:
+        from .workers import run_workers
+
+        raise SystemExit(run_workers(argv, config.host, config.port, config.workers))
     log = logging.getLogger("backend")
     if config.tokens is None:
         log.warning(
@@ -209,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         shutdown_timeout=5,
         keepalive_timeout=config.headers_timeout_s,
         on_ready=lambda url: print(f"serving on {url}/", flush=True),
+        sock=None if config.listen_fd is None else socket.socket(fileno=config.listen_fd),
     )
 
 

@@ -49,6 +49,8 @@ class Config:
     redis_prefix: str = "realtime:"
     #: Worker processes `python -m backend` runs on the port (backend/workers.py).
     workers: int = 1
+    #: A worker's inherited listening socket (set by the parent of `--workers`).
+    listen_fd: int | None = None
     #: How long a client has to send a request's headers (`python -m backend` serves
     #: with it as aiohttp's keep-alive timeout, which is also the header deadline).
     headers_timeout_s: float = 10.0

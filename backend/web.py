@@ -20,6 +20,7 @@ import contextlib
 import json
 import secrets
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
@@ -176,14 +177,17 @@ def run_app(
     shutdown_timeout: float,
     on_ready: Callable[[str], None],
     keepalive_timeout: float = 75.0,
+    sock: socket.socket | None = None,
 ) -> None:
     """`web.run_app` for one TCP site, served through `OpaqueErrorsRunner` (run_app takes
-    no runner). `on_ready` gets the site's URL, its bound port included.
+    no runner). `on_ready` gets the site's URL, its bound port included. With `sock`
+    (a listening socket inherited from `python -m backend --workers`) it serves that
+    socket instead of binding `host:port`.
 
     SIGINT and SIGTERM shut the app down and return, as they do `web.run_app`'s.
     """
     with contextlib.suppress(KeyboardInterrupt):  # a SIGINT before the handlers are set
-        asyncio.run(_serve(app, host, port, shutdown_timeout, on_ready, keepalive_timeout))
+        asyncio.run(_serve(app, host, port, shutdown_timeout, on_ready, keepalive_timeout, sock))
 
 
 async def _serve(
@@ -193,6 +197,7 @@ async def _serve(
     shutdown_timeout: float,
     on_ready: Callable[[str], None],
     keepalive_timeout: float,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then clean up while every task still runs.
 
@@ -207,7 +212,7 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, host, port)
+        site: web.BaseSite = web.TCPSite(runner, host, port) if sock is None else web.SockSite(runner, sock)
         await site.start()
         on_ready(site.name)
         await stop.wait()

@@ -27,7 +27,7 @@ from .hub import Hub
 from .jsonguard import depth_exceeds, safe_name
 from .principal import Principal
 from .protocol import PingFrame, SubscribeFrame, client_message_adapter
-from .wsguard import guard_protocol, handshake_tail
+from .wsguard import GuardedWebSocketResponse, guard_protocol, handshake_tail
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
         # Refused here, before aiohttp would log the offer list (an `auth.<token>` in it).
         msg = f"offer the subprotocol {SUBPROTOCOL} (with auth.<token> if you send a token)"
         return refuse(400, "subprotocol_required", msg)
-    ws = web.WebSocketResponse(
+    ws = GuardedWebSocketResponse(
+        linger_s=settings.close_timeout_s,
         heartbeat=settings.heartbeat_s,
         # aiohttp refuses a frame whose size *equals* max_msg_size; ours is inclusive.
         max_msg_size=settings.max_frame_bytes + 1,
@@ -85,7 +86,7 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(
-    request: web.Request, ws: web.WebSocketResponse, hub: Hub, principal: Principal | None, address: str
+    request: web.Request, ws: GuardedWebSocketResponse, hub: Hub, principal: Principal | None, address: str
 ) -> web.StreamResponse:
     settings = hub.settings
     early = handshake_tail(request)  # frames sent with the handshake, before our check
@@ -93,7 +94,7 @@ async def _serve(
     transport = request.transport
     if transport is None:  # the peer left during the handshake
         return ws
-    guard_protocol(request, ws, linger_s=settings.close_timeout_s, early=early)
+    guard_protocol(request, ws, early=early)
     conn = Connection(
         ws,
         transport,
@@ -125,6 +126,7 @@ async def _serve(
         if not conn.closing:
             conn.close(ws.close_code or 1000, "")
         await conn.wait_closed()
+        await ws.lingered()
     return ws
 
 

@@ -7,15 +7,15 @@
 2. A close frame must reach a client that keeps sending. Closing a socket with
    unread input makes the kernel send a reset, and a reset makes the peer's kernel
    drop what it had not yet handed to the application - the close frame included
-   (after 1007, most flooding clients saw a reset, never the code). `_LingeringTransport`
-   turns aiohttp's `transport.close()` into: half-close (our FIN goes after the close
-   frame), keep reading and discarding, and close for real when the peer closes its
-   side or `linger_s` passes.
+   (after 1007, most flooding clients saw a reset, never the code).
+   `GuardedWebSocketResponse` turns aiohttp's transport close after a protocol error
+   into: half-close (our FIN goes after the close frame), keep reading and discarding,
+   and close for real when the peer closes its side or `linger_s` passes.
 
-Both hook aiohttp's request handler after the upgrade: its payload parser (fed
-through `MaskCheck`) and its `transport` attribute (which `WebSocketResponse` reads
-to close), and the bytes a client sent together with its handshake, which aiohttp
-feeds to its parser before our check is in place (`handshake_tail`, checked first).
+Both hook aiohttp internals: the request handler's payload parser (fed through
+`MaskCheck`) after the upgrade, WebSocketResponse's `_close_transport`, and the bytes
+a client sent together with its handshake, which aiohttp feeds to its parser before
+our check is in place (`handshake_tail`, checked first).
 Private attributes, so the supported aiohttp range is pinned in pyproject.toml, and
 tests/test_attacks_ws.py and tests/test_guards.py fail if an upgrade moves them.
 """
@@ -118,25 +118,35 @@ class _MaskedOnly:
         self._parser.feed_eof()
 
 
-class _LingeringTransport:
-    """`close()` becomes half-close, drain, then close; everything else is the real
-    transport's."""
+class GuardedWebSocketResponse(web.WebSocketResponse):
+    """aiohttp's WebSocketResponse, whose transport close after a protocol error is a
+    lingering one: half-close (our FIN goes after the close frame), go on reading and
+    discarding, and close for real when the peer closes its side or `linger_s` passes.
+    Every other close is aiohttp's own."""
 
-    def __init__(self, transport: asyncio.Transport, linger_s: float) -> None:
-        self._transport = transport
+    def __init__(self, *, linger_s: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._linger_s = linger_s
-        self._closing = False
+        self._linger_until: float | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+    async def lingered(self) -> None:
+        """Until a lingering close is over: the handler must not return before (aiohttp
+        closes the connection outright when it does)."""
+        request, loop = self._req, asyncio.get_running_loop()
+        transport = request.transport if request is not None else None
+        while self._linger_until is not None and transport is not None and not transport.is_closing():
+            if loop.time() >= self._linger_until:
+                transport.close()
+                return
+            await asyncio.sleep(LINGER_POLL_S)  # the peer's FIN has no event of its own here
 
-    def close(self) -> None:
-        transport = self._transport
-        if self._closing or transport.is_closing():
-            return
-        self._closing = True
-        if not transport.can_write_eof():
-            transport.close()
+    def _close_transport(self) -> None:
+        reader = self._reader
+        request = self._req
+        transport = request.transport if request is not None else None
+        protocol_error = reader is not None and isinstance(reader.exception(), WebSocketError)
+        if transport is None or not protocol_error or not transport.can_write_eof() or transport.is_closing():
+            super()._close_transport()
             return
         try:
             transport.write_eof()  # sent once the buffered frames (the close frame) are out
@@ -144,8 +154,12 @@ class _LingeringTransport:
             transport.close()
             return
         # When the peer answers our FIN with its own, asyncio closes the transport (the
-        # protocol's eof_received returns None); this is the bound if it never does.
-        asyncio.get_running_loop().call_later(self._linger_s, transport.close)
+        # protocol's eof_received returns None); `lingered` bounds it if it never does.
+        self._linger_until = asyncio.get_running_loop().time() + self._linger_s
+
+
+#: How often `lingered` looks whether the peer has closed its side.
+LINGER_POLL_S = 0.05
 
 
 def handshake_tail(request: web.Request) -> bytes:
@@ -155,8 +169,8 @@ def handshake_tail(request: web.Request) -> bytes:
     return bytes(tail) if isinstance(tail, (bytes, bytearray)) else b""
 
 
-def guard_protocol(request: web.Request, ws: web.WebSocketResponse, *, linger_s: float, early: bytes) -> None:
-    """Install both rules on a prepared WebSocket's connection. `early`: the client's
+def guard_protocol(request: web.Request, ws: web.WebSocketResponse, *, early: bytes) -> None:
+    """Install the mask check on a prepared WebSocket's connection. `early`: the client's
     bytes that aiohttp parsed before this (`handshake_tail`), checked first, so the
     check follows frame boundaries from the very first byte."""
     protocol: Any = request.protocol
@@ -169,4 +183,3 @@ def guard_protocol(request: web.Request, ws: web.WebSocketResponse, *, linger_s:
     parser = getattr(protocol, "_payload_parser", None)
     if parser is not None:
         protocol._payload_parser = _MaskedOnly(parser, ws, check)
-    protocol.transport = _LingeringTransport(transport, linger_s)
