@@ -19,7 +19,14 @@ import pytest
 
 from tests.support import free_port
 
-SHARED = ("127.0.0.1", 6379)
+
+def _shared() -> tuple[str, int]:
+    """The Redis the tests share: REALTIME_TEST_REDIS (host:port), or 127.0.0.1:6379."""
+    host, _, port = os.environ.get("REALTIME_TEST_REDIS", "127.0.0.1:6379").rpartition(":")
+    return host, int(port)
+
+
+SHARED = _shared()
 
 
 def _answers(host: str, port: int) -> bool:
