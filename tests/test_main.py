@@ -75,3 +75,15 @@ def test_allowed_origins_and_hosts_are_loopback_on_the_port_plus_configured_ones
     } <= settings.allowed_origins
     assert "http://evil.example:9005" not in settings.allowed_origins
     assert {"127.0.0.1:9005", "localhost:9005", "[::1]:9005", "app.example.com"} <= settings.allowed_hosts
+
+
+def test_database_selects_the_postgres_store(monkeypatch, capsys):
+    monkeypatch.delenv("BACKEND_DATABASE", raising=False)
+    assert parse_args([]).database is None  # in memory
+    url = "postgresql://postgres@127.0.0.1:5432/realtime"
+    assert parse_args(["--database", url]).database == url
+    monkeypatch.setenv("BACKEND_DATABASE", url)
+    assert parse_args([]).database == url
+    with pytest.raises(SystemExit):
+        parse_args(["--database", "mysql://db/x"])
+    assert "--database" in capsys.readouterr().err
