@@ -9,12 +9,13 @@ too slow 408, over a quota 409, body too large 413, not JSON 415, invalid fields
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import pydantic
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
 
 from aiohttp_realtime import PRINCIPAL_KEY
 from aiohttp_realtime.jsonguard import safe_name
@@ -28,7 +29,22 @@ from .store import QuotaExceeded
 SERVICE_KEY = web.AppKey("session_service", SessionService)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE)]
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """No NUL and no lone surrogates: PostgreSQL's text (and UTF-8) holds neither. (Other
+    control characters are kept, and counted as JSON escapes by the titles' quota.)"""
+    if _UNSTORABLE.search(text):
+        raise ValueError("no NUL characters or lone surrogates")
+    return text
+
+
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE),
+    AfterValidator(storable),
+]
 
 
 class _Body(BaseModel):

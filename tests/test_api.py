@@ -69,6 +69,8 @@ BAD_REQUESTS = [
     ("post", "/api/sessions", b'{"title": "x", "admin": true}', 422, "invalid_body"),
     ("post", "/api/sessions", b'["title"]', 422, "invalid_body"),
     ("post", "/api/sessions", b'{"title": "' + b"x" * 201 + b'"}', 422, "invalid_body"),
+    ("post", "/api/sessions", b'{"title": "a\\u0000b"}', 422, "invalid_body"),  # no store keeps NUL
+    ("patch", "/api/sessions/{sid}", b'{"title": "\\u0000"}', 422, "invalid_body"),
     ("patch", "/api/sessions/{sid}", b"{}", 422, "invalid_body"),
     ("patch", "/api/sessions/{sid}", b'{"state": "sleeping"}', 422, "invalid_body"),
     ("patch", "/api/sessions/{sid}", b"nope", 400, "invalid_json"),
