@@ -53,7 +53,9 @@ Undo = Callable[[], None]
 class MemoryStore:
     """One process's state in dicts. Its units hold one `asyncio.Lock` (every topic at
     once: a unit is a few dict operations and an in-process publish); a unit's changes
-    are applied directly and undone if its body raises. Nothing survives the process."""
+    are applied directly and undone if its body raises. Nothing survives the process,
+    and there is no outbox: an event whose publish fails after the commit (a network
+    broker that is down) is not published again."""
 
     def __init__(
         self,
