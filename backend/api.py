@@ -9,6 +9,7 @@ too slow 408, over a quota 409, body too large 413, not JSON 415, invalid fields
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -17,15 +18,16 @@ import pydantic
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
 
-from aiohttp_realtime import PRINCIPAL_KEY
+from aiohttp_realtime import PRINCIPAL_KEY, BrokerUnavailable
 from aiohttp_realtime.jsonguard import safe_name
 
 from .access import may_read_sessions
 from .guard import read_json
 from .models import MAX_TITLE, MessageText, Role, SessionState
 from .service import SessionService
-from .store import QuotaExceeded
+from .store import QuotaExceeded, StoreUnavailable
 
+log = logging.getLogger(__name__)
 SERVICE_KEY = web.AppKey("session_service", SessionService)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -173,6 +175,14 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except QuotaExceeded as exc:
         return json_error(409, "quota_exceeded", exc.message)
+    except (BrokerUnavailable, StoreUnavailable) as exc:
+        # Redis or PostgreSQL is unreachable: nothing was changed (a unit commits only
+        # with its locks held) - try again later.
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        msg = "a backing service is unreachable; retry later (a change may already be saved)"
+        response = json_error(503, "unavailable", msg)
+        response.headers["Retry-After"] = "1"
+        return response
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.content_type == "application/json":
             raise

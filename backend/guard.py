@@ -107,7 +107,7 @@ class Guard:
         if request.method in WRITES:
             if not allowed_origin(request, settings):
                 return json_error(403, "origin_not_allowed", "this Origin may not change anything here")
-            if request.method != hdrs.METH_DELETE and request.content_type != "application/json":
+            if request.method != hdrs.METH_DELETE and _content_type(request) != "application/json":
                 return json_error(415, "unsupported_media_type", "send the body as application/json")
             if not may_write(principal):
                 return json_error(403, "forbidden", "this token may not change anything")
@@ -117,6 +117,15 @@ class Guard:
 
 
 GUARD_KEY = web.AppKey("http_guard", Guard)
+
+
+def _content_type(request: web.Request) -> str | None:
+    """The body's media type; None for a header the parser cannot read (aiohttp's
+    `content_type` raises IndexError on some, e.g. `;a*`)."""
+    try:
+        return request.content_type
+    except (IndexError, ValueError):
+        return None
 
 
 def json_error(

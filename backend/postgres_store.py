@@ -53,6 +53,7 @@ from .store import (
     MAX_TITLE_BYTES,
     Events,
     QuotaExceeded,
+    StoreUnavailable,
     Topic,
     Tx,
     check_limits,
@@ -139,6 +140,11 @@ class PostgresStore:
 
     @contextlib.asynccontextmanager
     async def write(self, topics: Iterable[Topic]) -> AsyncIterator[Tx]:
+        async with _reachable(), self._unit(topics) as tx:
+            yield tx
+
+    @contextlib.asynccontextmanager
+    async def _unit(self, topics: Iterable[Topic]) -> AsyncIterator[Tx]:
         pool, hub = self._ready()
         events = Events(topics)
         async with pool.acquire() as conn:
@@ -208,7 +214,8 @@ class PostgresStore:
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         pool, _ = self._ready()
-        return await pool.fetch(query, *args)
+        async with _reachable():
+            return await pool.fetch(query, *args)
 
     async def sessions(self) -> list[Session]:
         return [Session(**row) for row in await self._fetch(sql.SESSIONS)]
@@ -226,6 +233,26 @@ class PostgresStore:
 
     async def terminals(self) -> list[Terminal]:
         return [Terminal(**row) for row in await self._fetch(sql.TERMINALS)]
+
+
+#: What a database that went away raises, through asyncpg.
+_GONE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shut down, or the connection terminated
+    asyncpg.exceptions.InvalidCatalogNameError,  # the database was dropped
+)
+
+
+@contextlib.asynccontextmanager
+async def _reachable() -> AsyncIterator[None]:
+    """Turn "the database went away" into `StoreUnavailable` (the API's 503)."""
+    try:
+        yield
+    except _GONE as exc:
+        raise StoreUnavailable(f"the database is unreachable: {exc!r}") from exc
 
 
 async def _unlock(conn: Connection, topics: Sequence[str]) -> None:

@@ -84,6 +84,12 @@ Topic = TopicRef[Any, Any] | TopicDef[Any, Any]
 E = TypeVar("E")
 
 
+class StoreUnavailable(Exception):
+    """The store's database cannot be reached now. Raised by a read, or by a unit
+    before its commit (nothing changed) or after it (the change is saved and its
+    events are in the outbox, published once the broker and the database answer)."""
+
+
 class QuotaExceeded(Exception):
     """A change would take the store past one of its limits; nothing was changed.
 

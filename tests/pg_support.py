@@ -75,7 +75,12 @@ def throwaway_cluster() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:
-    """The `postgres` database of a server the tests may create databases on."""
+    """The `postgres` database of a server the tests may create databases on:
+    REALTIME_TEST_POSTGRES when set (CI's service), else the shared one, else our own."""
+    configured = os.environ.get("REALTIME_TEST_POSTGRES")
+    if configured:
+        yield configured
+        return
     if _answers(*SHARED) and not os.environ.get("REALTIME_TEST_OWN_POSTGRES"):
         yield f"postgresql://postgres@{SHARED[0]}:{SHARED[1]}/postgres"
         return
