@@ -18,6 +18,8 @@ timestamps, stable order), so a drift check can regenerate and compare.
   from `topics.json` (datamodel-code-generator).
 - `--protocol-typescript FILE`, `--protocol-python DIR`: the protocol alone, for a
   client library that knows no app (this project's own clients use them).
+- `--asyncapi FILE`: an AsyncAPI 3.0 document of the protocol and the app's topics
+  (one channel per topic pattern), built from the same JSON Schemas.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Outputs:
     python_models: Path | None = None
     protocol_typescript: Path | None = None
     protocol_python: Path | None = None
+    asyncapi: Path | None = None
 
 
 def find_json2ts(given: str | None) -> str:
@@ -77,6 +80,10 @@ def generate(topics: Iterable[TopicDef[Any, Any]], outputs: Outputs, *, json2ts:
     with tempfile.TemporaryDirectory() as tmp:
         schema_dir = outputs.schemas or Path(tmp)
         written = write_schemas(topics, schema_dir)
+        if outputs.asyncapi:  # after the schemas: their directory drops unknown *.json
+            from .asyncapi import write_asyncapi
+
+            write_asyncapi(topics, outputs.asyncapi)
         if outputs.typescript or outputs.protocol_typescript:
             from .typescript import write_protocol_typescript, write_typescript
 

@@ -26,10 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--protocol-typescript", type=Path, metavar="FILE", help="write protocol.ts alone")
     parser.add_argument("--protocol-python", type=Path, metavar="DIR", help="write the protocol's models")
+    parser.add_argument("--asyncapi", type=Path, metavar="FILE", help="write the AsyncAPI 3.0 document")
     parser.add_argument("--json2ts", metavar="CMD", help="json2ts command (default: node_modules/.bin, PATH)")
     args = parser.parse_args(argv)
     outputs = Outputs(
-        args.schemas, args.typescript, args.python_models, args.protocol_typescript, args.protocol_python
+        args.schemas,
+        args.typescript,
+        args.python_models,
+        args.protocol_typescript,
+        args.protocol_python,
+        args.asyncapi,
     )
     if outputs == Outputs():
         parser.error("name at least one output (--schemas, --typescript, --python-models, ...)")

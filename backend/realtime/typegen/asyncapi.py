@@ -1,0 +1,179 @@
+"""AsyncAPI 3.0 (`asyncapi.json`): the same contract as `schemas/`, for AsyncAPI tooling.
+
+Built from the JSON Schema documents `schemas.schemas` returns, never from the
+models a second time, so the two cannot disagree. Every `$defs` entry of those
+documents becomes one `components.schemas` entry (their `#/$defs/` references
+rewritten); a name two documents define must be defined identically.
+
+The document describes a *client*: it sends `subscribe`, `unsubscribe` and `ping`
+on the connection's channel and receives `hello`, `error` and `pong` there, and
+each topic's `snapshot` and `event` on the topic's channel, whose address is the
+topic's name pattern (`sessions.activity:{session_id}`). The topic channels are
+logical: every frame travels over the one WebSocket. The catalogues are
+`components.schemas.ErrorCode` and `CloseCode` (a `const` per code, documented,
+close codes with `x-reconnect`).
+
+AsyncAPI's Schema Object is JSON Schema draft 07 plus a `discriminator` that is a
+property name, not pydantic's OpenAPI-style object: that one is published as
+`x-discriminator`, and `tsType` (a hint for json2ts) as `x-ts-type`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ..protocol import PROTOCOL_VERSION
+from ..topics import PARAM_VALUE, TopicDef
+from .schemas import TopicTypes, schemas, topic_types
+
+VERSION = "3.0.0"
+CONNECTION = "connection"
+_RENAMED = {"discriminator": "x-discriminator", "tsType": "x-ts-type"}
+#: (message key, frame class name, the operation's action) of the connection's frames.
+_FRAMES = [
+    ("subscribe", "SubscribeFrame", "send"),
+    ("unsubscribe", "UnsubscribeFrame", "send"),
+    ("ping", "PingFrame", "send"),
+    ("hello", "HelloFrame", "receive"),
+    ("error", "ErrorFrame", "receive"),
+    ("pong", "PongFrame", "receive"),
+]
+
+
+def _rewrite(node: Any) -> Any:
+    """References into `components.schemas`; keywords AsyncAPI reads otherwise renamed."""
+    if isinstance(node, dict):
+        return {_RENAMED.get(k, k): _rewrite(v) for k, v in node.items() if k != "$schema"}
+    if isinstance(node, list):
+        return [_rewrite(v) for v in node]
+    if isinstance(node, str) and node.startswith("#/$defs/"):
+        return "#/components/schemas/" + node.removeprefix("#/$defs/")
+    return node
+
+
+def _components(documents: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every definition of every document, plus the documents themselves by title."""
+    merged: dict[str, Any] = {}
+    for document in documents.values():
+        body = {k: v for k, v in document.items() if k != "$defs"}
+        for name, schema in [*document.get("$defs", {}).items(), (document["title"], body)]:
+            schema = _rewrite(schema)
+            if merged.setdefault(name, schema) != schema:
+                raise ValueError(f"{name} is defined differently by two schemas")
+    return dict(sorted(merged.items()))
+
+
+def _ref(*path: str) -> dict[str, str]:
+    return {"$ref": "#/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in path)}
+
+
+def _name_regex(pattern: str) -> str:
+    """An ECMAScript regex for the topic names of a pattern."""
+    parts = re.split(r"\{[A-Za-z_][A-Za-z0-9_]*\}", pattern)
+    literal = [re.sub(r"([.^$*+?()\[\]{}|\\/])", r"\\\1", part) for part in parts]
+    return "^" + PARAM_VALUE.pattern.join(literal) + "$"
+
+
+def _topic_message(t: TopicTypes, kind: str, frame: str, payload: Any) -> dict[str, Any]:
+    return {
+        "name": kind,
+        "title": f"{t.pattern} {kind}",
+        "summary": f"`{kind}` frame of topic `{t.pattern}`.",
+        "contentType": "application/json",
+        "payload": {
+            "allOf": [
+                _ref("components", "schemas", frame),
+                {
+                    "type": "object",
+                    "properties": {
+                        "topic": {"type": "string", "pattern": _name_regex(t.pattern)},
+                        "payload": payload,
+                    },
+                },
+            ]
+        },
+    }
+
+
+def _topic_channel(t: TopicDef[Any, Any], types: TopicTypes, topics_doc: dict[str, Any]) -> dict[str, Any]:
+    wrapper = topics_doc["$defs"][f"{types.name}Topic"]["properties"]
+    channel: dict[str, Any] = {
+        "address": t.pattern,
+        "title": t.pattern,
+        "description": f"Topic `{t.pattern}`. {t.description}".strip(),
+        "messages": {
+            kind: _topic_message(types, kind, frame, _rewrite(wrapper[kind]))
+            for kind, frame in (("snapshot", "SnapshotFrame"), ("event", "EventFrame"))
+        },
+    }
+    if t.params:
+        channel["parameters"] = {
+            p: {"description": f"A `{p}`: matches `{PARAM_VALUE.pattern}` (no separator)."} for p in t.params
+        }
+    return channel
+
+
+def asyncapi(topics: list[TopicDef[Any, Any]]) -> dict[str, Any]:
+    documents = schemas(topics)
+    components = _components(documents)
+    messages = {
+        key: {
+            "name": key,
+            "title": frame,
+            "summary": components[frame].get("description", ""),
+            "contentType": "application/json",
+            "payload": _ref("components", "schemas", frame),
+        }
+        for key, frame, _ in _FRAMES
+    }
+    channels: dict[str, Any] = {
+        CONNECTION: {
+            "address": None,
+            "title": "The WebSocket",
+            "description": "One WebSocket per client (the app mounts it, by default at `/api/realtime`), "
+            "subprotocol `realtime.v1`. The server closes it with a code of `CloseCode`.",
+            "messages": {key: _ref("components", "messages", key) for key in messages},
+        }
+    }
+    operations: dict[str, Any] = {
+        key: {
+            "action": action,
+            "channel": _ref("channels", CONNECTION),
+            "summary": messages[key]["summary"],
+            "messages": [_ref("channels", CONNECTION, "messages", key)],
+        }
+        for key, _, action in _FRAMES
+    }
+    operations["ping"]["reply"] = {
+        "channel": _ref("channels", CONNECTION),
+        "messages": [_ref("channels", CONNECTION, "messages", "pong")],
+    }
+    for t, types in zip(topics, topic_types(topics), strict=True):
+        channels[types.name] = _topic_channel(t, types, documents["topics"])
+        for kind in ("snapshot", "event"):
+            operations[f"{types.name}.{kind}"] = {
+                "action": "receive",
+                "channel": _ref("channels", types.name),
+                "summary": f"`{kind}` frames of topic `{t.pattern}`.",
+                "messages": [_ref("channels", types.name, "messages", kind)],
+            }
+    return {
+        "asyncapi": VERSION,
+        "info": {
+            "title": "aiohttp-realtime",
+            "version": str(PROTOCOL_VERSION),
+            "description": (__doc__ or "").split("\n\n")[1].replace("\n", " "),
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": operations,
+        "components": {"schemas": components, "messages": messages},
+    }
+
+
+def write_asyncapi(topics: list[TopicDef[Any, Any]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asyncapi(topics), indent=2, ensure_ascii=False) + "\n")
