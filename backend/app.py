@@ -16,6 +16,7 @@ from .api import SERVICE_KEY, json_errors, routes
 from .guard import GUARD_KEY, Guard, HttpLimits
 from .health import setup_health
 from .memory_store import MemoryStore
+from .openapi import OPENAPI_PATH, openapi_document, serve_openapi
 from .postgres_store import PostgresStore
 from .service import SessionService
 from .simulator import Simulator
@@ -80,8 +81,11 @@ def build_app(
     broker = broker if broker is not None else make_broker(config)
     store = store if store is not None else make_store(config)
     guard = Guard(config.tokens, config.http)
-    # json_errors outermost, so the guard's refusals and the handlers' errors alike are JSON.
-    app = web.Application(middlewares=[json_errors, guard.middleware], client_max_size=MAX_BODY)
+    # json_errors outermost, so the guard's refusals and the handlers' errors alike are JSON;
+    # serve_openapi before the guard: the document needs no token.
+    app = web.Application(
+        middlewares=[json_errors, serve_openapi, guard.middleware], client_max_size=MAX_BODY
+    )
     app[GUARD_KEY] = guard
     hub = setup_realtime(
         app,
@@ -95,6 +99,7 @@ def build_app(
     service = SessionService(store)
     app[SERVICE_KEY] = service
     app.add_routes(routes)
+    app.router.add_get(OPENAPI_PATH, openapi_document)
     setup_web(app)
     setup_health(app, store)
 
