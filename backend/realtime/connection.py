@@ -23,6 +23,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from . import metrics
+from .closecodes import CloseCode
 from .core import ClientState, Subscription
 from .core.ratelimit import Strikes, TokenBucket
 from .frames import Frame
@@ -35,14 +37,22 @@ log = logging.getLogger(__name__)
 #: How often `wait_room` re-reads what is in flight.
 ROOM_POLL_S = 0.005
 
+#: Close codes the core sends on its own, as eviction reasons.
+_CORE_EVICTIONS: dict[int, str] = {
+    CloseCode.SLOW_CONSUMER: "queue_full",
+    CloseCode.TRY_AGAIN_LATER: "backplane_lost",
+}
+
 
 class Connection:
     __slots__ = (
         "_close_timeout_s",
         "_closed",
         "_closer",
+        "_eviction",
         "_flusher",
         "_on_closed",
+        "_peer_closed",
         "_transport",
         "_writer",
         "_ws",
@@ -89,6 +99,9 @@ class Connection:
         self._on_closed = on_closed
         self._closer: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
+        #: Why the server closes it, when it chose to (`metrics.EVICTION_REASONS`).
+        self._eviction: str | None = None
+        self._peer_closed = False
 
     # ------------------------------------------------------------ state
 
@@ -116,11 +129,22 @@ class Connection:
     def send(self, frame: Frame | bytes) -> None:
         self.state.send(frame if isinstance(frame, Frame) else Frame(frame))
 
-    def close(self, code: int, reason: str) -> None:
-        """Close after the frames already queued are written (or the deadline passes)."""
+    def close(self, code: int, reason: str, *, eviction: str | None = None) -> None:
+        """Close after the frames already queued are written (or the deadline passes).
+        `eviction` names why, when the server closes a client it will not keep."""
+        if not self.closing:
+            self._eviction = eviction
         self.state.close(code, reason)
 
-    def evict(self) -> None:
+    def closed_by_peer(self, code: int) -> None:
+        """The peer closed (or left): answer with its code; not the server's choice."""
+        if not self.closing:
+            self._peer_closed = True
+        self.state.close(code, "")
+
+    def evict(self, reason: str = "queue_full") -> None:
+        if not self.closing:
+            self._eviction = reason
         self.state.evict()
 
     def _in_flight(self) -> int:
@@ -164,11 +188,26 @@ class Connection:
             if outbox.room < 0:
                 state.evict()  # marks ready again: the close starts on the next tick
         elif state.close_code is not None and self._closer is None:
+            self._closing(state.close_code)
             self._closer = asyncio.create_task(
                 self._close(state.close_code, state.close_reason), name=f"ws-close-{self.id}"
             )
 
     # ------------------------------------------------------------ closing
+
+    def _closing(self, code: int) -> None:
+        """Report a close as it begins (once per connection)."""
+        eviction = self._eviction
+        if eviction is None and not self._peer_closed:
+            # Closes the core decided, without this class: a budget overflow while
+            # routing, or a backplane that lost the connection's topics.
+            eviction = _CORE_EVICTIONS.get(code)
+        metrics.closing(code, eviction, self.state.outbox.cost)
+        extra = {"connection_id": self.id, "close_code": code}
+        if eviction is not None:
+            log.info("connection %s: evicted (%s), closing with %d", self.id, eviction, code, extra=extra)
+        else:
+            log.debug("connection %s: closing with %d", self.id, code, extra=extra)
 
     async def wait_closed(self) -> None:
         """Until the socket is closed or aborted and the hub has forgotten it."""
@@ -184,7 +223,8 @@ class Connection:
                 await self._ws.close(code=code, message=reason.encode())
                 await self._flushed()
         except TimeoutError:
-            log.info("connection %s did not close in time; aborting", self.id)
+            extra = {"connection_id": self.id}
+            log.info("connection %s did not close in time; aborting", self.id, extra=extra)
         finally:
             if isinstance(self._writer, AiohttpWriter):
                 self._writer.cancel()

@@ -18,6 +18,7 @@ import pydantic
 import pydantic_core
 from aiohttp import WSMsgType, web
 
+from . import metrics
 from .auth import SUBPROTOCOL, allowed_host, allowed_origin, offered_protocols
 from .closecodes import CloseCode
 from .connection import Connection
@@ -120,11 +121,12 @@ async def _serve(
         )
         await _receive_loop(ws, conn, hub)
     except Exception:
-        log.exception("connection %s: unexpected error; closing with 1011", conn.id)
+        extra = {"connection_id": conn.id, "close_code": CloseCode.INTERNAL_ERROR}
+        log.exception("connection %s: unexpected error; closing with 1011", conn.id, extra=extra)
         conn.close(CloseCode.INTERNAL_ERROR, "internal error")
     finally:
         if not conn.closing:
-            conn.close(ws.close_code or 1000, "")
+            conn.closed_by_peer(ws.close_code or 1000)
         await conn.wait_closed()
         await ws.lingered()
     return ws
@@ -136,26 +138,25 @@ async def _receive_loop(ws: web.WebSocketResponse, conn: Connection, hub: Hub) -
         if conn.closing:
             break
         if msg.type is WSMsgType.ERROR:
-            log.info("connection %s: %s", conn.id, ws.exception())
+            log.info("connection %s: %s", conn.id, ws.exception(), extra={"connection_id": conn.id})
             break
         if not conn.frame_bucket.take(1, loop.time()):
             if conn.strikes.refused():
-                log.info("connection %s: closed, kept sending while rate limited", conn.id)
-                conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+                log.info("connection %s: closed, kept sending while rate limited", conn.id, extra=_ids(conn))
+                conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded", eviction="rate_limited")
                 break
-            conn.send(error_frame(ErrorCode.RATE_LIMITED, "too many frames; slow down"))
+            _send_error(conn, ErrorCode.RATE_LIMITED, "too many frames; slow down")
             continue
         if msg.type is WSMsgType.TEXT:
             if await _handle_text(msg.data, conn, hub):
                 conn.strikes.accepted()
             elif conn.strikes.count >= conn.strikes.limit:
-                log.info("connection %s: closed, kept subscribing while rate limited", conn.id)
-                conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+                text = "connection %s: closed, kept subscribing while rate limited"
+                log.info(text, conn.id, extra=_ids(conn))
+                conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded", eviction="rate_limited")
                 break
         elif msg.type is WSMsgType.BINARY:
-            conn.send(
-                error_frame(ErrorCode.INVALID_MESSAGE, "binary frames are not supported; send JSON text")
-            )
+            _send_error(conn, ErrorCode.INVALID_MESSAGE, "binary frames are not supported; send JSON text")
         # Fairness: with frames already buffered, receive() returns without suspending,
         # so one client's backlog of subscribes (each building a snapshot) would run
         # back to back and hold the loop. One message per loop turn per connection.
@@ -168,12 +169,12 @@ async def _handle_text(data: str, conn: Connection, hub: Hub) -> bool:
     closed like one that keeps sending)."""
     depth = hub.settings.max_json_depth
     if depth_exceeds(data, depth):
-        conn.send(error_frame(ErrorCode.INVALID_JSON, f"invalid JSON: nested deeper than {depth} levels"))
+        _send_error(conn, ErrorCode.INVALID_JSON, f"invalid JSON: nested deeper than {depth} levels")
         return True
     try:
         message = client_message_adapter.validate_json(data)
     except pydantic.ValidationError as exc:
-        conn.send(_validation_error(data, exc))
+        _send_error(conn, *_validation_error(data, exc))
         return True
     served = True
     if isinstance(message, PingFrame):
@@ -185,27 +186,39 @@ async def _handle_text(data: str, conn: Connection, hub: Hub) -> bool:
                 served = False
                 conn.strikes.refused()
                 msg = "too many subscribes; slow down"
-                conn.send(error_frame(ErrorCode.RATE_LIMITED, msg, id=message.id, topic=topic))
+                _send_error(conn, ErrorCode.RATE_LIMITED, msg, id=message.id, topic=topic)
                 continue
             await hub.subscribe(conn, topic, message.id)
+            await asyncio.sleep(0)  # one snapshot per loop turn: a 100-topic frame never holds it
     else:
         for topic in message.topics:
             hub.unsubscribe(conn, topic)
     return served
 
 
-def _validation_error(data: str, exc: pydantic.ValidationError) -> bytes:
+def _send_error(
+    conn: Connection, code: ErrorCode, message: str, id: str | None = None, topic: str | None = None
+) -> None:
+    metrics.client_error(code)
+    conn.send(error_frame(code, message, id=id, topic=topic))
+
+
+def _ids(conn: Connection) -> dict[str, str]:
+    return {"connection_id": conn.id}
+
+
+def _validation_error(data: str, exc: pydantic.ValidationError) -> tuple[ErrorCode, str, str | None]:
+    """The error code, message and request id that answer an invalid message."""
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     if first["type"] == "json_invalid":
-        return error_frame(ErrorCode.INVALID_JSON, f"invalid JSON: {first['msg']}")
+        return ErrorCode.INVALID_JSON, f"invalid JSON: {first['msg']}", None
     request_id = _request_id(data)
     if first["type"] == "union_tag_invalid":
         # pydantic's message quotes the client's tag: error texts never echo input.
-        msg = "`type` must be one of: subscribe, unsubscribe, ping"
-        return error_frame(ErrorCode.UNKNOWN_TYPE, msg, id=request_id)
+        return ErrorCode.UNKNOWN_TYPE, "`type` must be one of: subscribe, unsubscribe, ping", request_id
     where = ".".join(str(safe_name(p)) for p in first["loc"]) or "message"
-    return error_frame(ErrorCode.INVALID_MESSAGE, f"{where}: {first['msg']}", id=request_id)
+    return ErrorCode.INVALID_MESSAGE, f"{where}: {first['msg']}", request_id
 
 
 def _request_id(data: str) -> str | None:

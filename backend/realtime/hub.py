@@ -10,7 +10,8 @@ it is `core.ClientState`; routing is `core.Router`; this module sequences the
 awaits (broker, provider) around them.
 
 Publishing costs one serialisation, then an append per subscriber; the writes
-happen after, once per connection per loop tick (`writer.Flusher`).
+happen after, once per connection per loop tick (`writer.Flusher`). Metrics
+(`metrics.py`) cost O(1) per event and per tick on top, never per subscriber.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from typing import Any, TypeVar, overload
 
+from . import metrics
 from .auth import Authenticate, Authorize
 from .broker import Broker, BrokerUnavailable, MemoryBroker
 from .closecodes import CloseCode
@@ -61,9 +64,13 @@ class Hub:
         self._router = Router()
         #: Topics with a local subscriber: done once the broker delivers them here.
         self._watches: dict[str, asyncio.Future[None]] = {}
+        #: Topic → its pattern, for the topics with a local subscriber (metrics' labels).
+        self._patterns: dict[str, str] = {}
+        #: When the oldest event not yet written this tick was routed (latency sample).
+        self._routed_at: float | None = None
 
     async def start(self) -> None:
-        await self.broker.start(self._router.route, self._lost)
+        await self.broker.start(self._route, self._lost)
 
     async def stop(self) -> None:
         await self.broker.stop()
@@ -94,7 +101,25 @@ class Hub:
             definition, name = ref.topic, ref.name
             if definition not in self.registry:
                 raise LookupError(f"topic {definition.pattern!r} is not registered with this hub")
-        return await self.broker.publish(name, definition.encode_event(payload))
+        seq = await self.broker.publish(name, definition.encode_event(payload))
+        metrics.published(definition.pattern)
+        return seq
+
+    def _route(self, topic: str, seq: int, payload: bytes) -> None:
+        """The broker's delivery with metrics: the frames are counted once per event,
+        and the latency sampled once per tick - for the tick's first event, timed to
+        a callback queued after the flusher's write of it (`call_soon` is FIFO)."""
+        frames = self._router.route(topic, seq, payload)
+        if frames and metrics.ENABLED:
+            metrics.delivered(self._patterns.get(topic, "unknown"), frames)
+            if self._routed_at is None:
+                self._routed_at = time.perf_counter()
+                asyncio.get_running_loop().call_soon(self._written)
+
+    def _written(self) -> None:
+        if self._routed_at is not None:
+            metrics.written_after(time.perf_counter() - self._routed_at)
+            self._routed_at = None
 
     # ------------------------------------------------------------ connections
 
@@ -119,11 +144,15 @@ class Hub:
 
     def connect(self, conn: Connection) -> None:
         self.connections.add(conn)
+        metrics.connected()
+        log.debug("connection %s: open", conn.id, extra={"connection_id": conn.id})
 
     def disconnect(self, conn: Connection) -> None:
         for topic in list(conn.subscriptions):
             self.unsubscribe(conn, topic)
-        self.connections.discard(conn)
+        if conn in self.connections:
+            self.connections.discard(conn)
+            metrics.disconnected()
 
     def subscriber_count(self, topic: str) -> int:
         return self._router.count(topic)
@@ -147,26 +176,32 @@ class Hub:
         if conn.state.closing:  # closed while `authorize` ran
             return None
         sub, new = conn.state.subscribe(topic)  # buffering from here on (a re-subscribe: again)
+        pattern = self._patterns[topic] = bound.topic.pattern
         first = new and self._router.attach(sub)
+        if new:
+            metrics.subscribed(pattern)
         epoch = sub.epoch
         try:
             # Order matters: registered above, *then* the broker delivers the topic here,
             # *then* read the seq, *then* build state.
             await self._watch(topic, first)
             seq = await self.broker.last_seq(topic)
+            started = time.perf_counter()
             payload = await bound.snapshot_json(
                 params, timeout=self.settings.snapshot_timeout_s, principal=conn.principal
             )
+            metrics.snapshot_built(pattern, time.perf_counter() - started)
         except UnknownTopic:
             self.unsubscribe(conn, topic)
             return self._error(conn, ErrorCode.UNKNOWN_TOPIC, "no such topic", request_id, topic)
         except BrokerUnavailable as exc:
-            log.warning("connection %s: cannot subscribe to %s: %s", conn.id, topic, exc)
+            extra = {"connection_id": conn.id, "topic": topic}
+            log.warning("connection %s: cannot subscribe to %s: %s", conn.id, topic, exc, extra=extra)
             self.unsubscribe(conn, topic)
             msg = "the server cannot reach its backplane; retry later"
             return self._error(conn, ErrorCode.UNAVAILABLE, msg, request_id, topic)
         except Exception:
-            log.exception("snapshot of %s failed", topic)
+            log.exception("snapshot of %s failed", topic, extra={"connection_id": conn.id, "topic": topic})
             self.unsubscribe(conn, topic)
             msg = "could not build the snapshot"
             return self._error(conn, ErrorCode.SNAPSHOT_FAILED, msg, request_id, topic)
@@ -184,7 +219,7 @@ class Hub:
             # Not room for it even after its earlier frames had time to drain: the
             # client does not read. (A client that reads is never evicted here, however
             # often it re-subscribes: it only waits for its own backlog.)
-            conn.evict()
+            conn.evict("snapshot_no_room")
             return None
         conn.state.go_live(sub, epoch, seq, snapshot)
         return None
@@ -198,14 +233,20 @@ class Hub:
                 async with asyncio.timeout(self.settings.hook_timeout_s):
                     allowed = await allowed
         except Exception:
-            log.exception("connection %s: authorize failed for %s; refusing", conn.id, topic.pattern)
+            extra = {"connection_id": conn.id, "topic": topic.pattern}
+            msg = "connection %s: authorize failed for %s; refusing"
+            log.exception(msg, conn.id, topic.pattern, extra=extra)
             return False
         return allowed is True
 
     def unsubscribe(self, conn: Connection, topic: str) -> None:
         sub = conn.state.unsubscribe(topic)
-        if sub is not None and self._router.detach(sub):
+        if sub is None:
+            return
+        metrics.unsubscribed(self._patterns.get(topic, "unknown"))
+        if self._router.detach(sub):
             self._watches.pop(topic, None)
+            self._patterns.pop(topic, None)
             self.broker.unwatch(topic)
 
     def _lost(self, topic: str) -> None:
@@ -214,9 +255,14 @@ class Hub:
         topic is a first one again, and watches anew) and their connections closed
         with 1013, to resync from fresh snapshots."""
         self._watches.pop(topic, None)
-        for sub in self._router.pop(topic):
+        pattern = self._patterns.pop(topic, "unknown")
+        subs = self._router.pop(topic)
+        msg = "%s: backplane lost; closing its %d subscribers"
+        log.warning(msg, topic, len(subs), extra={"topic": topic})
+        for sub in subs:
             client = sub.client
-            client.unsubscribe(topic)
+            if client.unsubscribe(topic) is not None:
+                metrics.unsubscribed(pattern)
             client.close(CloseCode.TRY_AGAIN_LATER, "backplane lost; resync")
 
     async def _watch(self, topic: str, first: bool) -> None:
@@ -245,4 +291,5 @@ class Hub:
 
     @staticmethod
     def _error(conn: Connection, code: ErrorCode, message: str, request_id: str | None, topic: str) -> None:
+        metrics.client_error(code)
         conn.send(error_frame(code, message, id=request_id, topic=topic))

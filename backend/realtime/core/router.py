@@ -48,12 +48,14 @@ class Router:
         """Topics with at least one subscriber."""
         return len(self._subscribers)
 
-    def route(self, topic: str, seq: int, payload: bytes) -> None:
+    def route(self, topic: str, seq: int, payload: bytes) -> int:
         """Deliver an event (its payload already serialised) to every subscriber of
-        `topic`: the frame is built once and shared."""
+        `topic`: the frame is built once and shared. Returns the subscriber count, so
+        that metrics count frames once per event, not once per subscriber."""
         subs = self._subscribers.get(topic)
         if not subs:
-            return
+            return 0
         frame = Frame(event_frame(topic, seq, payload))
         for sub in subs:
             sub.client.deliver(sub, seq, frame)
+        return len(subs)
