@@ -35,8 +35,10 @@ class RealtimeSettings:
     frames_per_s: float = 50.0
     frames_burst: int = 100
     #: Topics subscribed per second per connection (each builds a snapshot): same shape.
+    #: The burst is `max_topics`, so a client that reconnects re-subscribes everything at
+    #: once; each topic's snapshot is built in its own loop turn.
     subscribes_per_s: float = 20.0
-    subscribes_burst: int = 40
+    subscribes_burst: int = 100
     #: Open WebSockets per process, and per client address; beyond: 503 before the upgrade.
     max_connections: int = 10_000
     max_connections_per_address: int = 256

@@ -149,6 +149,7 @@ function reconnectAdvice(code) {
 
 // src/client.ts
 var MAX_TOPICS_PER_FRAME = 100;
+var RETRIED = /* @__PURE__ */ new Set(["snapshot_failed", "rate_limited", "unavailable"]);
 var ignore = () => void 0;
 var RealtimeClient = class {
   url;
@@ -402,7 +403,7 @@ var RealtimeClient = class {
       this.errorListeners.emit(error);
       return;
     }
-    if (error.code === "snapshot_failed") {
+    if (RETRIED.has(error.code)) {
       const topic = error.topic;
       this.clock.clearTimeout(entry.retryTimer);
       entry.retryTimer = this.clock.setTimeout(() => this.resubscribe(topic, entry), entry.retry.next());

@@ -121,6 +121,9 @@ const MAX_TOPICS_PER_FRAME = 100;
 
 type TimerName = "connect" | "idle" | "pong" | "retry";
 
+/** Topic errors that a later subscribe may not get: retried with the topic's backoff. */
+const RETRIED: ReadonlySet<string> = new Set(["snapshot_failed", "rate_limited", "unavailable"]);
+
 /** Swallows a socket's late `error` events: with `ws`, an `error` nobody listens to
  * would crash the process (a `close` event always follows anyway). */
 const ignore = (): void => undefined;
@@ -414,7 +417,7 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
       this.errorListeners.emit(error);
       return;
     }
-    if (error.code === "snapshot_failed") {
+    if (RETRIED.has(error.code)) {
       const topic = error.topic;
       this.clock.clearTimeout(entry.retryTimer);
       entry.retryTimer = this.clock.setTimeout(() => this.resubscribe(topic, entry), entry.retry.next());

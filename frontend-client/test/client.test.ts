@@ -122,16 +122,29 @@ describe("subscriptions", () => {
     assert.equal(sockets.last.sentOf("unsubscribe").length, 0); // `first` still listens
   });
 
-  it("retries a topic whose snapshot failed, with backoff", () => {
+  for (const code of ["snapshot_failed", "rate_limited", "unavailable"] as const) {
+    it(`retries a topic refused with ${code}, with backoff`, () => {
+      const c = client();
+      record(c);
+      c.connect();
+      sockets.last.hello();
+      sockets.last.receive({ type: "error" as const, code, message: "x", topic: "sessions.state" });
+      assert.equal(sockets.last.sentOf("subscribe").length, 1);
+      clock.advance(100);
+      assert.equal(sockets.last.sentOf("subscribe").length, 2);
+    });
+  }
+
+  it("does not retry a topic refused for good (forbidden)", () => {
     const c = client();
     record(c);
     c.connect();
     sockets.last.hello();
-    const err = { type: "error" as const, code: "snapshot_failed" as const, message: "x", topic: "sessions.state" };
-    sockets.last.receive(err);
-    assert.equal(sockets.last.sentOf("subscribe").length, 1);
-    clock.advance(100);
-    assert.equal(sockets.last.sentOf("subscribe").length, 2);
+    const socket = sockets.last;
+    socket.receive({ type: "error" as const, code: "forbidden", message: "x", topic: "sessions.state" });
+    assert.equal(socket.sentOf("subscribe").length, 1);
+    clock.advance(5_000); // well past every retry delay, before the idle ping
+    assert.equal(socket.sentOf("subscribe").length, 1);
   });
 });
 
