@@ -141,6 +141,7 @@ var RECONNECT_ADVICE = {
   1013: "backoff",
   4008: "backoff"
 };
+var PROTOCOL_VERSION = 1;
 
 // src/closecodes.ts
 function reconnectAdvice(code) {
@@ -331,6 +332,13 @@ var RealtimeClient = class {
   }
   onHello(hello) {
     this.clearTimer("connect");
+    if (hello.protocol !== PROTOCOL_VERSION) {
+      this.clearTimer("retry");
+      this.detach()?.close(1e3, "unsupported protocol version");
+      const reason = `the server speaks protocol ${String(hello.protocol)}; this client speaks ${PROTOCOL_VERSION}`;
+      this.setStatus({ state: "stopped", closeCode: 1e3, reason });
+      return;
+    }
     this.liveSince = this.clock.now();
     this.setStatus({ state: "live", connectionId: hello.connection_id, hello });
     const names = [...this.topics.keys()];

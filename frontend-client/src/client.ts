@@ -35,7 +35,7 @@ import {
   systemClock,
   type WebSocketConstructor,
 } from "./env.js";
-import type { ClientMessage, ErrorFrame, HelloFrame, ServerMessage } from "./protocol.js";
+import { type ClientMessage, type ErrorFrame, type HelloFrame, PROTOCOL_VERSION, type ServerMessage } from "./protocol.js";
 
 /** The payload types of one topic's `snapshot` and `event` frames. */
 export interface TopicPayloads {
@@ -337,6 +337,15 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
 
   private onHello(hello: HelloFrame): void {
     this.clearTimer("connect");
+    if (hello.protocol !== PROTOCOL_VERSION) {
+      // A server speaking another version: retrying cannot help until this client is
+      // upgraded (docs/protocol.md, "Protocol version").
+      this.clearTimer("retry");
+      this.detach()?.close(1000, "unsupported protocol version");
+      const reason = `the server speaks protocol ${String(hello.protocol)}; this client speaks ${PROTOCOL_VERSION}`;
+      this.setStatus({ state: "stopped", closeCode: 1000, reason });
+      return;
+    }
     this.liveSince = this.clock.now();
     this.setStatus({ state: "live", connectionId: hello.connection_id, hello });
     const names = [...this.topics.keys()];

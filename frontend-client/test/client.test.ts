@@ -148,6 +148,20 @@ describe("subscriptions", () => {
   });
 });
 
+describe("protocol version", () => {
+  it("stops, without reconnecting, when the server speaks another protocol", () => {
+    const c = client();
+    record(c);
+    c.connect();
+    const socket = sockets.last;
+    socket.onmessage?.({ data: JSON.stringify({ type: "hello", connection_id: "c", protocol: 2 }) });
+    assert.equal(c.status.state, "stopped");
+    assert.equal(socket.sentOf("subscribe").length, 0);
+    clock.advance(60_000);
+    assert.equal(sockets.last, socket); // no new attempt
+  });
+});
+
 describe("reconnecting", () => {
   it("re-sends every active subscription after a reconnect and resyncs from snapshots", () => {
     const c = client();
