@@ -22,6 +22,7 @@ from aiohttp_realtime.auth import loopback_hosts, loopback_origins, parse_origin
 
 from .access import TokensFileError, load_tokens
 from .app import Config, build_app
+from .observability import LOG_FORMATS, configure_logging
 from .web import run_app
 
 #: How long a client may take to send a request's headers, and how long an idle
@@ -86,6 +87,18 @@ def parse_args(argv: list[str]) -> Config:
         "needs a shared broker (--broker redis://...) and a shared store (--database ...)",
     )
     parser.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)  # a worker's socket
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=os.environ.get("BACKEND_LOG_FORMAT", "human"),
+        help="human-readable lines, or one JSON object per line (env BACKEND_LOG_FORMAT, default human)",
+    )
+    parser.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("BACKEND_ACCESS_LOG", True),
+        help="log a line per HTTP request (env BACKEND_ACCESS_LOG, default on)",
+    )
     parser.add_argument(
         "--headers-timeout",
         type=float,
@@ -162,6 +175,8 @@ def parse_args(argv: list[str]) -> Config:
             f"--workers {args.workers} with the in-memory store: each process would keep its own "
             "sessions. Give --database postgresql://..."
         )
+    if args.log_format not in LOG_FORMATS:  # from the environment: argparse checks only the flag
+        parser.error(f"BACKEND_LOG_FORMAT={args.log_format}: expected one of {', '.join(LOG_FORMATS)}")
     return Config(
         host=args.host,
         port=args.port,
@@ -174,6 +189,8 @@ def parse_args(argv: list[str]) -> Config:
         redis_prefix=args.redis_prefix,
         workers=args.workers,
         listen_fd=args.listen_fd,
+        log_format=args.log_format,
+        access_log=args.access_log,
     )
 
 
@@ -198,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(tail_main(argv[1:]))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = parse_args(argv)
+    configure_logging(config.log_format)
     if config.workers > 1:
         from .workers import run_workers
 
@@ -217,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         keepalive_timeout=config.headers_timeout_s,
         on_ready=lambda url: print(f"serving on {url}/", flush=True),
         sock=None if config.listen_fd is None else socket.socket(fileno=config.listen_fd),
+        access_log=config.access_log,
     )
 
 

@@ -16,6 +16,7 @@ from .api import SERVICE_KEY, json_errors, routes
 from .guard import GUARD_KEY, Guard, HttpLimits
 from .health import setup_health
 from .memory_store import MemoryStore
+from .observability import setup_observability
 from .openapi import OPENAPI_PATH, openapi_document, serve_openapi
 from .postgres_store import PostgresStore
 from .service import SessionService
@@ -55,6 +56,10 @@ class Config:
     #: How long a client has to send a request's headers (`python -m backend` serves
     #: with it as aiohttp's keep-alive timeout, which is also the header deadline).
     headers_timeout_s: float = 10.0
+    #: `python -m backend`'s logs: "human" lines or one "json" object per line.
+    log_format: str = "human"
+    #: Whether `python -m backend` logs a line per HTTP request.
+    access_log: bool = True
 
 
 def make_broker(config: Config) -> Broker | None:
@@ -102,6 +107,7 @@ def build_app(
     app.router.add_get(OPENAPI_PATH, openapi_document)
     setup_web(app)
     setup_health(app, store)
+    setup_observability(app)  # last: its middleware goes outermost
 
     async def run_simulator(_app: web.Application) -> AsyncIterator[None]:
         task = None

@@ -28,7 +28,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from aiohttp import web
-from aiohttp.log import server_logger
+from aiohttp.log import access_logger, server_logger
 
 STATIC = Path(__file__).parent / "static"
 
@@ -178,16 +178,18 @@ def run_app(
     on_ready: Callable[[str], None],
     keepalive_timeout: float = 75.0,
     sock: socket.socket | None = None,
+    access_log: bool = True,
 ) -> None:
     """`web.run_app` for one TCP site, served through `OpaqueErrorsRunner` (run_app takes
     no runner). `on_ready` gets the site's URL, its bound port included. With `sock`
     (a listening socket inherited from `python -m backend --workers`) it serves that
-    socket instead of binding `host:port`.
+    socket instead of binding `host:port`. `access_log=False`: no line per request
+    (aiohttp's `aiohttp.access` logger).
 
     SIGINT and SIGTERM shut the app down and return, as they do `web.run_app`'s.
     """
     with contextlib.suppress(KeyboardInterrupt):  # a SIGINT before the handlers are set
-        asyncio.run(_serve(app, host, port, shutdown_timeout, on_ready, keepalive_timeout, sock))
+        asyncio.run(_serve(app, host, port, shutdown_timeout, on_ready, keepalive_timeout, sock, access_log))
 
 
 async def _serve(
@@ -198,6 +200,7 @@ async def _serve(
     on_ready: Callable[[str], None],
     keepalive_timeout: float,
     sock: socket.socket | None = None,
+    access_log: bool = True,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then clean up while every task still runs.
 
@@ -207,7 +210,12 @@ async def _serve(
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    runner = OpaqueErrorsRunner(app, shutdown_timeout=shutdown_timeout, **server_options(keepalive_timeout))
+    runner = OpaqueErrorsRunner(
+        app,
+        shutdown_timeout=shutdown_timeout,
+        access_log=access_logger if access_log else None,
+        **server_options(keepalive_timeout),
+    )
     await runner.setup()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

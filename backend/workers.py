@@ -12,16 +12,23 @@ SIGINT to the parent is passed on to every worker, each of which closes its clie
 with 1001 as a single process does; whatever has not exited after
 `STOP_TIMEOUT_S` is killed. A worker that dies on its own stops the others (exit
 status 1): a supervisor (systemd, Kubernetes) restarts the whole set.
+
+Metrics: the parent creates a temporary directory for prometheus-client's
+multiprocess mode and gives it to the workers as `PROMETHEUS_MULTIPROC_DIR` (unless
+one is set already), so any worker's `GET /metrics` reports the sum over all of them;
+it removes the directory once they have stopped (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 
@@ -29,6 +36,8 @@ from collections.abc import Callable, Sequence
 STOP_TIMEOUT_S = 10.0
 #: How long the workers get to start serving.
 START_TIMEOUT_S = 60.0
+#: prometheus-client's multiprocess directory (read when it is imported).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -50,9 +59,21 @@ def run_workers(argv: Sequence[str], host: str, port: int, workers: int) -> int:
     fd = sock.fileno()
     bound = sock.getsockname()[1]
     command = [sys.executable, "-m", "backend", *argv, "--workers", "1", "--listen-fd", str(fd)]
+    env = {**os.environ}
+    metrics_dir = None
+    if not env.get(MULTIPROC_ENV):
+        metrics_dir = env[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="realtime-metrics-")
+    try:
+        return _run(command, fd, env, host, bound, workers)
+    finally:
+        sock.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run(command: list[str], fd: int, env: dict[str, str], host: str, bound: int, workers: int) -> int:
     children = [
-        subprocess.Popen(command, pass_fds=(fd,), stdout=subprocess.PIPE, env={**os.environ})
-        for _ in range(workers)
+        subprocess.Popen(command, pass_fds=(fd,), stdout=subprocess.PIPE, env=env) for _ in range(workers)
     ]
     stopping = False
 
@@ -62,19 +83,16 @@ def run_workers(argv: Sequence[str], host: str, port: int, workers: int) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    try:
-        if not _wait_until_serving(children, lambda: stopping):
+    if not _wait_until_serving(children, lambda: stopping):
+        return _stop(children, status=1)
+    display = f"[{host}]" if ":" in host else host
+    print(f"serving on http://{display}:{bound}/ ({workers} workers)", flush=True)
+    while not stopping:
+        if any(child.poll() is not None for child in children):
+            print("a worker exited: stopping the others", file=sys.stderr, flush=True)
             return _stop(children, status=1)
-        display = f"[{host}]" if ":" in host else host
-        print(f"serving on http://{display}:{bound}/ ({workers} workers)", flush=True)
-        while not stopping:
-            if any(child.poll() is not None for child in children):
-                print("a worker exited: stopping the others", file=sys.stderr, flush=True)
-                return _stop(children, status=1)
-            time.sleep(0.2)  # a signal handler runs meanwhile; nothing else to wait on
-        return _stop(children, status=0)
-    finally:
-        sock.close()
+        time.sleep(0.2)  # a signal handler runs meanwhile; nothing else to wait on
+    return _stop(children, status=0)
 
 
 def _wait_until_serving(children: list[subprocess.Popen[bytes]], stopping: Callable[[], bool]) -> bool:
