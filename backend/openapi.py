@@ -219,6 +219,20 @@ def _paths() -> dict[str, Any]:
                 public=True,
             ),
         },
+        "/metrics": {
+            "get": _operation(
+                "metrics",
+                "Prometheus metrics, text exposition format (no token; allowed Hosts only)",
+                {
+                    "200": {
+                        "description": "The metrics.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+                ["403", "500"],
+                public=True,
+            ),
+        },
     }
 
 
