@@ -506,7 +506,9 @@ async def test_a_gzip_bomb_is_413(serve, caplog):
     packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     bomb = packer.compress(b"[" * (32 << 20)) + packer.flush()  # 32 MiB in ~32 KB
     assert len(bomb) < MAX_BODY
-    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    # Connection: close - the server closes after refusing an unread body, and the next
+    # request must not race that close on a reused connection.
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", "Connection": "close"}
     await _refused(
         await client.post("/api/sessions", data=bomb, headers=headers), 413, "request_entity_too_large"
     )
