@@ -10,16 +10,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from aiohttp_realtime import metrics
+from aiohttp_realtime import HUB_KEY, metrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -79,12 +81,30 @@ async def metrics_handler(_request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
 
+#: How often the bytes queued for all connections are summed into their gauge.
+QUEUED_SAMPLE_S = 5.0
+
+
 def setup_observability(app: web.Application) -> None:
     """`GET /metrics`, and `http_metrics` as the outermost middleware (call it after the
     other setup functions that insert middlewares)."""
     app.router.add_get(METRICS_PATH, metrics_handler)
     app.middlewares.insert(0, http_metrics)
     app.on_response_prepare.append(_prepared)
+
+    async def sample_queued(app: web.Application) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                metrics.sample_queued(app[HUB_KEY].connections)
+                await asyncio.sleep(QUEUED_SAMPLE_S)  # a sampling period, not a synchronisation
+
+        task = asyncio.create_task(loop(), name="queued-bytes-sampler")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(sample_queued)
 
 
 # ------------------------------------------------------------ logs

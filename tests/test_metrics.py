@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from aiohttp_realtime import RealtimeSettings
+from aiohttp_realtime import HUB_KEY, RealtimeSettings, metrics
 from backend.app import Config, build_app
 from tests.redis_support import redis_base_url, redis_prefix  # noqa: F401
 from tests.support import WsClient
@@ -239,3 +239,19 @@ def _multiproc_dir(pid: int) -> Path:
 def _listing(directory: Path) -> list[str] | None:
     """The names in `directory`, or None if it does not exist."""
     return sorted(p.name for p in directory.iterdir()) if directory.is_dir() else None
+
+
+async def test_the_queued_bytes_gauge_is_the_sum_over_connections(aiohttp_client):
+    app = build_app(Config(simulate=False))
+    client = await aiohttp_client(app)
+    ws = await client.ws_connect("/api/realtime")
+    await ws.receive()
+    hub = app[HUB_KEY]
+    [conn] = hub.connections
+    conn.state.outbox.pending = 12_345  # as if frames waited: the gauge sums what each holds
+    total = metrics.sample_queued(hub.connections)
+    assert total == conn.buffered_bytes >= 12_345
+    body = await (await client.get("/metrics")).text()
+    assert f"realtime_queued_bytes {float(total)}" in body
+    conn.state.outbox.pending = 0
+    await ws.close()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -120,6 +120,13 @@ _queued = _single(
     "Bytes a connection still held (queued, held for snapshots, in flight) when its close began.",
     buckets=_BYTES,
 )
+_queued_now = _single(
+    "Gauge",
+    "realtime_queued_bytes",
+    "Bytes held for all of this process's connections (queued, held for snapshots, in the "
+    "transport's buffer), sampled every few seconds.",
+    multiprocess_mode="livesum",
+)
 _snapshot = _family(
     "Histogram",
     "realtime_snapshot_seconds",
@@ -193,6 +200,14 @@ def client_error(code: str) -> None:
 
 
 # ------------------------------------------------------------ exposition
+
+
+def sample_queued(connections: Iterable[Any]) -> int:
+    """Set the queued-bytes gauge from the hub's connections (their `buffered_bytes`);
+    O(connections), so it is called on a timer, never per frame."""
+    total: int = sum(conn.buffered_bytes for conn in connections)
+    _queued_now.set(total)
+    return total
 
 
 def render() -> tuple[bytes, str]:
