@@ -98,12 +98,15 @@ def build_bare() -> Built:
 
 
 def build_hub() -> Built:
-    from aiohttp_realtime import HUB_KEY, TopicDef, TopicRegistry, setup_realtime
+    from aiohttp_realtime import HUB_KEY, RealtimeSettings, TopicDef, TopicRegistry, setup_realtime
 
     app = web.Application()
     registry = TopicRegistry()
     registry.add(TopicDef(TOPIC, Ticks, Tick), lambda _params: Ticks(count=0))
-    hub = setup_realtime(app, registry)
+    # Every default but the connection limits: the load generators open thousands of
+    # connections from a few loopback addresses (the per-address default is 256).
+    settings = RealtimeSettings(max_connections=100_000, max_connections_per_address=100_000)
+    hub = setup_realtime(app, registry, settings=settings)
     assert app[HUB_KEY] is hub
 
     async def publish(seq: int, t: int) -> None:
