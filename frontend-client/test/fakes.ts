@@ -1,5 +1,23 @@
 /** Deterministic stand-ins for the host: a manual clock and scripted sockets. */
-import type { Clock, ServerMessage, SocketLike, WebSocketConstructor } from "../src/index.js";
+import type { Clock, HelloFrame, ServerMessage, SocketLike, WebSocketConstructor } from "../src/index.js";
+
+/** A server's `hello` with every field, for the fakes and the real-socket tests. */
+export function helloFrame(id = "c1"): HelloFrame {
+  return {
+    type: "hello",
+    connection_id: id,
+    server_time: "2026-01-01T00:00:00Z",
+    protocol: 1,
+    heartbeat_s: 25,
+    max_queue_bytes: 1 << 20,
+    max_frame_bytes: 65536,
+    max_topics: 100,
+    max_snapshot_bytes: 1 << 19,
+    frames_per_s: 20,
+    subscribes_per_s: 50,
+    auth: false,
+  };
+}
 
 export class ManualClock implements Clock {
   private time = 0;
@@ -69,20 +87,7 @@ export class FakeSocket implements SocketLike {
   }
 
   hello(id = "c1"): void {
-    this.receive({
-      type: "hello",
-      connection_id: id,
-      server_time: "2026-01-01T00:00:00Z",
-      protocol: 1,
-      heartbeat_s: 25,
-      max_queue_bytes: 1 << 20,
-      max_frame_bytes: 65536,
-      max_topics: 100,
-      max_snapshot_bytes: 1 << 19,
-      frames_per_s: 20,
-      subscribes_per_s: 50,
-      auth: false,
-    });
+    this.receive(helloFrame(id));
   }
 
   drop(code = 1006, reason = ""): void {

@@ -7,6 +7,7 @@ import { afterEach, describe, it } from "node:test";
 import type { Topics } from "@aiohttp-realtime/demo-types";
 import WebSocket, { WebSocketServer } from "ws";
 import { type ConnectionStatus, RealtimeClient } from "../src/index.js";
+import { helloFrame } from "./fakes.js";
 
 const T = "2026-01-01T00:00:00Z";
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -15,20 +16,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-const HELLO = {
-  type: "hello",
-  connection_id: "c1",
-  server_time: T,
-  protocol: 1,
-  heartbeat_s: 25,
-  max_queue_bytes: 1 << 20,
-  max_frame_bytes: 65536,
-  max_topics: 100,
-  max_snapshot_bytes: 1 << 19,
-  frames_per_s: 20,
-  subscribes_per_s: 50,
-  auth: false,
-};
+const HELLO = helloFrame();
 
 function urlOf(server: WebSocketServer): string {
   const address = server.address();
