@@ -4,10 +4,10 @@
  * Generated from the Pydantic models by `python -m aiohttp_realtime.typegen` (pydantic-to-typescript,
  * json2ts and a documented post-step). Do not edit: change the models and regenerate.
  */
-export type ClientMessage = SubscribeFrame | UnsubscribeFrame | PingFrame;
+export type ClientMessage = SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame;
 export type Topic = string;
 export type RequestId = string;
-export type ServerMessage = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame;
+export type ServerMessage = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame;
 
 /**
  * Subscribe to topics. Each gets a `snapshot`, then `event`s. Subscribing to a
@@ -41,6 +41,30 @@ export interface UnsubscribeFrame {
 export interface PingFrame {
   type: "ping";
   id?: RequestId | null;
+}
+/**
+ * Call a method: answered by exactly one `response` with the same `id` (never
+ * by an `error` frame, unless the request itself is malformed). Requests run
+ * concurrently, at most `hello.max_requests_in_flight` at a time; their responses
+ * come in the order they finish. A response comes after every event its method
+ * published on a topic this connection is subscribed to (docs/protocol.md). Not
+ * replayed after a reconnect: a request whose connection drops has an unknown
+ * outcome.
+ */
+export interface RequestFrame {
+  type: "request";
+  /**
+   * Chosen by the client, echoed by the response; unique among its pending requests.
+   */
+  id: string;
+  /**
+   * The method's name.
+   */
+  method: string;
+  /**
+   * The method's params (a JSON object); absent: `{}`.
+   */
+  params?: unknown;
 }
 /**
  * Always the first frame of a connection: who you are and the limits to respect.
@@ -89,6 +113,14 @@ export interface HelloFrame {
    */
   auth: boolean;
   /**
+   * Requests one connection may have unanswered; more: `too_many_requests`.
+   */
+  max_requests_in_flight: number;
+  /**
+   * Seconds a method may run; slower: `timeout`.
+   */
+  request_timeout_s: number;
+  /**
    * Who this connection is authenticated as; absent with auth off.
    */
   principal?: string | null;
@@ -128,6 +160,30 @@ export interface ErrorFrame {
 export interface PongFrame {
   type: "pong";
   id?: string;
+}
+/**
+ * The answer to the `request` with this `id`: exactly one of `result` (typed by
+ * the method: the method map's `result`) or `error`.
+ */
+export interface ResponseFrame {
+  type: "response";
+  id: string;
+  result?: unknown;
+  error?: ResponseError;
+}
+/**
+ * Why a request failed.
+ */
+export interface ResponseError {
+  /**
+   * An `ErrorCode` of the catalogue, or one of the codes the method declares (the method map's `errors`). Branch on it, never on `message`.
+   */
+  code: string;
+  message: string;
+  /**
+   * Structured detail, e.g. the field errors of `invalid_params`.
+   */
+  details?: unknown;
 }
 
 // ---------------------------------------------------------------- catalogues
@@ -177,6 +233,26 @@ export const ErrorCode = {
    * The server cannot reach its backplane right now, so it cannot subscribe to this topic. Carries `topic`; the client is not subscribed to it. Retry with backoff.
    */
   UNAVAILABLE: "unavailable",
+  /**
+   * A `response` error: the `request` named no method this server serves. Retrying does not help.
+   */
+  METHOD_NOT_FOUND: "method_not_found",
+  /**
+   * A `response` error: the `request`'s `params` do not match the method's params type; `details` lists the field errors (`loc`, `msg`, `type`). Fix the call.
+   */
+  INVALID_PARAMS: "invalid_params",
+  /**
+   * A `response` error: the method failed on the server (logged there with the connection id). Whether it took effect is unknown: resync from the snapshots.
+   */
+  INTERNAL_ERROR: "internal_error",
+  /**
+   * A `response` error: the method did not finish within the server's `hello.request_timeout_s` and was cancelled. Whether it took effect is unknown.
+   */
+  TIMEOUT: "timeout",
+  /**
+   * A `response` error: the connection already has `hello.max_requests_in_flight` requests unanswered; this one was not run. Wait for a response, then retry.
+   */
+  TOO_MANY_REQUESTS: "too_many_requests",
 } as const;
 /**
  * One of `ErrorCode`'s values.

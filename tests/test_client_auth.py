@@ -37,6 +37,8 @@ HELLO = {
     "frames_per_s": 20,
     "subscribes_per_s": 50,
     "auth": True,
+    "max_requests_in_flight": 16,
+    "request_timeout_s": 10.0,
     "principal": "alice",
 }
 

@@ -8,8 +8,24 @@ from datetime import UTC, datetime
 import pytest
 
 from aiohttp_realtime import RealtimeSettings
-from aiohttp_realtime.frames import encode, error_frame, event_frame, hello_frame, pong_frame, snapshot_frame
-from aiohttp_realtime.protocol import EventFrame, HelloFrame, SnapshotFrame, server_message_adapter
+from aiohttp_realtime.frames import (
+    encode,
+    error_frame,
+    event_frame,
+    hello_frame,
+    pong_frame,
+    response_error_frame,
+    result_frame,
+    snapshot_frame,
+)
+from aiohttp_realtime.protocol import (
+    EventFrame,
+    HelloFrame,
+    ResponseError,
+    ResponseFrame,
+    SnapshotFrame,
+    server_message_adapter,
+)
 
 
 def test_event_frame_matches_the_model():
@@ -29,7 +45,9 @@ def test_snapshot_frame_matches_the_model():
 
 @pytest.mark.parametrize("principal", [None, 'alice "a"'])
 def test_hello_frame_matches_the_model(principal):
-    settings = RealtimeSettings(max_queue_bytes=123, max_topics=7, frames_per_s=2.5)
+    settings = RealtimeSettings(
+        max_queue_bytes=123, max_topics=7, frames_per_s=2.5, max_requests_in_flight=3, request_timeout_s=1.5
+    )
     now = datetime(2026, 11, 22, 8, 30, 1, 250, tzinfo=UTC)
     raw = hello_frame('id"-1', now, settings, auth=principal is not None, principal=principal)
     model = HelloFrame(
@@ -44,6 +62,8 @@ def test_hello_frame_matches_the_model(principal):
         max_snapshot_bytes=61,
         frames_per_s=2.5,
         subscribes_per_s=settings.subscribes_per_s,
+        max_requests_in_flight=3,
+        request_timeout_s=1.5,
         auth=principal is not None,
         principal=principal,
     )
@@ -51,6 +71,27 @@ def test_hello_frame_matches_the_model(principal):
     # Key for key what pydantic would send (its datetime text may drop zero microseconds).
     assert list(json.loads(raw)) == list(json.loads(encode(model)))
     assert json.loads(raw)["server_time"] == "2026-11-22T08:30:01.000250Z"
+
+
+def test_result_frame_matches_the_model():
+    raw = result_frame('r"1', b'{"id":"s-1","n":2}')
+    model = ResponseFrame(type="response", id='r"1', result={"id": "s-1", "n": 2})
+    assert server_message_adapter.validate_json(raw) == model
+    assert json.loads(raw) == json.loads(encode(model))
+
+
+def test_response_errors_omit_what_they_lack():
+    assert json.loads(response_error_frame("r", "timeout", "slow")) == {
+        "type": "response",
+        "id": "r",
+        "error": {"code": "timeout", "message": "slow"},
+    }
+    raw = response_error_frame("r", "invalid_params", "bad", [{"loc": ["a"]}])
+    assert server_message_adapter.validate_json(raw) == ResponseFrame(
+        type="response",
+        id="r",
+        error=ResponseError(code="invalid_params", message="bad", details=[{"loc": ["a"]}]),
+    )
 
 
 def test_optional_fields_are_omitted_not_null():

@@ -36,6 +36,8 @@ VALID: list[dict[str, Any]] = [
         "frames_per_s": 50.0,
         "subscribes_per_s": 20.0,
         "auth": True,
+        "max_requests_in_flight": 16,
+        "request_timeout_s": 10.0,
         "principal": "alice",
     },
     {"type": "snapshot", "topic": "sessions.state", "seq": 0, "payload": {"sessions": [SESSION]}},
@@ -48,6 +50,8 @@ VALID: list[dict[str, Any]] = [
     {"type": "error", "code": "unknown_topic", "message": "m", "topic": "x"},
     {"type": "pong"},
     {"type": "event", "topic": "items", "seq": 1, "payload": {"anything": "goes"}},  # unpublished topic
+    {"type": "response", "id": "r1", "result": {"id": "s-1"}},
+    {"type": "response", "id": "r2", "error": {"code": "not_found", "message": "m", "details": [1]}},
 ]
 
 
@@ -77,6 +81,8 @@ BROKEN = {
     "optional field sent as null": (VALID[4], ("id",), None),
     "unknown error code": (VALID[3], ("code",), "teapot"),
     "unknown frame type": (VALID[4], ("type",), "pang"),
+    "response error without a message": (VALID[7], ("error", "message"), _DELETE),
+    "response result that is not an object": (VALID[6], ("result",), [1]),
     "payload field added": (VALID[1], ("payload", "sessions", 0, "owner"), "me"),
     "payload field missing": (VALID[1], ("payload", "sessions", 0, "title"), _DELETE),
     "payload of another topic": (VALID[1], ("payload",), {"terminals": []}),

@@ -2,6 +2,7 @@
 
 Declare topics (`TopicDef`), bind their snapshot providers (`TopicRegistry`),
 mount the endpoint (`setup_realtime`) and publish through the returned `Hub`.
+Methods a client calls over the same socket: `MethodDef`, `MethodRegistry`.
 See docs/embedding.md.
 """
 
@@ -22,6 +23,7 @@ from .errors import ErrorCode
 from .handler import HUB_KEY
 from .hub import Hub
 from .jsonguard import depth_exceeds
+from .methods import Caller, MethodDef, MethodError, MethodHandler, MethodRegistry
 from .principal import Principal
 from .settings import RealtimeSettings
 from .topics import SnapshotProvider, TopicDef, TopicRef, TopicRegistry, UnknownTopic
@@ -37,10 +39,15 @@ __all__ = [
     "BearerTokens",
     "Broker",
     "BrokerUnavailable",
+    "Caller",
     "CloseCode",
     "ErrorCode",
     "Hub",
     "MemoryBroker",
+    "MethodDef",
+    "MethodError",
+    "MethodHandler",
+    "MethodRegistry",
     "Principal",
     "RealtimeSettings",
     "Reconnect",

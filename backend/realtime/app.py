@@ -24,6 +24,7 @@ from .broker import Broker
 from .closecodes import CloseCode
 from .handler import HUB_KEY, realtime_handler
 from .hub import Hub
+from .methods import MethodRegistry
 from .settings import RealtimeSettings
 from .topics import TopicRegistry
 
@@ -36,12 +37,21 @@ def setup_realtime(
     settings: RealtimeSettings | None = None,
     authenticate: Authenticate | None = None,
     authorize: Authorize | None = None,
+    methods: MethodRegistry | None = None,
     path: str = "/api/realtime",
 ) -> Hub:
     """Mount the endpoint at `path`. `authenticate` runs before every upgrade (None:
     authentication off); `authorize` before every topic subscribed (None: allow all).
-    See aiohttp_realtime.auth."""
-    hub = Hub(registry, broker=broker, settings=settings, authenticate=authenticate, authorize=authorize)
+    See aiohttp_realtime.auth. `methods` are what `request` frames may call
+    (aiohttp_realtime.methods; None: none)."""
+    hub = Hub(
+        registry,
+        broker=broker,
+        settings=settings,
+        authenticate=authenticate,
+        authorize=authorize,
+        methods=methods,
+    )
     app[HUB_KEY] = hub
     app.router.add_get(path, realtime_handler)
 

@@ -7,8 +7,15 @@ model generated from a registry's `schemas/topics.json`; without one they stay d
 
     async with connect("ws://localhost:8080/api/realtime", token=token) as client:
         await client.subscribe("sessions.state")
+        session = await client.request("sessions.create", CreateSession(title="x"), result=Session)
         async for message in client:
             ...
+
+`request` is typed by the models generated from `schemas/methods.json`
+(`--python-methods`): params in, the result model out, a `RequestError` carrying the
+response's error code otherwise. Several requests may run at once, and beside a
+reader of the other messages: whoever reads hands each response to its request, and
+keeps the other messages, in order, for the next `recv`.
 
 A token goes in `Authorization: Bearer <token>` (a Python client can send headers; a
 browser offers it as the subprotocol `auth.<token>` instead), never in the URL, which
@@ -17,27 +24,37 @@ ends up in logs. Every connect offers the subprotocol `realtime.v1`.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from typing import Any, TypeVar, overload
 
 import aiohttp
 from multidict import CIMultiDict
 from pydantic import BaseModel, RootModel, TypeAdapter
 
-from .generated.client_message import ClientMessage, PingFrame, SubscribeFrame, UnsubscribeFrame
+from .generated.client_message import (
+    ClientMessage,
+    PingFrame,
+    RequestFrame,
+    SubscribeFrame,
+    UnsubscribeFrame,
+)
 from .generated.server_message import (
     ErrorFrame,
     EventFrame,
     HelloFrame,
     PongFrame,
+    ResponseFrame,
     ServerMessage,
     SnapshotFrame,
 )
 
-Message = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame
+Message = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame
+R = TypeVar("R", bound=BaseModel)
 
 __all__ = [
     "SUBPROTOCOL",
@@ -48,6 +65,8 @@ __all__ = [
     "Message",
     "PongFrame",
     "RealtimeClient",
+    "RequestError",
+    "ResponseFrame",
     "SnapshotFrame",
     "TopicPayloads",
     "UnauthorizedError",
@@ -68,6 +87,19 @@ class ClosedError(ConnectionError):
     def __init__(self, code: int | None) -> None:
         super().__init__(f"connection closed (code {code})")
         self.code = code
+
+
+class RequestError(Exception):
+    """A request answered with an error: `code` is a catalogue code (`ErrorCode`) or one
+    the method declares; `details` what the server added (e.g. `invalid_params`'s field
+    errors). Branch on `code`, never on `message`."""
+
+    def __init__(self, method: str, code: str, message: str, details: Any = None) -> None:
+        super().__init__(f"{method}: {code}: {message}")
+        self.method = method
+        self.code = code
+        self.message = message
+        self.details = details
 
 
 class UnauthorizedError(aiohttp.WSServerHandshakeError):
@@ -107,9 +139,105 @@ class RealtimeClient:
         self.ws = ws
         self.hello = hello
         self._ids = itertools.count()
+        #: One reader of the socket at a time; what it reads for others waits here.
+        self._reading = asyncio.Lock()
+        self._backlog: deque[Message] = deque()
+        self._pending: dict[str, asyncio.Future[ResponseFrame]] = {}
 
-    async def send(self, message: SubscribeFrame | UnsubscribeFrame | PingFrame) -> None:
+    async def send(self, message: SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame) -> None:
         await self.ws.send_str(ClientMessage(message).model_dump_json(exclude_none=True))
+
+    @overload
+    async def request(
+        self,
+        method: str,
+        params: BaseModel | Mapping[str, Any] | None = None,
+        *,
+        result: type[R],
+        timeout: float | None = None,
+    ) -> R: ...
+    @overload
+    async def request(
+        self,
+        method: str,
+        params: BaseModel | Mapping[str, Any] | None = None,
+        *,
+        result: None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def request(
+        self,
+        method: str,
+        params: BaseModel | Mapping[str, Any] | None = None,
+        *,
+        result: type[BaseModel] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Call `method` and wait for its response: the result, parsed into `result` (a
+        model generated from methods.json) if given, else a dict. Raises `RequestError`
+        for an error response, `ClosedError` if the connection closes first (the call's
+        outcome is then unknown: it is not replayed), TimeoutError after `timeout`."""
+        if isinstance(params, BaseModel):
+            body = params.model_dump(mode="json", exclude_none=True, by_alias=True)
+        else:
+            body = dict(params or {})
+        request_id = f"r{next(self._ids)}"
+        answer: asyncio.Future[ResponseFrame] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = answer
+        try:
+            await self.send(RequestFrame(type="request", id=request_id, method=method, params=body))
+            async with asyncio.timeout(timeout):
+                response = await self._answer(answer)
+        finally:
+            self._pending.pop(request_id, None)
+        if response.error is not None:
+            error = response.error
+            raise RequestError(method, error.code, error.message, error.details)
+        value = response.result or {}
+        return value if result is None else result.model_validate(value)
+
+    async def _answer(self, answer: asyncio.Future[ResponseFrame]) -> ResponseFrame:
+        """Until `answer` is set: by this task reading, or by whoever else reads."""
+        while not answer.done():
+            turn = asyncio.ensure_future(self._reading.acquire())
+            try:
+                await asyncio.wait((answer, turn), return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:  # cancelled, or timed out: give the turn back
+                if turn.done() and not turn.cancelled():
+                    self._reading.release()
+                turn.cancel()
+                raise
+            if not turn.done():
+                turn.cancel()
+                with suppress(asyncio.CancelledError):
+                    await turn
+            if turn.done() and not turn.cancelled():
+                try:
+                    if not answer.done():
+                        self._backlog.extend(await self._read(None))
+                except ClosedError:
+                    answer.exception()  # set by `_read`: raised here instead
+                finally:
+                    self._reading.release()
+        return answer.result()
+
+    async def _read(self, timeout: float | None) -> list[Message]:
+        """Read one frame (the reading lock held): a response of a pending request is
+        handed to it; anything else is returned."""
+        try:
+            message = await _receive(self.ws, timeout)
+        except ClosedError as exc:
+            for waiter in self._pending.values():
+                if not waiter.done():
+                    waiter.set_exception(ClosedError(exc.code))
+            raise
+        if isinstance(message, ResponseFrame):
+            pending = self._pending.get(message.id)
+            if pending is not None and not pending.done():
+                pending.set_result(message)
+                return []
+        return [message]
 
     async def subscribe(self, *topics: str, id: str | None = None) -> None:
         await self.send(SubscribeFrame.model_validate({"type": "subscribe", "topics": topics, "id": id}))
@@ -118,8 +246,13 @@ class RealtimeClient:
         await self.send(UnsubscribeFrame.model_validate({"type": "unsubscribe", "topics": topics, "id": id}))
 
     async def recv(self, timeout: float | None = None) -> Message:
-        """The next server message; `ClosedError` once the connection is closed."""
-        return await _receive(self.ws, timeout)
+        """The next server message (responses to `request` calls go to them, not here);
+        `ClosedError` once the connection is closed."""
+        while not self._backlog:
+            async with self._reading:
+                if not self._backlog:
+                    self._backlog.extend(await self._read(timeout))
+        return self._backlog.popleft()
 
     async def barrier(self, timeout: float | None = None) -> list[Message]:
         """Ping, and return every message received before its pong: the server answers

@@ -60,6 +60,7 @@ class Connection:
         "frame_bucket",
         "id",
         "principal",
+        "requests",
         "state",
         "strikes",
         "subscribe_bucket",
@@ -89,6 +90,8 @@ class Connection:
         self.subscribe_bucket = TokenBucket(limits.subscribes_per_s, limits.subscribes_burst, now)
         #: Refused frames in a row; at `frames_burst` the client is closed with 1008.
         self.strikes = Strikes(limits.frames_burst)
+        #: Requests running for it now (`calls.Calls`), at most `max_requests_in_flight`.
+        self.requests = 0
         self.state = ClientState(max_queue_bytes, self._ready, self._in_flight)
         self._ws = ws
         self._transport = transport

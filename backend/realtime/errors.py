@@ -1,8 +1,10 @@
-"""The closed catalogue of `error` frame codes.
+"""The closed catalogue of `error` frame codes, and of the library's `response` errors.
 
 An `error` frame never closes the connection: it answers one client message
-(echoing its `id`) and, for topic errors, names the `topic`. Clients branch on
-`code`, never on the human-readable `message`.
+(echoing its `id`) and, for topic errors, names the `topic`. A `response` to a
+`request` that failed carries one of these codes too, or one its method declares
+(`MethodDef(errors=...)`). Clients branch on `code`, never on the human-readable
+`message`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
+    METHOD_NOT_FOUND = "method_not_found"
+    INVALID_PARAMS = "invalid_params"
+    INTERNAL_ERROR = "internal_error"
+    TIMEOUT = "timeout"
+    TOO_MANY_REQUESTS = "too_many_requests"
 
     @classmethod
     def __get_pydantic_json_schema__(cls, _core_schema: Any, _handler: Any) -> dict[str, Any]:
@@ -72,5 +79,24 @@ ERROR_CODE_DOCS: dict[ErrorCode, str] = {
         "The client sent frames (`hello.frames_per_s`) or subscribed to topics "
         "(`hello.subscribes_per_s`) faster than allowed; this message was dropped. Slow down: "
         "a client that keeps sending while limited is closed with 1008."
+    ),
+    ErrorCode.METHOD_NOT_FOUND: (
+        "A `response` error: the `request` named no method this server serves. Retrying does not help."
+    ),
+    ErrorCode.INVALID_PARAMS: (
+        "A `response` error: the `request`'s `params` do not match the method's params "
+        "type; `details` lists the field errors (`loc`, `msg`, `type`). Fix the call."
+    ),
+    ErrorCode.INTERNAL_ERROR: (
+        "A `response` error: the method failed on the server (logged there with the "
+        "connection id). Whether it took effect is unknown: resync from the snapshots."
+    ),
+    ErrorCode.TIMEOUT: (
+        "A `response` error: the method did not finish within the server's "
+        "`hello.request_timeout_s` and was cancelled. Whether it took effect is unknown."
+    ),
+    ErrorCode.TOO_MANY_REQUESTS: (
+        "A `response` error: the connection already has `hello.max_requests_in_flight` "
+        "requests unanswered; this one was not run. Wait for a response, then retry."
     ),
 }

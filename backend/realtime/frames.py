@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from .errors import ErrorCode
-from .protocol import PROTOCOL_VERSION, ErrorFrame, PongFrame
+from .protocol import PROTOCOL_VERSION, ErrorFrame, PongFrame, ResponseError, ResponseFrame
 from .settings import RealtimeSettings
 
 
@@ -99,7 +99,9 @@ def hello_frame(
             f',"max_snapshot_bytes":{settings.max_snapshot_bytes}'
             f',"frames_per_s":{float(settings.frames_per_s)!r}'
             f',"subscribes_per_s":{float(settings.subscribes_per_s)!r}'
-            f',"auth":{"true" if auth else "false"}'.encode(),
+            f',"auth":{"true" if auth else "false"}'
+            f',"max_requests_in_flight":{settings.max_requests_in_flight}'
+            f',"request_timeout_s":{float(settings.request_timeout_s)!r}'.encode(),
             b"}" if principal is None else b',"principal":' + json.dumps(principal).encode() + b"}",
         )
     )
@@ -111,3 +113,14 @@ def error_frame(code: ErrorCode, message: str, *, id: str | None = None, topic: 
 
 def pong_frame(id: str | None) -> bytes:
     return encode(PongFrame(type="pong", id=id))
+
+
+def result_frame(id: str, result_json: bytes) -> bytes:
+    """`ResponseFrame` with a `result`, from the already-serialised result (a JSON object)."""
+    return b"".join((b'{"type":"response","id":', json.dumps(id).encode(), b',"result":', result_json, b"}"))
+
+
+def response_error_frame(id: str, code: str, message: str, details: object = None) -> bytes:
+    """`ResponseFrame` with an `error`."""
+    error = ResponseError(code=code, message=message, details=details)
+    return encode(ResponseFrame(type="response", id=id, error=error))

@@ -23,11 +23,11 @@ from .auth import SUBPROTOCOL, allowed_host, allowed_origin, offered_protocols
 from .closecodes import CloseCode
 from .connection import Connection
 from .errors import ErrorCode
-from .frames import error_frame, hello_frame, pong_frame
+from .frames import error_frame, hello_frame, pong_frame, response_error_frame
 from .hub import Hub
 from .jsonguard import depth_exceeds, safe_name
 from .principal import Principal
-from .protocol import PingFrame, SubscribeFrame, client_message_adapter
+from .protocol import PingFrame, RequestFrame, SubscribeFrame, client_message_adapter
 from .wsguard import GuardedWebSocketResponse, guard_protocol, handshake_tail
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ async def _receive_loop(ws: web.WebSocketResponse, conn: Connection, hub: Hub) -
                 log.info("connection %s: closed, kept sending while rate limited", conn.id, extra=_ids(conn))
                 conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded", eviction="rate_limited")
                 break
-            _send_error(conn, ErrorCode.RATE_LIMITED, "too many frames; slow down")
+            _rate_limited(conn, msg.data if msg.type is WSMsgType.TEXT else None, hub.settings.max_json_depth)
             continue
         if msg.type is WSMsgType.TEXT:
             if await _handle_text(msg.data, conn, hub):
@@ -179,6 +179,8 @@ async def _handle_text(data: str, conn: Connection, hub: Hub) -> bool:
     served = True
     if isinstance(message, PingFrame):
         conn.send(pong_frame(message.id))
+    elif isinstance(message, RequestFrame):
+        hub.calls.request(conn, message)
     elif isinstance(message, SubscribeFrame):
         loop = asyncio.get_running_loop()
         for topic in dict.fromkeys(message.topics):
@@ -194,6 +196,18 @@ async def _handle_text(data: str, conn: Connection, hub: Hub) -> bool:
         for topic in message.topics:
             hub.unsubscribe(conn, topic)
     return served
+
+
+def _rate_limited(conn: Connection, data: str | None, depth: int) -> None:
+    """A frame dropped by the rate limit: a `request` gets its `response` (its caller
+    waits for one), anything else an `error` frame."""
+    message = "too many frames; slow down"
+    request_id = _request_id(data, only_requests=True) if data and not depth_exceeds(data, depth) else None
+    if request_id is not None:
+        metrics.answered(ErrorCode.RATE_LIMITED)
+        conn.send(response_error_frame(request_id, ErrorCode.RATE_LIMITED, message))
+    else:
+        _send_error(conn, ErrorCode.RATE_LIMITED, message)
 
 
 def _send_error(
@@ -216,16 +230,22 @@ def _validation_error(data: str, exc: pydantic.ValidationError) -> tuple[ErrorCo
     request_id = _request_id(data)
     if first["type"] == "union_tag_invalid":
         # pydantic's message quotes the client's tag: error texts never echo input.
-        return ErrorCode.UNKNOWN_TYPE, "`type` must be one of: subscribe, unsubscribe, ping", request_id
+        return (
+            ErrorCode.UNKNOWN_TYPE,
+            "`type` must be one of: subscribe, unsubscribe, ping, request",
+            request_id,
+        )
     where = ".".join(str(safe_name(p)) for p in first["loc"]) or "message"
     return ErrorCode.INVALID_MESSAGE, f"{where}: {first['msg']}", request_id
 
 
-def _request_id(data: str) -> str | None:
+def _request_id(data: str, *, only_requests: bool = False) -> str | None:
     """Echo a client's `id` even when the rest of its message is invalid."""
     try:
         raw: Any = pydantic_core.from_json(data)  # no recursion: depth was checked, and jiter bounds it
     except ValueError:
+        return None
+    if only_requests and not (isinstance(raw, dict) and raw.get("type") == "request"):
         return None
     rid = raw.get("id") if isinstance(raw, dict) else None
     return rid if isinstance(rid, str) and len(rid) <= 128 else None

@@ -25,11 +25,13 @@ from typing import Any, TypeVar, overload
 from . import metrics
 from .auth import Authenticate, Authorize
 from .broker import Broker, BrokerUnavailable, MemoryBroker
+from .calls import PUBLISHED, Calls
 from .closecodes import CloseCode
 from .connection import Connection
 from .core import Router
 from .errors import ErrorCode
 from .frames import Frame, error_frame, snapshot_frame
+from .methods import MethodRegistry
 from .settings import RealtimeSettings
 from .topics import TopicDef, TopicRef, TopicRegistry, UnknownTopic
 from .writer import Flusher
@@ -48,8 +50,11 @@ class Hub:
         settings: RealtimeSettings | None = None,
         authenticate: Authenticate | None = None,
         authorize: Authorize | None = None,
+        methods: MethodRegistry | None = None,
     ) -> None:
         self.registry = registry
+        #: The methods `request` frames call (None: every request is `method_not_found`).
+        self.methods = methods
         #: None: authentication is off (every connection's principal is None).
         self.authenticate = authenticate
         #: None: every principal may subscribe to every registered topic.
@@ -68,11 +73,15 @@ class Hub:
         self._patterns: dict[str, str] = {}
         #: When the oldest event not yet written this tick was routed (latency sample).
         self._routed_at: float | None = None
+        self.calls = Calls(self, methods, self.settings)
+        #: Topic → calls' responses waiting for a seq of it to be routed here: (seq, waiter).
+        self._awaited: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
 
     async def start(self) -> None:
         await self.broker.start(self._route, self._lost)
 
     async def stop(self) -> None:
+        await self.calls.stop()
         await self.broker.stop()
 
     # ------------------------------------------------------------ publishing
@@ -103,6 +112,9 @@ class Hub:
                 raise LookupError(f"topic {definition.pattern!r} is not registered with this hub")
         seq = await self.broker.publish(name, definition.encode_event(payload))
         metrics.published(definition.pattern)
+        call = PUBLISHED.get()
+        if call is not None:  # published by a method's handler: its response waits for it
+            call.add(name, seq)
         return seq
 
     def _route(self, topic: str, seq: int, payload: bytes) -> None:
@@ -110,11 +122,56 @@ class Hub:
         and the latency sampled once per tick - for the tick's first event, timed to
         a callback queued after the flusher's write of it (`call_soon` is FIFO)."""
         frames = self._router.route(topic, seq, payload)
+        if self._awaited:
+            self._reached(topic, seq)
         if frames and metrics.ENABLED:
             metrics.delivered(self._patterns.get(topic, "unknown"), frames)
             if self._routed_at is None:
                 self._routed_at = time.perf_counter()
                 asyncio.get_running_loop().call_soon(self._written)
+
+    def _reached(self, topic: str, seq: int, *, lost: bool = False) -> None:
+        """Wake the responses waiting for `topic` to reach `seq` (all of them if lost)."""
+        waiters = self._awaited.get(topic)
+        if waiters is None:
+            return
+        pending = []
+        for target, waiter in waiters:
+            if lost or seq >= target:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                pending.append((target, waiter))
+        if pending:
+            self._awaited[topic] = pending
+        else:
+            del self._awaited[topic]
+
+    async def delivered(self, conn: Connection, published: dict[str, int], timeout: float) -> None:
+        """Until the events of `published` (topic → seq) on topics `conn` is live on have
+        been routed here, so queued for it before anything queued after this returns.
+        At once with a broker that delivers synchronously (the in-process one). Past
+        `timeout` it gives up and logs: an event that never arrives is the broker's
+        `lost`, which closes the topic's subscribers anyway."""
+        for topic, seq in published.items():
+            sub = conn.subscriptions.get(topic)
+            if conn.closing or sub is None or not sub.live or sub.last_seq >= seq:
+                continue
+            waiter = asyncio.get_running_loop().create_future()
+            self._awaited.setdefault(topic, []).append((seq, waiter))
+            try:
+                async with asyncio.timeout(timeout):
+                    await waiter
+            except TimeoutError:
+                extra = {"connection_id": conn.id, "topic": topic}
+                msg = "connection %s: %s seq %d never arrived; responding anyway"
+                log.warning(msg, conn.id, topic, seq, extra=extra)
+            finally:
+                waiters = self._awaited.get(topic)
+                if waiters is not None:
+                    waiters[:] = [(t, w) for t, w in waiters if w is not waiter]
+                    if not waiters:
+                        del self._awaited[topic]
 
     def _written(self) -> None:
         if self._routed_at is not None:
@@ -247,6 +304,7 @@ class Hub:
         if self._router.detach(sub):
             self._watches.pop(topic, None)
             self._patterns.pop(topic, None)
+            self._reached(topic, 0, lost=True)  # no local subscriber left to order against
             self.broker.unwatch(topic)
 
     def _lost(self, topic: str) -> None:
@@ -256,6 +314,7 @@ class Hub:
         with 1013, to resync from fresh snapshots."""
         self._watches.pop(topic, None)
         pattern = self._patterns.pop(topic, "unknown")
+        self._reached(topic, 0, lost=True)
         subs = self._router.pop(topic)
         msg = "%s: backplane lost; closing its %d subscribers"
         log.warning(msg, topic, len(subs), extra={"topic": topic})

@@ -144,6 +144,20 @@ _latency = _single(
 _client_errors = _family(
     "Counter", "realtime_client_errors", "Error frames sent to clients, by error code.", "code"
 )
+_requests = _family(
+    "Counter",
+    "realtime_requests",
+    "Requests answered, by outcome: `ok` or the response's error code.",
+    "outcome",
+)
+_request_seconds = _family(
+    "Histogram",
+    "realtime_request_seconds",
+    "From a request's validation to its response being queued, by method (registered "
+    "methods only: the label set is the registry).",
+    "method",
+    buckets=_SNAPSHOT_S,
+)
 
 
 # ------------------------------------------------------------ what the hub reports
@@ -197,6 +211,16 @@ def written_after(seconds: float) -> None:
 
 def client_error(code: str) -> None:
     _client_errors.child(code).inc()
+
+
+def answered(outcome: str) -> None:
+    """A request was answered: `ok`, or its error code (a catalogue code, or one a
+    registered method declares: bounded)."""
+    _requests.child(outcome).inc()
+
+
+def request_ran(method: str, seconds: float) -> None:
+    _request_seconds.child(method).observe(seconds)
 
 
 # ------------------------------------------------------------ exposition

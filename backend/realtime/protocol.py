@@ -68,9 +68,36 @@ class PingFrame(_Frame):
     id: RequestId | None = None
 
 
-ClientMessage = Annotated[SubscribeFrame | UnsubscribeFrame | PingFrame, Field(discriminator="type")]
-client_message_adapter: TypeAdapter[SubscribeFrame | UnsubscribeFrame | PingFrame] = TypeAdapter(
-    ClientMessage
+class RequestFrame(_Frame):
+    """Call a method: answered by exactly one `response` with the same `id` (never
+    by an `error` frame, unless the request itself is malformed). Requests run
+    concurrently, at most `hello.max_requests_in_flight` at a time; their responses
+    come in the order they finish. A response comes after every event its method
+    published on a topic this connection is subscribed to (docs/protocol.md). Not
+    replayed after a reconnect: a request whose connection drops has an unknown
+    outcome."""
+
+    type: Literal["request"]
+    id: Annotated[
+        RequestId,
+        Field(description="Chosen by the client, echoed by the response; unique among its pending requests."),
+    ]
+    method: Annotated[str, Field(min_length=1, max_length=200, description="The method's name.")]
+    params: Annotated[
+        dict[str, Any],
+        Field(
+            default_factory=dict,
+            description="The method's params (a JSON object); absent: `{}`.",
+            json_schema_extra={"tsType": "unknown"},
+        ),
+    ]
+
+
+ClientMessage = Annotated[
+    SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame, Field(discriminator="type")
+]
+client_message_adapter: TypeAdapter[SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame] = (
+    TypeAdapter(ClientMessage)
 )
 
 
@@ -112,6 +139,10 @@ class HelloFrame(_Frame):
         bool,
         Field(description="Whether the server authenticates connections (false: authentication is off)."),
     ]
+    max_requests_in_flight: Annotated[
+        int, Field(description="Requests one connection may have unanswered; more: `too_many_requests`.")
+    ]
+    request_timeout_s: Annotated[float, Field(description="Seconds a method may run; slower: `timeout`.")]
     principal: Annotated[
         str | None,
         Field(description="Who this connection is authenticated as; absent with auth off."),
@@ -154,9 +185,42 @@ class PongFrame(_Frame):
     id: str | SkipJsonSchema[None] = None
 
 
+class ResponseError(_Frame):
+    """Why a request failed."""
+
+    code: Annotated[
+        str,
+        Field(
+            description="An `ErrorCode` of the catalogue, or one of the codes the method declares "
+            "(the method map's `errors`). Branch on it, never on `message`."
+        ),
+    ]
+    message: str
+    details: Annotated[
+        Any,
+        Field(
+            description="Structured detail, e.g. the field errors of `invalid_params`.",
+            json_schema_extra={"tsType": "unknown"},
+        ),
+    ] = None
+
+
+class ResponseFrame(_Frame):
+    """The answer to the `request` with this `id`: exactly one of `result` (typed by
+    the method: the method map's `result`) or `error`."""
+
+    type: Literal["response"]
+    id: str
+    result: Annotated[
+        dict[str, Any] | SkipJsonSchema[None], Field(json_schema_extra={"tsType": "unknown"})
+    ] = None
+    error: ResponseError | SkipJsonSchema[None] = None
+
+
 ServerMessage = Annotated[
-    HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame, Field(discriminator="type")
+    HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame,
+    Field(discriminator="type"),
 ]
-server_message_adapter: TypeAdapter[HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame] = (
-    TypeAdapter(ServerMessage)
-)
+server_message_adapter: TypeAdapter[
+    HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame
+] = TypeAdapter(ServerMessage)

@@ -39,6 +39,12 @@ class RealtimeSettings:
     #: once; each topic's snapshot is built in its own loop turn.
     subscribes_per_s: float = 20.0
     subscribes_burst: int = 100
+    #: Requests (`request` frames) one connection may have running at once; more are
+    #: answered `too_many_requests` without running. Each request is also a client frame,
+    #: so `frames_per_s` bounds how fast they come.
+    max_requests_in_flight: int = 16
+    #: A method slower than this is cancelled and answered `timeout`.
+    request_timeout_s: float = 10.0
     #: Open WebSockets per process, and per client address; beyond: 503 before the upgrade.
     max_connections: int = 10_000
     max_connections_per_address: int = 256
@@ -79,5 +85,7 @@ class RealtimeSettings:
             raise ValueError("max_snapshot_bytes must be positive and at most max_queue_bytes")
         if self.frames_per_s <= 0 or self.subscribes_per_s <= 0:
             raise ValueError("rates must be positive")
+        if self.max_requests_in_flight < 1 or self.request_timeout_s <= 0:
+            raise ValueError("max_requests_in_flight must be at least 1 and request_timeout_s positive")
         if self.frames_burst < 1 or self.subscribes_burst < 1 or self.max_json_depth < 1:
             raise ValueError("bursts and max_json_depth must be at least 1")

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
-
-
-class RequestId(RootModel[str]):
-    root: Annotated[str, Field(max_length=128)]
 
 
 class Topic(RootModel[str]):
@@ -25,7 +21,7 @@ class UnsubscribeFrame(BaseModel):
     )
     type: Literal['unsubscribe']
     topics: Annotated[list[Topic], Field(max_length=100, min_length=1)]
-    id: RequestId | None = None
+    id: Annotated[str | None, Field(max_length=128)] = None
 
 
 class PingFrame(BaseModel):
@@ -38,7 +34,36 @@ class PingFrame(BaseModel):
         extra='ignore',
     )
     type: Literal['ping']
-    id: RequestId | None = None
+    id: Annotated[str | None, Field(max_length=128)] = None
+
+
+class RequestFrame(BaseModel):
+    """
+    Call a method: answered by exactly one `response` with the same `id` (never
+    by an `error` frame, unless the request itself is malformed). Requests run
+    concurrently, at most `hello.max_requests_in_flight` at a time; their responses
+    come in the order they finish. A response comes after every event its method
+    published on a topic this connection is subscribed to (docs/protocol.md). Not
+    replayed after a reconnect: a request whose connection drops has an unknown
+    outcome.
+    """
+
+    model_config = ConfigDict(
+        extra='ignore',
+    )
+    type: Literal['request']
+    id: Annotated[str, Field(max_length=128)]
+    """
+    Chosen by the client, echoed by the response; unique among its pending requests.
+    """
+    method: Annotated[str, Field(max_length=200, min_length=1)]
+    """
+    The method's name.
+    """
+    params: dict[str, Any] | None = None
+    """
+    The method's params (a JSON object); absent: `{}`.
+    """
 
 
 class SubscribeFrame(BaseModel):
@@ -52,12 +77,12 @@ class SubscribeFrame(BaseModel):
     )
     type: Literal['subscribe']
     topics: Annotated[list[Topic], Field(max_length=100, min_length=1)]
-    id: RequestId | None = None
+    id: Annotated[str | None, Field(max_length=128)] = None
 
 
-class ClientMessage(RootModel[SubscribeFrame | UnsubscribeFrame | PingFrame]):
+class ClientMessage(RootModel[SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame]):
     root: Annotated[
-        SubscribeFrame | UnsubscribeFrame | PingFrame,
+        SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame,
         Field(discriminator='type', title='ClientMessage'),
     ]
     """

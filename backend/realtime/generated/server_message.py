@@ -53,6 +53,26 @@ class ErrorCode(StrEnum):
     """
     The server cannot reach its backplane right now, so it cannot subscribe to this topic. Carries `topic`; the client is not subscribed to it. Retry with backoff.
     """
+    METHOD_NOT_FOUND = 'method_not_found'
+    """
+    A `response` error: the `request` named no method this server serves. Retrying does not help.
+    """
+    INVALID_PARAMS = 'invalid_params'
+    """
+    A `response` error: the `request`'s `params` do not match the method's params type; `details` lists the field errors (`loc`, `msg`, `type`). Fix the call.
+    """
+    INTERNAL_ERROR = 'internal_error'
+    """
+    A `response` error: the method failed on the server (logged there with the connection id). Whether it took effect is unknown: resync from the snapshots.
+    """
+    TIMEOUT = 'timeout'
+    """
+    A `response` error: the method did not finish within the server's `hello.request_timeout_s` and was cancelled. Whether it took effect is unknown.
+    """
+    TOO_MANY_REQUESTS = 'too_many_requests'
+    """
+    A `response` error: the connection already has `hello.max_requests_in_flight` requests unanswered; this one was not run. Wait for a response, then retry.
+    """
 
 
 class ErrorFrame(BaseModel):
@@ -134,6 +154,14 @@ class HelloFrame(BaseModel):
     """
     Whether the server authenticates connections (false: authentication is off).
     """
+    max_requests_in_flight: int
+    """
+    Requests one connection may have unanswered; more: `too_many_requests`.
+    """
+    request_timeout_s: float
+    """
+    Seconds a method may run; slower: `timeout`.
+    """
     principal: str | None = None
     """
     Who this connection is authenticated as; absent with auth off.
@@ -152,6 +180,40 @@ class PongFrame(BaseModel):
     id: str | None = None
 
 
+class ResponseError(BaseModel):
+    """
+    Why a request failed.
+    """
+
+    model_config = ConfigDict(
+        extra='ignore',
+    )
+    code: str
+    """
+    An `ErrorCode` of the catalogue, or one of the codes the method declares (the method map's `errors`). Branch on it, never on `message`.
+    """
+    message: str
+    details: Any | None = None
+    """
+    Structured detail, e.g. the field errors of `invalid_params`.
+    """
+
+
+class ResponseFrame(BaseModel):
+    """
+    The answer to the `request` with this `id`: exactly one of `result` (typed by
+    the method: the method map's `result`) or `error`.
+    """
+
+    model_config = ConfigDict(
+        extra='ignore',
+    )
+    type: Literal['response']
+    id: str
+    result: dict[str, Any] | None = None
+    error: ResponseError | None = None
+
+
 class SnapshotFrame(BaseModel):
     """
     A topic's whole current state. Replace, don't merge. `seq` is the seq of the
@@ -167,9 +229,11 @@ class SnapshotFrame(BaseModel):
     payload: dict[str, Any]
 
 
-class ServerMessage(RootModel[HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame]):
+class ServerMessage(
+    RootModel[HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame]
+):
     root: Annotated[
-        HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame,
+        HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame,
         Field(discriminator='type', title='ServerMessage'),
     ]
     """

@@ -1,21 +1,26 @@
 """The published contract, generated from the Pydantic models: JSON Schema, TypeScript, Python.
 
     python -m aiohttp_realtime.typegen --topics myapp.topics:TOPICS \\
+        [--methods myapp.methods:METHODS] \\
         --schemas schemas/ --typescript src/realtime/ [--python-models myapp/realtime_models.py]
 
 Inputs are the library's protocol models and catalogues, and one app's topic
-declarations (`TopicDef`s, or a `TopicRegistry`); no snapshot provider is called
+declarations (`TopicDef`s, or a `TopicRegistry`) and method declarations
+(`MethodDef`s, or a `MethodRegistry`); no snapshot provider or handler is called
 and nothing is written but the paths given. Every output is deterministic (no
 timestamps, stable order), so a drift check can regenerate and compare.
 
 - `--schemas DIR`: `client-message.json` (validation mode: what the server
   accepts), `server-message.json` (serialization mode: exactly what it sends),
   `topics.json` (each topic pattern → its snapshot and event payload schemas),
+  `methods.json` (each method → its params, result and declared error codes),
   `error-codes.json`, `close-codes.json`.
-- `--typescript DIR`: `protocol.ts`, `app.ts` (this app's payloads and topic map)
-  and `index.ts`; needs json2ts (npm `json-schema-to-typescript`).
+- `--typescript DIR`: `protocol.ts`, `app.ts` (this app's payloads, topic map and
+  method map) and `index.ts`; needs json2ts (npm `json-schema-to-typescript`).
 - `--python-models FILE`: Pydantic models of the app's payloads, generated back
   from `topics.json` (datamodel-code-generator).
+- `--python-methods FILE`: the same for the methods' params and results, from
+  `methods.json` (what the Python client's `request` is typed with).
 - `--protocol-typescript FILE`, `--protocol-python DIR`: the protocol alone, for a
   client library that knows no app (this project's own clients use them).
 - `--asyncapi FILE`: an AsyncAPI 3.0 document of the protocol and the app's topics
@@ -32,9 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..methods import MethodDef, MethodRegistry
 from ..topics import TopicDef, TopicRegistry
 
-__all__ = ["Outputs", "generate", "load_topics"]
+__all__ = ["Outputs", "generate", "load_methods", "load_topics"]
 
 
 def load_topics(spec: str) -> list[TopicDef[Any, Any]]:
@@ -49,6 +55,18 @@ def load_topics(spec: str) -> list[TopicDef[Any, Any]]:
     return topics
 
 
+def load_methods(spec: str) -> list[MethodDef[Any, Any]]:
+    """`module:attr` naming a `MethodRegistry` or an iterable of `MethodDef`s."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"{spec!r}: expected MODULE:ATTRIBUTE, e.g. myapp.methods:METHODS")
+    obj = getattr(importlib.import_module(module_name), attr)
+    methods = list(obj) if isinstance(obj, MethodRegistry | Iterable) else None
+    if methods is None or not all(isinstance(m, MethodDef) for m in methods):
+        raise ValueError(f"{spec}: expected a MethodRegistry or MethodDefs, got {type(obj).__name__}")
+    return methods
+
+
 @dataclass(frozen=True)
 class Outputs:
     schemas: Path | None = None
@@ -57,6 +75,7 @@ class Outputs:
     protocol_typescript: Path | None = None
     protocol_python: Path | None = None
     asyncapi: Path | None = None
+    python_methods: Path | None = None
 
 
 def find_json2ts(given: str | None) -> str:
@@ -72,27 +91,34 @@ def find_json2ts(given: str | None) -> str:
     return found
 
 
-def generate(topics: Iterable[TopicDef[Any, Any]], outputs: Outputs, *, json2ts: str | None = None) -> None:
+def generate(
+    topics: Iterable[TopicDef[Any, Any]],
+    outputs: Outputs,
+    *,
+    json2ts: str | None = None,
+    methods: Iterable[MethodDef[Any, Any]] = (),
+) -> None:
     """Write every output that `outputs` names (the others are skipped)."""
     from .schemas import write_schemas
 
     topics = list(topics)
+    methods = list(methods)
     with tempfile.TemporaryDirectory() as tmp:
         schema_dir = outputs.schemas or Path(tmp)
-        written = write_schemas(topics, schema_dir)
+        written = write_schemas(topics, schema_dir, methods)
         if outputs.asyncapi:  # after the schemas: their directory drops unknown *.json
             from .asyncapi import write_asyncapi
 
-            write_asyncapi(topics, outputs.asyncapi)
+            write_asyncapi(topics, outputs.asyncapi, methods)
         if outputs.typescript or outputs.protocol_typescript:
             from .typescript import write_protocol_typescript, write_typescript
 
             command = find_json2ts(json2ts)
             if outputs.typescript:
-                write_typescript(topics, outputs.typescript, command)
+                write_typescript(topics, outputs.typescript, command, methods)
             if outputs.protocol_typescript:
                 write_protocol_typescript(outputs.protocol_typescript, command)
-        if outputs.python_models or outputs.protocol_python:
+        if outputs.python_models or outputs.protocol_python or outputs.python_methods:
             from .python import write_python_models
 
             def header(name: str) -> str:
@@ -100,6 +126,9 @@ def generate(topics: Iterable[TopicDef[Any, Any]], outputs: Outputs, *, json2ts:
 
             if outputs.python_models:
                 write_python_models(written["topics"], outputs.python_models, header=header("topics.json"))
+            if outputs.python_methods:
+                target = outputs.python_methods
+                write_python_models(written["methods"], target, header=header("methods.json"))
             if outputs.protocol_python:
                 init = outputs.protocol_python / "__init__.py"
                 for name in ("client-message", "server-message"):

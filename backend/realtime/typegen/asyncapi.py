@@ -5,11 +5,13 @@ models a second time, so the two cannot disagree. Every `$defs` entry of those
 documents becomes one `components.schemas` entry (their `#/$defs/` references
 rewritten); a name two documents define must be defined identically.
 
-The document describes a *client*: it sends `subscribe`, `unsubscribe` and `ping`
-on the connection's channel and receives `hello`, `error` and `pong` there, and
-each topic's `snapshot` and `event` on the topic's channel, whose address is the
-topic's name pattern (`sessions.activity:{session_id}`). The topic channels are
-logical: every frame travels over the one WebSocket. The catalogues are
+The document describes a *client*: it sends `subscribe`, `unsubscribe`, `ping`
+and `request` on the connection's channel and receives `hello`, `error`, `pong`
+and `response` there, and each topic's `snapshot` and `event` on the topic's
+channel, whose address is the topic's name pattern (`sessions.activity:{session_id}`).
+Each method is one more `send` operation on the connection's channel, whose reply
+is its typed `response`. The topic channels are logical: every frame travels over
+the one WebSocket. The catalogues are
 `components.schemas.ErrorCode` and `CloseCode` (a `const` per code, documented,
 close codes with `x-reconnect`).
 
@@ -25,9 +27,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..methods import MethodDef
 from ..protocol import PROTOCOL_VERSION
 from ..topics import PARAM_VALUE, TopicDef
-from .schemas import TopicTypes, schemas, topic_types
+from .schemas import TopicTypes, method_type_name, schemas, topic_types
 
 VERSION = "3.0.0"
 CONNECTION = "connection"
@@ -37,9 +40,11 @@ _FRAMES = [
     ("subscribe", "SubscribeFrame", "send"),
     ("unsubscribe", "UnsubscribeFrame", "send"),
     ("ping", "PingFrame", "send"),
+    ("request", "RequestFrame", "send"),
     ("hello", "HelloFrame", "receive"),
     ("error", "ErrorFrame", "receive"),
     ("pong", "PongFrame", "receive"),
+    ("response", "ResponseFrame", "receive"),
 ]
 
 
@@ -116,8 +121,49 @@ def _topic_channel(t: TopicDef[Any, Any], types: TopicTypes, topics_doc: dict[st
     return channel
 
 
-def asyncapi(topics: list[TopicDef[Any, Any]]) -> dict[str, Any]:
-    documents = schemas(topics)
+def _method_messages(m: MethodDef[Any, Any], wrapper: dict[str, Any]) -> dict[str, Any]:
+    """A method's `request` and its `response`, typed by its params and result."""
+    request = {
+        "type": "object",
+        "properties": {"method": {"const": m.name}, "params": _rewrite(wrapper["params"])},
+        "required": ["method", "params"],
+    }
+    codes: dict[str, Any] = {
+        "type": "string",
+        "description": "A catalogue code (`ErrorCode`) or one of these.",
+    }
+    if m.errors:
+        codes["examples"] = list(m.errors)
+    response = {
+        "type": "object",
+        "properties": {
+            "result": _rewrite(wrapper["result"]),
+            "error": {"type": "object", "properties": {"code": codes}},
+        },
+    }
+    return {
+        f"{m.name}.request": {
+            "name": "request",
+            "title": f"{m.name}.request",
+            "summary": f"Call `{m.name}`. {m.description}".strip(),
+            "contentType": "application/json",
+            "payload": {"allOf": [_ref("components", "schemas", "RequestFrame"), request]},
+        },
+        f"{m.name}.response": {
+            "name": "response",
+            "title": f"{m.name}.response",
+            "summary": f"The `response` to a `{m.name}` request: its result or an error.",
+            "contentType": "application/json",
+            "payload": {"allOf": [_ref("components", "schemas", "ResponseFrame"), response]},
+        },
+    }
+
+
+def asyncapi(
+    topics: list[TopicDef[Any, Any]], methods: list[MethodDef[Any, Any]] | None = None
+) -> dict[str, Any]:
+    methods = methods or []
+    documents = schemas(topics, methods)
     components = _components(documents)
     messages = {
         key: {
@@ -151,6 +197,25 @@ def asyncapi(topics: list[TopicDef[Any, Any]]) -> dict[str, Any]:
         "channel": _ref("channels", CONNECTION),
         "messages": [_ref("channels", CONNECTION, "messages", "pong")],
     }
+    operations["request"]["reply"] = {
+        "channel": _ref("channels", CONNECTION),
+        "messages": [_ref("channels", CONNECTION, "messages", "response")],
+    }
+    for m in methods:
+        wrapper = documents["methods"]["$defs"][f"{method_type_name(m.name)}Method"]["properties"]
+        for key, message in _method_messages(m, wrapper).items():
+            messages[key] = message
+            channels[CONNECTION]["messages"][key] = _ref("components", "messages", key)
+        operations[f"{m.name}.call"] = {
+            "action": "send",
+            "channel": _ref("channels", CONNECTION),
+            "summary": f"Call `{m.name}`. {m.description}".strip(),
+            "messages": [_ref("channels", CONNECTION, "messages", f"{m.name}.request")],
+            "reply": {
+                "channel": _ref("channels", CONNECTION),
+                "messages": [_ref("channels", CONNECTION, "messages", f"{m.name}.response")],
+            },
+        }
     for t, types in zip(topics, topic_types(topics), strict=True):
         channels[types.name] = _topic_channel(t, types, documents["topics"])
         for kind in ("snapshot", "event"):
@@ -174,6 +239,8 @@ def asyncapi(topics: list[TopicDef[Any, Any]]) -> dict[str, Any]:
     }
 
 
-def write_asyncapi(topics: list[TopicDef[Any, Any]], path: Path) -> None:
+def write_asyncapi(
+    topics: list[TopicDef[Any, Any]], path: Path, methods: list[MethodDef[Any, Any]] | None = None
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asyncapi(topics), indent=2, ensure_ascii=False) + "\n")
+    path.write_text(json.dumps(asyncapi(topics, methods), indent=2, ensure_ascii=False) + "\n")

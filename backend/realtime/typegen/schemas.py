@@ -22,6 +22,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 
 from ..closecodes import CloseCode
 from ..errors import ErrorCode
+from ..methods import MethodDef
 from ..protocol import ClientMessage, ServerMessage
 from ..topics import TopicDef
 
@@ -142,7 +143,58 @@ def topics_schema(topics: list[TopicTypes]) -> dict[str, Any]:
     }
 
 
-def schemas(topics: Iterable[TopicDef[Any, Any]]) -> dict[str, dict[str, Any]]:
+def method_type_name(name: str) -> str:
+    """`sessions.create` → `SessionsCreate` (the method map's entry is `SessionsCreateMethod`)."""
+    return _pascal(name)
+
+
+def methods_schema(methods: list[MethodDef[Any, Any]]) -> dict[str, Any]:
+    """One document: `properties` maps each method name to its `{params, result, errors}`:
+    params in validation mode (what the server accepts), results in serialization mode
+    (what it sends), errors the codes the method declares beside the catalogue's."""
+    names = [method_type_name(m.name) for m in methods]
+    if len(set(names)) != len(names):
+        raise ValueError(f"method names give clashing type names: {names}")
+    sides: tuple[tuple[str, JsonSchemaMode], ...] = (("params", "validation"), ("result", "serialization"))
+    inputs: list[tuple[tuple[str, str], JsonSchemaMode, TypeAdapter[Any]]] = [
+        ((kind, m.name), mode, TypeAdapter(m.params if kind == "params" else m.result))
+        for m in methods
+        for kind, mode in sides
+    ]
+    refs, top = TypeAdapter.json_schemas(inputs, schema_generator=NoFieldTitles) if inputs else ({}, {})
+    defs: dict[str, Any] = dict(top.get("$defs", {}))
+    properties = {}
+    for m, name in zip(methods, names, strict=True):
+        errors: dict[str, Any] = (
+            {"enum": list(m.errors), "description": " ".join(f"`{c}`: {d}" for c, d in m.errors.items())}
+            if m.errors
+            else {"not": {}, "description": "No codes of its own: only the catalogue's."}
+        )
+        defs[f"{name}Method"] = {
+            "title": f"{name}Method",
+            "description": f"Method `{m.name}`. {m.description}".strip(),
+            "type": "object",
+            "properties": {
+                "params": refs[(("params", m.name), "validation")],
+                "result": refs[(("result", m.name), "serialization")],
+                "errors": errors,
+            },
+            "required": ["params", "result", "errors"],
+            "additionalProperties": False,
+        }
+        properties[m.name] = {"$ref": f"#/$defs/{name}Method"}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
+def schemas(
+    topics: Iterable[TopicDef[Any, Any]], methods: Iterable[MethodDef[Any, Any]] = ()
+) -> dict[str, dict[str, Any]]:
     error_codes = ErrorCode.__get_pydantic_json_schema__(None, None)
     close_codes = CloseCode.__get_pydantic_json_schema__(None, None)
     return {
@@ -162,16 +214,25 @@ def schemas(topics: Iterable[TopicDef[Any, Any]]) -> dict[str, dict[str, Any]]:
             "(the `payload` of `snapshot` and `event` frames).",
             topics_schema(topic_types(topics)),
         ),
+        "methods": _document(
+            "Methods",
+            "Each method's params, result and declared error codes (the `params` of a "
+            "`request` frame, the `result` of its `response`, and the codes its `error` may "
+            "carry beside the catalogue's).",
+            methods_schema(list(methods)),
+        ),
         "error-codes": _document("ErrorCode", error_codes["description"], error_codes),
         "close-codes": _document("CloseCode", close_codes["description"], close_codes),
     }
 
 
-def write_schemas(topics: Iterable[TopicDef[Any, Any]], directory: Path) -> dict[str, Path]:
+def write_schemas(
+    topics: Iterable[TopicDef[Any, Any]], directory: Path, methods: Iterable[MethodDef[Any, Any]] = ()
+) -> dict[str, Path]:
     """Write every schema; remove stale `*.json` so a dropped schema shows in the diff."""
     directory.mkdir(parents=True, exist_ok=True)
     written = {}
-    for name, schema in schemas(topics).items():
+    for name, schema in schemas(topics, methods).items():
         path = directory / f"{name}.json"
         path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
         written[name] = path

@@ -7,9 +7,10 @@ Three files, so that protocol and application types never mix:
   catalogues as runtime `as const` objects with a type of the same name
   (`ErrorCode.UNKNOWN_TOPIC`, `type ErrorCode`), and the reconnect advice per
   close code as data (`RECONNECT_ADVICE`). The same for every app.
-- `app.ts`: one app's topic payload types from pydantic2ts, plus the topic map
-  (`Topics`) and the frames typed per topic (`TopicSnapshot<T>`, `TopicEvent<T>`,
-  `TypedServerMessage`), which json2ts cannot express.
+- `app.ts`: one app's topic payload types and method params/results from
+  pydantic2ts, plus the topic map (`Topics`), the frames typed per topic
+  (`TopicSnapshot<T>`, `TopicEvent<T>`, `TypedServerMessage`) and the method map
+  (`Methods`, `ParamsOf<M>`, `ResultOf<M>`), which json2ts cannot express.
 - `index.ts`: re-exports both.
 
 The post-step's only text edits of json2ts output: replace pydantic2ts's banner,
@@ -36,6 +37,7 @@ from pydantic2ts.cli.script import generate_typescript_defs
 from .. import protocol
 from ..closecodes import CLOSE_CODE_DOCS, CloseCode, Reconnect
 from ..errors import ERROR_CODE_DOCS, ErrorCode
+from ..methods import MethodDef
 from ..topics import TopicDef
 from .schemas import TopicTypes, topic_types
 
@@ -204,16 +206,61 @@ export type TypedServerMessage =
 """
 
 
-def app_typescript(topics: list[TopicTypes], json2ts: str) -> str:
+def method_map(methods: list[MethodDef[Any, Any]]) -> str:
+    def entry(m: MethodDef[Any, Any]) -> str:
+        errors = " | ".join(json.dumps(code) for code in m.errors) or "never"
+        doc = m.description
+        if m.errors:
+            doc += "\n\nErrors of its own: " + " ".join(f"`{c}`: {d}" for c, d in m.errors.items())
+        return _doc(doc.strip() or f"Method `{m.name}`.", "  ") + (
+            f"  {json.dumps(m.name)}: {{ params: {m.params.__name__}; result: {m.result.__name__};"
+            f" errors: {errors} }};\n"
+        )
+
+    entries = "".join(entry(m) for m in methods)
+    return f"""
+// ---------------------------------------------------------------- method map
+// Emitted by the post-step (aiohttp_realtime.typegen.typescript).
+
+/**
+ * Every method a client may call with a `request` frame → its params, its result and
+ * the error codes it declares (beside the catalogue's `ErrorCode`). Give it to the
+ * client as its second type parameter: `new RealtimeClient<Topics, Methods>(…)`.
+ */
+export type Methods = {{
+{entries}}};
+/** A method a client may call. */
+export type MethodName = keyof Methods;
+/** The `params` of a `request` for method `M`. */
+export type ParamsOf<M extends MethodName> = Methods[M]["params"];
+/** The `result` of a successful `response` to method `M`. */
+export type ResultOf<M extends MethodName> = Methods[M]["result"];
+/** The error codes method `M` declares (its responses may also carry any `ErrorCode`). */
+export type MethodErrorOf<M extends MethodName> = Methods[M]["errors"];
+"""
+
+
+def app_typescript(
+    topics: list[TopicTypes], json2ts: str, methods: list[MethodDef[Any, Any]] | None = None
+) -> str:
+    methods = methods or []
     exported: dict[str, Any] = {}
+
+    def export(name: str, tp: Any) -> None:
+        if exported.setdefault(name, tp) is not tp:
+            raise ValueError(f"two different types are both named {name}: rename one")
+
     for t in topics:
-        exported[t.snapshot.__name__] = t.snapshot
+        export(t.snapshot.__name__, t.snapshot)
         is_model = isinstance(t.event, type) and issubclass(t.event, BaseModel)
-        exported[t.event_name] = t.event if is_model else _root_model(t.event_name, t.event)
+        export(t.event_name, t.event if is_model else _root_model(t.event_name, t.event))
+    for m in methods:
+        export(m.params.__name__, m.params)
+        export(m.result.__name__, m.result)
     imports = 'import type { EventFrame, ServerMessage, SnapshotFrame } from "./protocol.js";\n\n'
     body = _run_pydantic2ts(exported, json2ts) if exported else ""
-    return _banner("This app's topics: their payload types and the topic map.") + (
-        imports + body + topic_map(topics)
+    return _banner("This app's topics and methods: their types, the topic map and the method map.") + (
+        imports + body + topic_map(topics) + method_map(methods)
     )
 
 
@@ -223,11 +270,16 @@ INDEX = (
 )
 
 
-def write_typescript(topics: Iterable[TopicDef[Any, Any]], directory: Path, json2ts: str) -> None:
+def write_typescript(
+    topics: Iterable[TopicDef[Any, Any]],
+    directory: Path,
+    json2ts: str,
+    methods: Iterable[MethodDef[Any, Any]] = (),
+) -> None:
     """`protocol.ts`, `app.ts` and `index.ts` in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "protocol.ts").write_text(protocol_typescript(json2ts))
-    (directory / "app.ts").write_text(app_typescript(topic_types(topics), json2ts))
+    (directory / "app.ts").write_text(app_typescript(topic_types(topics), json2ts, list(methods)))
     (directory / "index.ts").write_text(INDEX)
 
 

@@ -1,0 +1,192 @@
+"""Running `request` frames: one task per call, its response through the outbox.
+
+A call is validated in the receive loop (unknown method, too many in flight, bad
+params are answered at once, without a task), then runs in its own task, so the
+connection keeps serving pings, subscribes and other calls meanwhile. Every outcome
+is a `response` frame with the request's `id`, queued through the connection's
+bounded outbox like any other frame:
+
+- the handler's result, validated against the method's result model;
+- `MethodError(code)`: that code, if the method declares it or it is a catalogue code;
+- `BrokerUnavailable`: `unavailable`;
+- slower than `request_timeout_s`: cancelled, `timeout`;
+- anything else (a wrong result included): `internal_error`, logged with the
+  connection id, never shown to the client.
+
+Ordering (docs/protocol.md, "Requests"): the response comes *after* the events the
+call published on topics the connection is live on. The hub records what a call
+publishes (`PUBLISHED`, a context variable of the call's task) and the response
+waits until the broker has delivered those seqs here: at once with the in-process
+broker, after a round trip with Redis. Why this way round: a client that sees the
+response can rely on its state already showing the change (no "done, but not yet
+visible" window to paper over), and it costs the client nothing to wait for a
+response it would wait for anyway.
+
+A call whose connection closes runs on to its end (or its timeout): a command is
+never half-applied because a network path blinked. Its response is dropped; the
+client learns the outcome from the snapshots it resyncs from. Nothing is replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+import pydantic_core
+
+from . import metrics
+from .broker import BrokerUnavailable
+from .errors import ErrorCode
+from .frames import response_error_frame, result_frame
+from .jsonguard import safe_name
+from .methods import BoundMethod, Caller, MethodError, MethodRegistry
+from .protocol import RequestFrame
+from .settings import RealtimeSettings
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+class Published:
+    """What one call has published: topic → its highest seq. Closed when the call's
+    handler returns, so a task it left running records nothing more into it."""
+
+    __slots__ = ("open", "seqs")
+
+    def __init__(self) -> None:
+        self.open = True
+        self.seqs: dict[str, int] = {}
+
+    def add(self, topic: str, seq: int) -> None:
+        if self.open and seq > self.seqs.get(topic, 0):
+            self.seqs[topic] = seq
+
+
+#: The call the current task runs, if any: `Hub.publish` records into it.
+PUBLISHED: ContextVar[Published | None] = ContextVar("aiohttp_realtime_published", default=None)
+
+
+class Calls:
+    """Runs the requests of one hub's connections."""
+
+    def __init__(self, hub: Hub, methods: MethodRegistry | None, settings: RealtimeSettings) -> None:
+        self._hub = hub
+        self._methods = methods
+        self._settings = settings
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        """Calls running now (all connections)."""
+        return len(self._tasks)
+
+    def request(self, conn: Connection, frame: RequestFrame) -> None:
+        """Answer at once, or start the call. Never awaits."""
+        bound = self._methods.get(frame.method) if self._methods is not None else None
+        if bound is None:
+            return self._answer_error(conn, frame.id, ErrorCode.METHOD_NOT_FOUND, "no such method")
+        if conn.requests >= self._settings.max_requests_in_flight:
+            msg = f"at most {self._settings.max_requests_in_flight} requests in flight per connection"
+            return self._answer_error(conn, frame.id, ErrorCode.TOO_MANY_REQUESTS, msg)
+        try:
+            params = bound.method.params.model_validate(frame.params)
+        except pydantic.ValidationError as exc:
+            return self._answer_error(
+                conn, frame.id, ErrorCode.INVALID_PARAMS, "invalid params", field_errors(exc)
+            )
+        conn.requests += 1
+        task = asyncio.get_running_loop().create_task(self._run(conn, bound, frame.id, params))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return None
+
+    async def stop(self) -> None:
+        """Cancel the calls still running (the app is stopping)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, conn: Connection, bound: BoundMethod, request_id: str, params: Any) -> None:
+        method = bound.method
+        started = time.perf_counter()
+        published = Published()
+        PUBLISHED.set(published)  # this task's context only
+        try:
+            try:
+                async with asyncio.timeout(self._settings.request_timeout_s):
+                    value = await bound.handler(params, Caller(conn.principal, conn.id, conn.address))
+            finally:
+                published.open = False
+            frame = result_frame(request_id, method.encode_result(value))
+            outcome = "ok"
+            # After the events it published, wherever the broker delivers them from.
+            await self._hub.delivered(conn, published.seqs, self._settings.request_timeout_s)
+        except TimeoutError:
+            outcome = ErrorCode.TIMEOUT
+            msg = f"the method did not finish within {self._settings.request_timeout_s:g} s"
+            frame = response_error_frame(request_id, outcome, msg)
+        except MethodError as exc:
+            frame, outcome = self._method_error(conn, method.name, request_id, exc, method.answers(exc.code))
+        except BrokerUnavailable as exc:
+            extra = {"connection_id": conn.id, "method": method.name}
+            log.warning("connection %s: %s: %s", conn.id, method.name, exc, extra=extra)
+            outcome = ErrorCode.UNAVAILABLE
+            frame = response_error_frame(
+                request_id, outcome, "the server cannot reach its backplane; retry later"
+            )
+        except Exception:
+            frame, outcome = self._internal(conn, method.name, request_id)
+        finally:
+            conn.requests -= 1
+        metrics.request_ran(method.name, time.perf_counter() - started)
+        self._send(conn, frame, outcome)
+
+    def _method_error(
+        self, conn: Connection, name: str, request_id: str, exc: MethodError, declared: bool
+    ) -> tuple[bytes, str]:
+        if not declared:
+            extra = {"connection_id": conn.id, "method": name}
+            log.error(
+                "connection %s: %s raised undeclared error code %r", conn.id, name, exc.code, extra=extra
+            )
+            return self._internal(conn, name, request_id, logged=True)
+        try:
+            return response_error_frame(request_id, exc.code, exc.message, exc.details), exc.code
+        except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
+            return self._internal(conn, name, request_id)
+
+    @staticmethod
+    def _internal(conn: Connection, name: str, request_id: str, *, logged: bool = False) -> tuple[bytes, str]:
+        if not logged:
+            extra = {"connection_id": conn.id, "method": name}
+            log.exception("connection %s: method %s failed", conn.id, name, extra=extra)
+        code = ErrorCode.INTERNAL_ERROR
+        return response_error_frame(request_id, code, "the method failed; see the server's log"), code
+
+    def _answer_error(
+        self, conn: Connection, request_id: str, code: ErrorCode, message: str, details: Any = None
+    ) -> None:
+        self._send(conn, response_error_frame(request_id, code, message, details), code)
+
+    @staticmethod
+    def _send(conn: Connection, frame: bytes, outcome: str) -> None:
+        metrics.answered(outcome)
+        conn.send(frame)  # a closed connection drops it
+
+
+def field_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
+    """`invalid_params` details: each field error's `loc`, `msg` and `type`, never the
+    client's input (nor a key name it made up)."""
+    details = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        details.append(
+            {"loc": [safe_name(p) for p in error["loc"]], "msg": error["msg"], "type": error["type"]}
+        )
+    return details
