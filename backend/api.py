@@ -10,68 +10,25 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import pydantic
 from aiohttp import web
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import BaseModel
 
 from aiohttp_realtime import PRINCIPAL_KEY, BrokerUnavailable
-from aiohttp_realtime.jsonguard import safe_name
+from aiohttp_realtime.calls import field_errors
 
 from .access import may_read_sessions
 from .guard import read_json
-from .models import MAX_TITLE, MessageText, Role, SessionState
+from .inputs import CreateSession, PatchSession, PostMessage
 from .service import SessionService
 from .store import QuotaExceeded, StoreUnavailable
 
 log = logging.getLogger(__name__)
 SERVICE_KEY = web.AppKey("session_service", SessionService)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def storable(text: str) -> str:
-    """No NUL and no lone surrogates: PostgreSQL's text (and UTF-8) holds neither. (Other
-    control characters are kept, and counted as JSON escapes by the titles' quota.)"""
-    if _UNSTORABLE.search(text):
-        raise ValueError("no NUL characters or lone surrogates")
-    return text
-
-
-Title = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE),
-    AfterValidator(storable),
-]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CreateSession(_Body):
-    title: Title
-
-
-class PatchSession(_Body):
-    title: Title | None = None
-    state: SessionState | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> PatchSession:
-        if self.title is None and self.state is None:
-            raise ValueError("give `title` and/or `state`")
-        return self
-
-
-class PostMessage(_Body):
-    role: Role
-    text: Annotated[MessageText, StringConstraints(min_length=1)]
-
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -85,9 +42,7 @@ async def _body(request: web.Request, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        details = exc.errors(include_url=False, include_input=False, include_context=False)
-        for detail in details:  # a client's own key names (unexpected fields) are not echoed
-            detail["loc"] = tuple(safe_name(p) for p in detail["loc"])
+        details = field_errors(exc)  # as the socket's `invalid_params`: no input echoed
         raise web.HTTPUnprocessableEntity(
             text=json.dumps({"error": "invalid_body", "message": "invalid fields", "details": details}),
             content_type="application/json",

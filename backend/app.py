@@ -1,4 +1,5 @@
-"""The demo service: the realtime library, the sessions domain, its API and simulator."""
+"""The demo service: the realtime library, the sessions domain, its API (over HTTP and
+as realtime methods) and simulator."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .api import SERVICE_KEY, json_errors, routes
 from .guard import GUARD_KEY, Guard, HttpLimits
 from .health import setup_health
 from .memory_store import MemoryStore
+from .methods import build_methods
 from .observability import setup_observability
 from .openapi import OPENAPI_PATH, openapi_document, serve_openapi
 from .postgres_store import PostgresStore
@@ -92,6 +94,8 @@ def build_app(
         middlewares=[json_errors, serve_openapi, guard.middleware], client_max_size=MAX_BODY
     )
     app[GUARD_KEY] = guard
+    service = SessionService(store)
+    app[SERVICE_KEY] = service
     hub = setup_realtime(
         app,
         build_registry(store),
@@ -99,10 +103,9 @@ def build_app(
         settings=config.realtime,
         authenticate=config.tokens,
         authorize=authorize,
+        methods=build_methods(service, guard),
     )
     store.bind(hub)
-    service = SessionService(store)
-    app[SERVICE_KEY] = service
     app.add_routes(routes)
     app.router.add_get(OPENAPI_PATH, openapi_document)
     setup_web(app)

@@ -27,7 +27,7 @@ from typing_extensions import TypedDict
 
 from aiohttp_realtime import HUB_KEY, allowed_host
 
-from .api import CreateSession, PatchSession, PostMessage
+from .inputs import CreateSession, PatchSession, PostMessage
 from .models import Message, Session
 
 OPENAPI_PATH = "/api/openapi.json"

@@ -1,6 +1,6 @@
 /* eslint-disable */
 /**
- * This app's topics: their payload types and the topic map.
+ * This app's topics and methods: their types, the topic map and the method map.
  * Generated from the Pydantic models by `python -m aiohttp_realtime.typegen` (pydantic-to-typescript,
  * json2ts and a documented post-step). Do not edit: change the models and regenerate.
  */
@@ -8,8 +8,8 @@ import type { EventFrame, ServerMessage, SnapshotFrame } from "./protocol.js";
 
 export type ActivityEvent = MessageAppend | TextDelta | MessageEnd;
 export type Role = "user" | "assistant" | "system";
-export type SessionsEvent = SessionUpsert | SessionRemove;
 export type SessionState = "idle" | "running" | "waiting" | "error" | "done";
+export type SessionsEvent = SessionUpsert | SessionRemove;
 export type TerminalsEvent = TerminalUpsert | TerminalRemove;
 export type TerminalStatus = "starting" | "running" | "exited";
 
@@ -59,12 +59,19 @@ export interface ActivitySnapshot {
    */
   messages: Message[];
 }
+export interface CreateSession {
+  title: string;
+}
+export interface RemoveSession {
+  id: string;
+}
 /**
- * Insert or replace the session with this id.
+ * `POST /api/sessions/{id}/messages`'s body, with the session's id.
  */
-export interface SessionUpsert {
-  op: "upsert";
-  session: Session;
+export interface SendMessage {
+  role: Role;
+  text: string;
+  session_id: string;
 }
 export interface Session {
   id: string;
@@ -72,6 +79,19 @@ export interface Session {
   state: SessionState;
   created_at: string;
   updated_at: string;
+}
+/**
+ * The session with this id, its messages and its terminals are gone.
+ */
+export interface SessionRemoved {
+  id: string;
+}
+/**
+ * Insert or replace the session with this id.
+ */
+export interface SessionUpsert {
+  op: "upsert";
+  session: Session;
 }
 /**
  * Remove the session with this id (no-op if absent).
@@ -101,6 +121,14 @@ export interface TerminalRemove {
 }
 export interface TerminalsSnapshot {
   terminals: Terminal[];
+}
+/**
+ * `PATCH /api/sessions/{id}`'s body, with the id.
+ */
+export interface UpdateSession {
+  title?: string | null;
+  state?: SessionState | null;
+  id: string;
 }
 
 // ---------------------------------------------------------------- topic map
@@ -150,3 +178,46 @@ export type TypedServerMessage =
   | Exclude<ServerMessage, SnapshotFrame | EventFrame>
   | TopicSnapshot
   | TopicEvent;
+
+// ---------------------------------------------------------------- method map
+// Emitted by the post-step (aiohttp_realtime.typegen.typescript).
+
+/**
+ * Every method a client may call with a `request` frame → its params, its result and
+ * the error codes it declares (beside the catalogue's `ErrorCode`). Give it to the
+ * client as its second type parameter: `new RealtimeClient<Topics, Methods>(…)`.
+ */
+export type Methods = {
+  /**
+   * Create a session.
+   *
+   * Errors of its own: `quota_exceeded`: A limit of the store was reached (sessions, or their titles' total size).
+   */
+  "sessions.create": { params: CreateSession; result: Session; errors: "quota_exceeded" };
+  /**
+   * Change a session's title and/or state.
+   *
+   * Errors of its own: `not_found`: No session has this id (never created, or removed). `quota_exceeded`: A limit of the store was reached (sessions, or their titles' total size).
+   */
+  "sessions.update": { params: UpdateSession; result: Session; errors: "not_found" | "quota_exceeded" };
+  /**
+   * Delete a session, its messages and its terminals.
+   *
+   * Errors of its own: `not_found`: No session has this id (never created, or removed).
+   */
+  "sessions.remove": { params: RemoveSession; result: SessionRemoved; errors: "not_found" };
+  /**
+   * Add a message to a session's activity.
+   *
+   * Errors of its own: `not_found`: No session has this id (never created, or removed).
+   */
+  "messages.send": { params: SendMessage; result: Message; errors: "not_found" };
+};
+/** A method a client may call. */
+export type MethodName = keyof Methods;
+/** The `params` of a `request` for method `M`. */
+export type ParamsOf<M extends MethodName> = Methods[M]["params"];
+/** The `result` of a successful `response` to method `M`. */
+export type ResultOf<M extends MethodName> = Methods[M]["result"];
+/** The error codes method `M` declares (its responses may also carry any `ErrorCode`). */
+export type MethodErrorOf<M extends MethodName> = Methods[M]["errors"];

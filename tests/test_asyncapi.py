@@ -21,13 +21,14 @@ from aiohttp_realtime import CloseCode, ErrorCode
 from aiohttp_realtime.closecodes import CLOSE_CODE_DOCS
 from aiohttp_realtime.errors import ERROR_CODE_DOCS
 from aiohttp_realtime.protocol import ClientMessage, ServerMessage
-from aiohttp_realtime.typegen import load_topics
+from aiohttp_realtime.typegen import load_methods, load_topics
 from aiohttp_realtime.typegen.asyncapi import asyncapi
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENT = ROOT / "schemas" / "asyncapi.json"
 VALIDATE = ROOT / "tests" / "asyncapi" / "validate.mjs"
 TOPICS = load_topics("backend.topics:TOPICS")
+METHODS = load_methods("backend.methods:METHODS")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def _messages(doc: dict[str, Any], operation: dict[str, Any]) -> list[dict[str, 
 
 
 def test_the_document_is_current(doc: dict[str, Any]) -> None:
-    assert doc == asyncapi(TOPICS), "schemas/asyncapi.json is stale: run ./scripts/generate-types"
+    assert doc == asyncapi(TOPICS, METHODS), "schemas/asyncapi.json is stale: run ./scripts/generate-types"
 
 
 def test_the_asyncapi_parser_accepts_it_without_errors() -> None:
@@ -144,3 +145,28 @@ def test_the_catalogues_are_documented_components(doc: dict[str, Any]) -> None:
         advice, meaning = CLOSE_CODE_DOCS[code]
         assert closes[code.value]["x-reconnect"] == advice.value
         assert closes[code.value]["title"] == code.name and meaning in closes[code.value]["description"]
+
+
+def test_every_method_is_a_send_operation_with_its_typed_reply(doc: dict[str, Any]) -> None:
+    methods_json = json.loads((ROOT / "schemas" / "methods.json").read_text())
+    assert METHODS, "the demo declares methods"
+    for method in METHODS:
+        operation = doc["operations"][f"{method.name}.call"]
+        assert operation["action"] == "send"
+        (request,) = _messages(doc, operation)
+        envelope, typed = request["payload"]["allOf"]
+        assert envelope == {"$ref": "#/components/schemas/RequestFrame"}
+        assert typed["properties"]["method"] == {"const": method.name}
+        wrapper = methods_json["properties"][method.name]["$ref"].rsplit("/", 1)[1]
+        params = methods_json["$defs"][wrapper]["properties"]["params"]["$ref"].rsplit("/", 1)[1]
+        assert typed["properties"]["params"] == {"$ref": f"#/components/schemas/{params}"}
+        (reply,) = [
+            doc["components"]["messages"][m["$ref"].rsplit("/", 1)[1]] for m in operation["reply"]["messages"]
+        ]
+        result = methods_json["$defs"][wrapper]["properties"]["result"]["$ref"].rsplit("/", 1)[1]
+        assert reply["payload"]["allOf"][1]["properties"]["result"] == {
+            "$ref": f"#/components/schemas/{result}"
+        }
+        assert reply["payload"]["allOf"][1]["properties"]["error"]["properties"]["code"]["examples"] == list(
+            method.errors
+        )

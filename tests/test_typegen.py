@@ -20,12 +20,14 @@ import pytest
 from aiohttp_realtime import CloseCode, ErrorCode
 from aiohttp_realtime.closecodes import CLOSE_CODE_DOCS
 from aiohttp_realtime.errors import ERROR_CODE_DOCS
-from aiohttp_realtime.typegen import load_topics
+from aiohttp_realtime.typegen import load_methods, load_topics
 from aiohttp_realtime.typegen.schemas import schemas
 
 ROOT = Path(__file__).resolve().parent.parent
 TSC = ROOT / "node_modules" / ".bin" / "tsc"
 TOPICS = "backend.topics:TOPICS"
+METHODS = "backend.methods:METHODS"
+CLIENT_UNION = "SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame"
 PROTOCOL_TS = (ROOT / "frontend-types" / "protocol.ts").read_text()
 APP_TS = (ROOT / "frontend-types" / "app.ts").read_text()
 #: What scripts/generate-types writes, relative to its output root.
@@ -57,7 +59,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def test_schemas_in_the_tree_are_current() -> None:
-    for name, schema in schemas(load_topics(TOPICS)).items():
+    for name, schema in schemas(load_topics(TOPICS), load_methods(METHODS)).items():
         committed = json.loads((ROOT / "schemas" / f"{name}.json").read_text())
         assert committed == schema, f"schemas/{name}.json is stale: run ./scripts/generate-types"
 
@@ -100,6 +102,7 @@ def test_the_cli_writes_only_the_paths_it_is_given(tmp_path: Path) -> None:
             "client-message.json",
             "server-message.json",
             "topics.json",
+            "methods.json",
             "error-codes.json",
             "close-codes.json",
         ]
@@ -124,11 +127,9 @@ def test_typescript_has_no_loose_shadowing_or_duplicate_types() -> None:
         assert not {"Event", "Error", "Request", "Response", "Node", "Text"} & set(declared), (
             "shadows a global"
         )
-    assert (
-        "export type ServerMessage = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame;"
-        in (PROTOCOL_TS)
-    )
-    assert "export type ClientMessage = SubscribeFrame | UnsubscribeFrame | PingFrame;" in PROTOCOL_TS
+    server = "HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame"
+    assert f"export type ServerMessage = {server};" in PROTOCOL_TS
+    assert f"export type ClientMessage = {CLIENT_UNION};" in PROTOCOL_TS
     for name in ("SessionState", "Role", "TerminalStatus"):  # enum-like unions have names
         assert re.search(rf'^export type {name} = "\w+"( \| "\w+")+;$', APP_TS, flags=re.M), name
     assert 'from "./protocol.js"' in APP_TS and "SessionsSnapshot" not in PROTOCOL_TS  # kept apart
@@ -203,8 +204,8 @@ def test_fixture_compiles(tmp_path: Path) -> None:
         ("protocol.ts", 'type: "pong";', 'type?: "pong";'),  # a tag turned optional
         (
             "protocol.ts",
-            "export type ClientMessage = SubscribeFrame | UnsubscribeFrame | PingFrame;",
-            "export type ClientMessage = SubscribeFrame | UnsubscribeFrame | PingFrame | { type: string };",
+            f"export type ClientMessage = {CLIENT_UNION};",
+            f"export type ClientMessage = {CLIENT_UNION} | {{ type: string }};",
         ),  # a union turned loose
         ("app.ts", "snapshot: SessionsSnapshot;", "snapshot: unknown;"),  # a payload left untyped
         ("protocol.ts", "  SLOW_CONSUMER: 4008,\n", ""),  # a code without its advice entry
