@@ -120,6 +120,37 @@ async def test_metrics_count_connections_subscriptions_events_errors_and_evictio
     await eventually(client, lambda s: value(s, "realtime_subscriptions", pattern=pattern) == subscribed)
 
 
+async def test_requests_are_counted_by_outcome_and_timed_by_registered_method(aiohttp_client):
+    client = await aiohttp_client(build_app(Config(simulate=False)))
+    _, before = await scrape(client)
+    ws = await WsClient.connect(client)
+    calls = [
+        ("sessions.create", {"title": "metered"}),
+        ("sessions.remove", {"id": "s-none"}),  # not_found
+        ("sessions.create", {"title": ""}),  # invalid_params
+        ("no.such.method-x1", {}),  # method_not_found
+    ]
+    for i, (method, params) in enumerate(calls):
+        await ws.send({"type": "request", "id": str(i), "method": method, "params": params})
+    answered: set[str] = set()
+    while len(answered) < 4:  # responses come as calls finish, not in order
+        frame = await ws.recv()
+        if frame["type"] == "response":
+            answered.add(frame["id"])
+    text, after = await scrape(client)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("realtime_requests_total", outcome="ok") == 1
+    assert moved("realtime_requests_total", outcome="not_found") == 1
+    assert moved("realtime_requests_total", outcome="invalid_params") == 1
+    assert moved("realtime_requests_total", outcome="method_not_found") == 1
+    assert moved("realtime_request_seconds_count", method="sessions.create") == 1
+    assert moved("realtime_request_seconds_count", method="sessions.remove") == 1
+    assert "no.such.method-x1" not in text  # a client's method name is never a label
+
+
 async def eventually(client: Any, condition: Callable[[Samples], bool]) -> Samples:
     """Scrape until `condition` holds (a close is counted once the server has run it)."""
     for _ in range(500):
