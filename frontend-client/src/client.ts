@@ -20,6 +20,11 @@
  *
  * Authentication: the `token` option (a string, or a provider asked again before every
  * connect) is offered as the subprotocol `auth.<token>` next to `realtime.v1` (auth.ts).
+ *
+ * Requests (requests.ts): with the app's method map as the second type parameter
+ * (`RealtimeClient<Topics, Methods>`), `request(method, params)` calls a method over
+ * the same socket, typed end to end. A request lives on one connection: it fails with
+ * `disconnected` when that connection goes and is never resent on the next one.
  */
 import { protocolsFor, TokenError, type TokenProvider, withProtocols } from "./auth.js";
 import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
@@ -36,6 +41,13 @@ import {
   type WebSocketConstructor,
 } from "./env.js";
 import { type ClientMessage, type ErrorFrame, type HelloFrame, PROTOCOL_VERSION, type ServerMessage } from "./protocol.js";
+import {
+  isRequestError,
+  type MethodMap,
+  PendingRequests,
+  type RequestErrorOf,
+  type RequestOptions,
+} from "./requests.js";
 
 /** The payload types of one topic's `snapshot` and `event` frames. */
 export interface TopicPayloads {
@@ -98,6 +110,11 @@ export interface ClientOptions {
   /** After a close whose advice is "now" (1001, server restart): reconnect within this
    * random window, not the backoff. */
   goingAwayJitterMs?: number | undefined;
+  /** A `request()` without a response this long is rejected with `request_timeout`
+   * (a call's own `timeout` option overrides it; `Infinity`: none). Default 30 s,
+   * longer than a server's own limit (`hello.request_timeout_s`, 10 s by default), so
+   * that its `timeout` answer normally comes first. */
+  requestTimeoutMs?: number | undefined;
   clock?: Clock | undefined;
   /** Uniform random number in [0, 1), for the jitter. */
   random?: (() => number) | undefined;
@@ -128,14 +145,14 @@ const RETRIED: ReadonlySet<string> = new Set(["snapshot_failed", "rate_limited",
  * would crash the process (a `close` event always follows anyway). */
 const ignore = (): void => undefined;
 
-export class RealtimeClient<T extends TopicMap = TopicMap> {
+export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap = MethodMap> {
   private readonly url: string;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly backoffOptions: BackoffOptions;
   private readonly backoff: Backoff;
   private readonly opts: Record<
-    "healthyAfterMs" | "idlePingMs" | "pongTimeoutMs" | "connectTimeoutMs" | "goingAwayJitterMs",
+    "healthyAfterMs" | "idlePingMs" | "pongTimeoutMs" | "connectTimeoutMs" | "goingAwayJitterMs" | "requestTimeoutMs",
     number
   >;
   private readonly WebSocket: WebSocketConstructor;
@@ -144,6 +161,7 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
   private readonly statusListeners = new Listeners<ConnectionStatus>();
   private readonly gapListeners = new Listeners<GapInfo>();
   private readonly errorListeners = new Listeners<ErrorFrame>();
+  private readonly requests: PendingRequests;
 
   private socket: SocketLike | null = null;
   /** The attempt waiting for its token (a new object per attempt), or null. */
@@ -171,7 +189,9 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
       pongTimeoutMs: options.pongTimeoutMs ?? 5_000,
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
       goingAwayJitterMs: options.goingAwayJitterMs ?? 250,
+      requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
     };
+    this.requests = new PendingRequests(this.clock);
   }
 
   // ---------------------------------------------------------------- public API
@@ -187,10 +207,11 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
     }
   }
 
-  /** Close for good: no reconnect until `connect()` is called again. */
+  /** Close for good: no reconnect until `connect()` is called again. Pending requests
+   * fail with `disconnected`. */
   close(): void {
     this.clearTimer("retry");
-    const socket = this.detach();
+    const socket = this.detach("the client was closed before the response");
     socket?.close(1000, "client closed");
     this.setStatus({ state: "stopped", closeCode: 1000, reason: "closed by the client" });
   }
@@ -244,6 +265,53 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
     return this.errorListeners.add(fn);
   }
 
+  /**
+   * Call `method` on the server: sends a `request` frame and resolves with the
+   * `result` of its `response`. Requests run concurrently; each is matched to its
+   * response by a fresh id, whatever order the responses come in.
+   *
+   * When it resolves, the topics this client is subscribed to (and live on) already
+   * show the method's change: the server sends the events a method published before
+   * its response, and their handlers have run.
+   *
+   * Rejects with a `RequestError` (typed `RequestErrorOf<M, K>`; narrow a caught value
+   * with `client.isRequestError(error, method)`) whose `code` is:
+   * - a code of the server's response: a catalogue `ErrorCode` (`invalid_params`, with
+   *   the field errors in `details`; `forbidden`, `rate_limited`, `timeout`,
+   *   `too_many_requests`, …) or one the method declares (`M[K]["errors"]`);
+   * - `not_connected`: the connection is not live. Nothing is sent or queued: wait for
+   *   the `live` status (`onStatus`) and call again.
+   * - `disconnected`: the connection dropped (or `close()` was called) first. The
+   *   request is **not** resent after the reconnect: whether it ran is unknown, and
+   *   the fresh snapshots show whether it took effect.
+   * - `request_timeout`: no response within `options.timeout` ms (default: the client's
+   *   `requestTimeoutMs`); a late response is ignored.
+   * - `aborted`: `options.signal` aborted (or already had); the server is not told.
+   *
+   * `hello.max_requests_in_flight` is not enforced here: more calls than that at once
+   * are sent anyway and the extra ones answered `too_many_requests`.
+   */
+  request<K extends keyof M & string>(
+    method: K,
+    params: M[K]["params"],
+    options: RequestOptions = {},
+  ): Promise<M[K]["result"]> {
+    return this.requests.start(
+      method,
+      this.isLive(),
+      options.timeout ?? this.opts.requestTimeoutMs,
+      options.signal,
+      (id) => JSON.stringify({ type: "request", id, method, params } satisfies ClientMessage),
+      (data) => this.socket?.send(data),
+    ) as Promise<M[K]["result"]>;
+  }
+
+  /** Whether `error` is the `RequestError` of a `request(method, …)` call, typed with
+   * the codes that call may reject with (an exhaustive `switch (error.code)` compiles). */
+  isRequestError<K extends keyof M & string>(error: unknown, method: K): error is RequestErrorOf<M, K> {
+    return isRequestError(error, method);
+  }
+
   // ---------------------------------------------------------------- connection lifecycle
 
   /** Get a token (a provider may be asynchronous), then open the socket. The connect
@@ -284,8 +352,9 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
     this.afterDrop(1006, error);
   }
 
-  /** Forget the socket (its late events are ignored) and clear connection timers. */
-  private detach(): SocketLike | null {
+  /** Forget the socket (its late events are ignored), clear connection timers and fail
+   * the requests pending on it (never resent: see `request`). */
+  private detach(why = "the connection closed before the response"): SocketLike | null {
     const socket = this.socket;
     this.socket = null;
     this.awaitingToken = null;
@@ -296,6 +365,7 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
     for (const name of ["connect", "idle", "pong"] as const) this.clearTimer(name);
     this.awaitedPong = null;
     for (const entry of this.topics.values()) entry.lastSeq = null; // resync after reconnect
+    this.requests.disconnected(why);
     return socket;
   }
 
@@ -395,6 +465,8 @@ export class RealtimeClient<T extends TopicMap = TopicMap> {
           this.clearTimer("pong");
         }
         return;
+      case "response":
+        return this.requests.settle(frame);
     }
   }
 

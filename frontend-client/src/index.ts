@@ -3,8 +3,8 @@
  * endpoint, for browsers and Node >= 20. See README.md and docs/client.md.
  *
  *     import { RealtimeClient } from "@aiohttp-realtime/client";
- *     import type { Topics } from "./realtime/index.js"; // generated for your app
- *     const client = new RealtimeClient<Topics>();
+ *     import type { Methods, Topics } from "./realtime/index.js"; // generated for your app
+ *     const client = new RealtimeClient<Topics, Methods>();
  */
 export { SUBPROTOCOL, type Token, TokenError, type TokenProvider } from "./auth.js";
 export { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
@@ -18,6 +18,17 @@ export {
   type TopicPayloads,
 } from "./client.js";
 export { reconnectAdvice } from "./closecodes.js";
+export {
+  type AbortSignalLike,
+  ClientRequestFailure,
+  isRequestError,
+  type MethodMap,
+  type MethodSignature,
+  RequestError,
+  type RequestErrorOf,
+  type RequestOptions,
+  type ResponseErrorCode,
+} from "./requests.js";
 export type { Clock, SocketLike, WebSocketConstructor } from "./env.js";
 // The protocol, generated (scripts/generate-types): frames, ErrorCode, CloseCode,
 // RECONNECT_ADVICE, PROTOCOL_VERSION. The same for every app.

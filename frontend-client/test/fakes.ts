@@ -16,6 +16,8 @@ export function helloFrame(id = "c1"): HelloFrame {
     frames_per_s: 20,
     subscribes_per_s: 50,
     auth: false,
+    max_requests_in_flight: 16,
+    request_timeout_s: 10,
   };
 }
 
