@@ -2,9 +2,9 @@
 // exactOptionalPropertyTypes, verbatimModuleSyntax) against the generated
 // frontend-types/. If the generated types stop narrowing (a `type` tag turned
 // optional, a union turned loose, a catalogue turned into plain `string`/`number`, a
-// payload left untyped), this file stops compiling. Written by hand, but generic over
-// the catalogues and the topic map: a new error code, close code or topic needs no
-// edit here. (A new frame type does: the two switches below are exhaustive on
+// payload left untyped, a method's params or result left untyped), this file stops
+// compiling. Written by hand, but generic over the catalogues, the topic map and the
+// method map: a new error code, close code, topic or method needs no edit here. (A new frame type does: the two switches below are exhaustive on
 // purpose, since a new frame type is a protocol change.)
 import {
   type ClientMessage,
@@ -12,9 +12,16 @@ import {
   ErrorCode,
   type ErrorFrame,
   type EventOf,
+  type MethodErrorOf,
+  type MethodName,
+  type Methods,
+  type ParamsOf,
   PROTOCOL_VERSION,
   RECONNECT_ADVICE,
   type Reconnect,
+  type RequestFrame,
+  type ResponseFrame,
+  type ResultOf,
   type ServerMessage,
   type SnapshotOf,
   type TopicEvent,
@@ -63,6 +70,8 @@ export function describeServer(m: ServerMessage): string {
       return `${m.code}: ${m.message} ${m.id ?? ""} ${m.topic ?? ""}`;
     case "pong":
       return m.id ?? "";
+    case "response":
+      return m.error === undefined ? `${m.id} ok` : `${m.id} ${m.error.code}: ${m.error.message}`;
     default:
       return assertNever(m);
   }
@@ -75,6 +84,8 @@ export function describeClient(m: ClientMessage): string {
       return m.topics.join(",");
     case "ping":
       return m.id ?? "";
+    case "request":
+      return `${m.id} ${m.method}`;
     default:
       return assertNever(m);
   }
@@ -184,3 +195,68 @@ export const wrongTopic: TopicName = "nonexistent.topic";
 
 // @ts-expect-error -- a snapshot's payload must match its topic
 export const wrongPayload: TopicSnapshot<"sessions.state"> = { ...snap, payload: { terminals: [] } };
+
+// ---------------------------------------------------------------- the method map
+
+/** Method names are literals, not any string. */
+export type MethodNamesAreNotAnyString = Assert<Not<string extends MethodName ? true : false>>;
+
+/** The methods whose params or result is untyped (`any`/`unknown`): none. */
+export type UntypedMethods = {
+  [K in MethodName]: IsTyped<ParamsOf<K>> extends true ? (IsTyped<ResultOf<K>> extends true ? never : K) : K;
+}[MethodName];
+export type EveryMethodIsTyped = Assert<Equals<UntypedMethods, never>>;
+
+/** Each method's own error codes are string literals (or `never`: none), not `string`. */
+export type LooseErrorCodes = {
+  [K in MethodName]: [MethodErrorOf<K>] extends [never] ? never : IsLiteralUnion<MethodErrorOf<K>, string> extends true ? never : K;
+}[MethodName];
+export type ErrorCodesOfMethodsAreLiterals = Assert<Equals<LooseErrorCodes, never>>;
+
+/** The method map fits a generic client's constraint. */
+export type MethodsIsAMethodMap = Assert<
+  Methods extends { readonly [method: string]: { params: unknown; result: unknown; errors: string } } ? true : false
+>;
+
+// A typed call, generic over every method: the params follow from the method name.
+export function requestFrame<M extends MethodName>(id: string, method: M, params: ParamsOf<M>): RequestFrame {
+  return { type: "request", id, method, params };
+}
+
+/** What a response to `M` carries, typed: its result, or a catalogue or declared code. */
+export type TypedResponse<M extends MethodName> =
+  | { id: string; result: ResultOf<M> }
+  | { id: string; error: { code: ErrorCode | MethodErrorOf<M>; message: string; details?: unknown } };
+
+export function typedResponse<M extends MethodName>(frame: ResponseFrame, _method: M): TypedResponse<M> {
+  return frame.error === undefined
+    ? { id: frame.id, result: frame.result as ResultOf<M> }
+    : { id: frame.id, error: frame.error as { code: ErrorCode | MethodErrorOf<M>; message: string } };
+}
+
+export function created(response: TypedResponse<"sessions.create">): string {
+  if ("result" in response) return response.result.title;
+  switch (response.error.code) {
+    case "quota_exceeded":
+      return "quota";
+    default:
+      return response.error.code satisfies ErrorCode;
+  }
+}
+
+export const create: RequestFrame = requestFrame("c1", "sessions.create", { title: "Deploy" });
+
+// @ts-expect-error -- a title is a string
+export const wrongParams = requestFrame("c2", "sessions.create", { title: 42 });
+
+// @ts-expect-error -- a required param is missing
+export const missingParam = requestFrame("c3", "messages.send", { session_id: "s-1", text: "hi" });
+
+// @ts-expect-error -- an unknown method name is not a MethodName
+export const wrongMethod: MethodName = "sessions.nope";
+
+// @ts-expect-error -- sessions.remove declares not_found only
+export const wrongOwnCode: MethodErrorOf<"sessions.remove"> = "quota_exceeded";
+
+// @ts-expect-error -- a request names its method and has an id
+export const noId: ClientMessage = { type: "request", method: "sessions.create" };
