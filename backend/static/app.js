@@ -148,6 +148,130 @@ function reconnectAdvice(code) {
   return RECONNECT_ADVICE[code] ?? "backoff";
 }
 
+// src/requests.ts
+var ClientRequestFailure = {
+  /** The connection dropped (or `close()` was called) before the response arrived.
+   * Whether the method ran is unknown: the server finishes it but drops the
+   * response, and the request is never resent. The snapshots after the reconnect
+   * show whether it took effect. */
+  DISCONNECTED: "disconnected",
+  /** `request()` was called while the connection was not live: nothing was sent
+   * (requests are not queued until a connection is). */
+  NOT_CONNECTED: "not_connected",
+  /** No response within the client's timeout (`requestTimeoutMs`, or the call's
+   * `timeout`). Not the server's `timeout` code, which says the server cancelled the
+   * method; here the outcome is unknown, and a late response is ignored. */
+  REQUEST_TIMEOUT: "request_timeout",
+  /** The call's `signal` aborted, before it was sent or while it was pending (the
+   * server is not told: the method may still run; its response is ignored). */
+  ABORTED: "aborted"
+};
+var RequestError = class extends Error {
+  name = "RequestError";
+  code;
+  /** The method that was called. */
+  method;
+  constructor(method, code, message, details, cause) {
+    super(message, cause === void 0 ? void 0 : { cause });
+    this.method = method;
+    this.code = code;
+    if (details !== void 0) this.details = details;
+  }
+};
+function isRequestError(error, method) {
+  return error instanceof RequestError && (method === void 0 || error.method === method);
+}
+var nothing = () => void 0;
+var PendingRequests = class {
+  constructor(clock) {
+    this.clock = clock;
+  }
+  clock;
+  pending = /* @__PURE__ */ new Map();
+  /** Ids are never reused, so a late response cannot settle a newer request. */
+  count = 0;
+  get size() {
+    return this.pending.size;
+  }
+  /**
+   * Register a request: `encode` makes its frame for the id given (what it throws, e.g.
+   * JSON.stringify's TypeError for params that are not JSON, rejects the call as it
+   * is), `send` sends it (what it throws fails the call with `disconnected`). `live`
+   * false: rejects at once with `not_connected`; an already aborted signal rejects
+   * with `aborted` before anything else.
+   */
+  start(method, live, timeoutMs, signal, encode, send) {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted === true) {
+        reject(aborted(method, signal));
+        return;
+      }
+      if (!live) {
+        const message = "the connection is not live; nothing was sent";
+        reject(new RequestError(method, ClientRequestFailure.NOT_CONNECTED, message));
+        return;
+      }
+      const id = `r${this.count + 1}`;
+      const data = encode(id);
+      this.count += 1;
+      const entry = { method, resolve, reject, timer: null, unlisten: nothing };
+      this.pending.set(id, entry);
+      if (Number.isFinite(timeoutMs)) {
+        entry.timer = this.clock.setTimeout(() => {
+          entry.timer = null;
+          const message = `no response within ${timeoutMs} ms`;
+          this.fail(id, new RequestError(method, ClientRequestFailure.REQUEST_TIMEOUT, message));
+        }, Math.max(0, timeoutMs));
+      }
+      if (signal !== void 0) {
+        const onAbort = () => this.fail(id, aborted(method, signal));
+        signal.addEventListener("abort", onAbort);
+        entry.unlisten = () => signal.removeEventListener("abort", onAbort);
+      }
+      try {
+        send(data);
+      } catch (error) {
+        const message = "the request could not be sent";
+        this.fail(id, new RequestError(method, ClientRequestFailure.DISCONNECTED, message, void 0, error));
+      }
+    });
+  }
+  /** Settle the request a `response` answers; a response to no pending request (never
+   * sent, or already failed: timed out, aborted) is ignored. */
+  settle(frame) {
+    const entry = this.take(frame.id);
+    if (entry === void 0) return;
+    const error = frame.error;
+    if (error === void 0) {
+      entry.resolve(frame.result);
+    } else {
+      entry.reject(new RequestError(entry.method, String(error.code), String(error.message), error.details));
+    }
+  }
+  /** The connection is gone: fail every pending request with `disconnected`. They are
+   * not kept for the next connection: their outcome is unknown, and resending could
+   * run a method twice. */
+  disconnected(why) {
+    for (const [id, entry] of [...this.pending]) {
+      this.fail(id, new RequestError(entry.method, ClientRequestFailure.DISCONNECTED, why));
+    }
+  }
+  fail(id, error) {
+    this.take(id)?.reject(error);
+  }
+  take(id) {
+    const entry = this.pending.get(id);
+    if (entry === void 0) return void 0;
+    this.pending.delete(id);
+    if (entry.timer !== null) this.clock.clearTimeout(entry.timer);
+    entry.unlisten();
+    return entry;
+  }
+};
+function aborted(method, signal) {
+  return new RequestError(method, ClientRequestFailure.ABORTED, "aborted", void 0, signal.reason);
+}
+
 // src/client.ts
 var MAX_TOPICS_PER_FRAME = 100;
 var RETRIED = /* @__PURE__ */ new Set(["snapshot_failed", "rate_limited", "unavailable"]);
@@ -165,6 +289,7 @@ var RealtimeClient = class {
   statusListeners = new Listeners();
   gapListeners = new Listeners();
   errorListeners = new Listeners();
+  requests;
   socket = null;
   /** The attempt waiting for its token (a new object per attempt), or null. */
   awaitingToken = null;
@@ -189,8 +314,10 @@ var RealtimeClient = class {
       idlePingMs: options.idlePingMs ?? 15e3,
       pongTimeoutMs: options.pongTimeoutMs ?? 5e3,
       connectTimeoutMs: options.connectTimeoutMs ?? 1e4,
-      goingAwayJitterMs: options.goingAwayJitterMs ?? 250
+      goingAwayJitterMs: options.goingAwayJitterMs ?? 250,
+      requestTimeoutMs: options.requestTimeoutMs ?? 3e4
     };
+    this.requests = new PendingRequests(this.clock);
   }
   // ---------------------------------------------------------------- public API
   get status() {
@@ -202,10 +329,11 @@ var RealtimeClient = class {
       this.open();
     }
   }
-  /** Close for good: no reconnect until `connect()` is called again. */
+  /** Close for good: no reconnect until `connect()` is called again. Pending requests
+   * fail with `disconnected`. */
   close() {
     this.clearTimer("retry");
-    const socket = this.detach();
+    const socket = this.detach("the client was closed before the response");
     socket?.close(1e3, "client closed");
     this.setStatus({ state: "stopped", closeCode: 1e3, reason: "closed by the client" });
   }
@@ -250,6 +378,47 @@ var RealtimeClient = class {
   onError(fn) {
     return this.errorListeners.add(fn);
   }
+  /**
+   * Call `method` on the server: sends a `request` frame and resolves with the
+   * `result` of its `response`. Requests run concurrently; each is matched to its
+   * response by a fresh id, whatever order the responses come in.
+   *
+   * When it resolves, the topics this client is subscribed to (and live on) already
+   * show the method's change: the server sends the events a method published before
+   * its response, and their handlers have run.
+   *
+   * Rejects with a `RequestError` (typed `RequestErrorOf<M, K>`; narrow a caught value
+   * with `client.isRequestError(error, method)`) whose `code` is:
+   * - a code of the server's response: a catalogue `ErrorCode` (`invalid_params`, with
+   *   the field errors in `details`; `forbidden`, `rate_limited`, `timeout`,
+   *   `too_many_requests`, …) or one the method declares (`M[K]["errors"]`);
+   * - `not_connected`: the connection is not live. Nothing is sent or queued: wait for
+   *   the `live` status (`onStatus`) and call again.
+   * - `disconnected`: the connection dropped (or `close()` was called) first. The
+   *   request is **not** resent after the reconnect: whether it ran is unknown, and
+   *   the fresh snapshots show whether it took effect.
+   * - `request_timeout`: no response within `options.timeout` ms (default: the client's
+   *   `requestTimeoutMs`); a late response is ignored.
+   * - `aborted`: `options.signal` aborted (or already had); the server is not told.
+   *
+   * `hello.max_requests_in_flight` is not enforced here: more calls than that at once
+   * are sent anyway and the extra ones answered `too_many_requests`.
+   */
+  request(method, params, options = {}) {
+    return this.requests.start(
+      method,
+      this.isLive(),
+      options.timeout ?? this.opts.requestTimeoutMs,
+      options.signal,
+      (id) => JSON.stringify({ type: "request", id, method, params }),
+      (data) => this.socket?.send(data)
+    );
+  }
+  /** Whether `error` is the `RequestError` of a `request(method, …)` call, typed with
+   * the codes that call may reject with (an exhaustive `switch (error.code)` compiles). */
+  isRequestError(error, method) {
+    return isRequestError(error, method);
+  }
   // ---------------------------------------------------------------- connection lifecycle
   /** Get a token (a provider may be asynchronous), then open the socket. The connect
    * timeout covers both: a provider that never settles is a failed attempt too. */
@@ -286,8 +455,9 @@ var RealtimeClient = class {
     this.detach();
     this.afterDrop(1006, error);
   }
-  /** Forget the socket (its late events are ignored) and clear connection timers. */
-  detach() {
+  /** Forget the socket (its late events are ignored), clear connection timers and fail
+   * the requests pending on it (never resent: see `request`). */
+  detach(why = "the connection closed before the response") {
     const socket = this.socket;
     this.socket = null;
     this.awaitingToken = null;
@@ -298,6 +468,7 @@ var RealtimeClient = class {
     for (const name of ["connect", "idle", "pong"]) this.clearTimer(name);
     this.awaitedPong = null;
     for (const entry of this.topics.values()) entry.lastSeq = null;
+    this.requests.disconnected(why);
     return socket;
   }
   /** The connection stopped answering: drop it as if the network had closed it. */
@@ -383,6 +554,8 @@ var RealtimeClient = class {
           this.clearTimer("pong");
         }
         return;
+      case "response":
+        return this.requests.settle(frame);
     }
   }
   onSnapshot(topic, seq, payload) {
@@ -508,12 +681,6 @@ async function request(method, path, body) {
 }
 function listSessions() {
   return request("GET", "/api/sessions");
-}
-function createSession(title) {
-  return request("POST", "/api/sessions", { title });
-}
-function postMessage(sessionId, role, text) {
-  return request("POST", `/api/sessions/${encodeURIComponent(sessionId)}/messages`, { role, text });
 }
 
 // demo/view.ts
@@ -782,7 +949,10 @@ function clientOptions(search) {
   return options;
 }
 var DemoPage = class {
-  client = new RealtimeClient({ ...clientOptions(location.search), token: storedToken });
+  client = new RealtimeClient({
+    ...clientOptions(location.search),
+    token: storedToken
+  });
   signIn = new SignIn({ signedIn: () => this.client.connect(), signedOut: () => this.signedOut() });
   sessions = new SessionsState();
   terminals = new TerminalsState();
@@ -848,8 +1018,8 @@ var DemoPage = class {
     this.queueRender();
   }
   /** Select the first session when none is, and move on when the selected one is
-   * removed. A session just created through the API may not have arrived yet: it
-   * stays selected until it was seen and then removed. */
+   * removed. A session selected before it arrived (its topic not live yet when it was
+   * created) stays selected until it was seen and then removed. */
   fixSelection() {
     const current = this.activity?.sessionId ?? null;
     if (current !== null && this.sessions.byId.has(current)) {
@@ -921,7 +1091,7 @@ var DemoPage = class {
     });
     this.onSubmit("create-form", async (form) => {
       const input = form.elements.namedItem("title");
-      const session = await createSession(input.value);
+      const session = await this.client.request("sessions.create", { title: input.value });
       input.value = "";
       this.select(session.id);
     });
@@ -929,18 +1099,21 @@ var DemoPage = class {
       const input = form.elements.namedItem("text");
       const sessionId = this.activity?.sessionId;
       if (sessionId === void 0) return;
-      await postMessage(sessionId, "user", input.value);
+      await this.client.request("messages.send", { session_id: sessionId, role: "user", text: input.value });
       input.value = "";
     });
   }
-  /** Run a form's action; its result arrives over the socket like everyone else's. */
+  /** Run a form's action (a request over the socket); a failure shows as a notice with
+   * its code: the server's (`forbidden`, `rate_limited`, `quota_exceeded`, …) or the
+   * client's (`not_connected`, `disconnected`: the outcome is then unknown, and the
+   * resynced list shows whether it happened). */
   onSubmit(id, action) {
     const form = byId(id);
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       this.notice("");
       action(form).catch((error) => {
-        const message = error instanceof ApiError ? `${error.code}: ${error.message}` : String(error);
+        const message = isRequestError(error) || error instanceof ApiError ? `${error.code}: ${error.message}` : String(error);
         this.notice(`Could not save: ${message}`);
       });
     });

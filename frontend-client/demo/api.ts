@@ -1,5 +1,6 @@
-/** The demo's HTTP API (backend/api.py), at the page's own origin. */
-import type { Message, Role, Session } from "@aiohttp-realtime/demo-types";
+/** The demo's HTTP API (backend/api.py), at the page's own origin: only signing in
+ * asks it (signin.ts); the page's writes go over the socket (`client.request`). */
+import type { Session } from "@aiohttp-realtime/demo-types";
 import { storedToken } from "./token.js";
 
 export class ApiError extends Error {
@@ -38,12 +39,4 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
 
 export function listSessions(): Promise<Session[]> {
   return request("GET", "/api/sessions");
-}
-
-export function createSession(title: string): Promise<Session> {
-  return request("POST", "/api/sessions", { title });
-}
-
-export function postMessage(sessionId: string, role: Role, text: string): Promise<Message> {
-  return request("POST", `/api/sessions/${encodeURIComponent(sessionId)}/messages`, { role, text });
 }

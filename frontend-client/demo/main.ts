@@ -4,13 +4,18 @@
  * authentication on, the page signs in first (signin.ts) and the client asks for the
  * stored token before every connect, so a new token counts from the next reconnect.
  *
+ * Its forms write over the same socket: `client.request("sessions.create", …)` and
+ * `messages.send`, typed by the generated method map. When a request resolves, the
+ * page's state already shows its change (the server sends a method's events before
+ * its response). Only signing in asks the HTTP API (signin.ts).
+ *
  * Query parameters tune the client (the browser tests use them to make a network
  * cut last seconds, not minutes): `backoff_ms`, `backoff_cap_ms`, `ping_ms`,
  * `pong_timeout_ms`, `connect_timeout_ms`, `healthy_ms`.
  */
-import type { Topics } from "@aiohttp-realtime/demo-types";
-import { type ClientOptions, type ConnectionStatus, RealtimeClient } from "../src/index.js";
-import { ApiError, createSession, postMessage } from "./api.js";
+import type { Methods, Topics } from "@aiohttp-realtime/demo-types";
+import { type ClientOptions, type ConnectionStatus, isRequestError, RealtimeClient } from "../src/index.js";
+import { ApiError } from "./api.js";
 import { SignIn } from "./signin.js";
 import { ActivityState, SessionsState, TerminalsState } from "./state.js";
 import { storedToken } from "./token.js";
@@ -43,7 +48,10 @@ function clientOptions(search: string): ClientOptions {
 }
 
 class DemoPage {
-  private readonly client = new RealtimeClient<Topics>({ ...clientOptions(location.search), token: storedToken });
+  private readonly client = new RealtimeClient<Topics, Methods>({
+    ...clientOptions(location.search),
+    token: storedToken,
+  });
   private readonly signIn = new SignIn({ signedIn: () => this.client.connect(), signedOut: () => this.signedOut() });
   private readonly sessions = new SessionsState();
   private readonly terminals = new TerminalsState();
@@ -114,8 +122,8 @@ class DemoPage {
   }
 
   /** Select the first session when none is, and move on when the selected one is
-   * removed. A session just created through the API may not have arrived yet: it
-   * stays selected until it was seen and then removed. */
+   * removed. A session selected before it arrived (its topic not live yet when it was
+   * created) stays selected until it was seen and then removed. */
   private fixSelection(): void {
     const current = this.activity?.sessionId ?? null;
     if (current !== null && this.sessions.byId.has(current)) {
@@ -196,27 +204,31 @@ class DemoPage {
     });
     this.onSubmit("create-form", async (form) => {
       const input = form.elements.namedItem("title") as HTMLInputElement;
-      const session = await createSession(input.value);
+      const session = await this.client.request("sessions.create", { title: input.value });
       input.value = "";
-      this.select(session.id);
+      this.select(session.id); // already in the list: its event came before the response
     });
     this.onSubmit("message-form", async (form) => {
       const input = form.elements.namedItem("text") as HTMLInputElement;
       const sessionId = this.activity?.sessionId;
       if (sessionId === undefined) return;
-      await postMessage(sessionId, "user", input.value);
+      await this.client.request("messages.send", { session_id: sessionId, role: "user", text: input.value });
       input.value = "";
     });
   }
 
-  /** Run a form's action; its result arrives over the socket like everyone else's. */
+  /** Run a form's action (a request over the socket); a failure shows as a notice with
+   * its code: the server's (`forbidden`, `rate_limited`, `quota_exceeded`, …) or the
+   * client's (`not_connected`, `disconnected`: the outcome is then unknown, and the
+   * resynced list shows whether it happened). */
   private onSubmit(id: string, action: (form: HTMLFormElement) => Promise<void>): void {
     const form = byId<HTMLFormElement>(id);
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       this.notice("");
       action(form).catch((error: unknown) => {
-        const message = error instanceof ApiError ? `${error.code}: ${error.message}` : String(error);
+        const message =
+          isRequestError(error) || error instanceof ApiError ? `${error.code}: ${error.message}` : String(error);
         this.notice(`Could not save: ${message}`);
       });
     });

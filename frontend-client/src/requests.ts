@@ -159,7 +159,8 @@ export class PendingRequests {
         return;
       }
       if (!live) {
-        reject(new RequestError(method, ClientRequestFailure.NOT_CONNECTED, "not connected: nothing was sent"));
+        const message = "the connection is not live; nothing was sent";
+        reject(new RequestError(method, ClientRequestFailure.NOT_CONNECTED, message));
         return;
       }
       const id = `r${this.count + 1}`;
