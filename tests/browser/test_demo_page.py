@@ -90,6 +90,69 @@ async def test_changes_through_the_api_appear_without_a_reload(demo: Demo, page:
     await expect(page.locator("#sessions-body tr")).to_have_count(0)
 
 
+async def test_page_creates_over_the_socket_and_the_http_api_still_works(demo: Demo, page: Page) -> None:
+    """The page's forms call methods over its WebSocket (`request` frames), not the
+    HTTP API; a session created through the HTTP API shows up all the same."""
+    http_writes: list[str] = []
+    page.on("request", lambda r: r.method != "GET" and http_writes.append(f"{r.method} {r.url}"))
+    async with page.expect_websocket() as socket_info:
+        await open_page(page, demo.url)
+    socket = await socket_info.value
+    sent: list[dict] = []
+    received: list[dict] = []
+    socket.on("framesent", lambda payload: sent.append(json.loads(payload)))
+    socket.on("framereceived", lambda payload: received.append(json.loads(payload)))
+
+    def is_response(payload: str | bytes) -> bool:
+        return json.loads(payload)["type"] == "response"
+
+    async with socket.expect_event("framereceived", is_response) as response_info:
+        await page.get_by_label("New session title").fill("Created over the socket")
+        await page.get_by_role("button", name="Create session").click()
+    response = json.loads(await response_info.value)
+    [request] = [f for f in sent if f["type"] == "request"]
+    assert (request["method"], request["params"]) == ("sessions.create", {"title": "Created over the socket"})
+    assert response["id"] == request["id"]
+    session_id = response["result"]["id"]
+    # The server's order: the session's event first, then the response.
+    upserts = [
+        i
+        for i, f in enumerate(received)
+        if f["type"] == "event" and f["payload"].get("session", {}).get("id") == session_id
+    ]
+    assert upserts and upserts[0] < received.index(response), received
+    created = row(page, session_id)
+    await expect(created.locator(".title")).to_have_text("Created over the socket")
+    await expect(created).to_have_class("selected")
+    await expect(page.get_by_label("New session title")).to_have_value("")
+
+    await page.get_by_label("Message").fill("Sent over the socket")
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.locator("#messages .text")).to_have_text(["Sent over the socket"])
+    await expect(page.get_by_label("Message")).to_have_value("")  # its response came
+    calls = [(f["method"], f["params"]) for f in sent if f["type"] == "request"]
+    assert calls[1:] == [
+        ("messages.send", {"session_id": session_id, "role": "user", "text": "Sent over the socket"})
+    ]
+    await expect(page.locator("#notice")).to_have_text("")
+    assert http_writes == [], "the page wrote through the HTTP API"
+    assert session_id in {s["id"] for s in await demo.api("GET", "/api/sessions")}
+
+    # The HTTP API still creates sessions, and the page shows them.
+    other = await demo.create_session("Created over HTTP")
+    await expect(row(page, other["id"]).locator(".title")).to_have_text("Created over HTTP")
+    await expect(page.locator("#sessions-body tr")).to_have_count(2)
+
+
+async def test_page_shows_a_refused_request(demo: Demo, page: Page) -> None:
+    """A method's error reaches the page's notice, like an HTTP error did."""
+    await open_page(page, demo.url)
+    await page.get_by_label("New session title").fill("   ")  # passes `required`; blank once stripped
+    await page.get_by_role("button", name="Create session").click()
+    await expect(page.locator("#notice")).to_have_text(re.compile(r"^Could not save: invalid_params: "))
+    await expect(page.locator("#sessions-body tr")).to_have_count(0)
+
+
 async def test_page_recovers_from_a_network_cut(
     demo: Demo, proxy: CuttableProxy, page: Page, console: ConsoleWatch
 ) -> None:
