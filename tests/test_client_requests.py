@@ -120,6 +120,18 @@ async def test_an_error_response_is_a_request_error_with_its_code_and_details(de
         assert await rt.barrier() == []  # no response was left over for the reader
 
 
+async def test_a_request_too_deep_to_parse_is_answered_by_its_error_frame(demo_client):
+    client = await demo_client()
+    async with realtime(client) as rt:
+        deep: Any = "x"
+        for _ in range(40):  # deeper than max_json_depth (32): refused before parsing
+            deep = [deep]
+        with pytest.raises(RequestError) as refused:
+            await rt.request("sessions.create", {"title": deep}, timeout=5)
+        assert refused.value.code == "invalid_json"
+        assert await rt.barrier() == []  # the error frame was the request's, not the reader's
+
+
 async def test_concurrent_requests_beside_a_reader_each_get_their_response_and_no_event_is_lost(
     demo_client,
 ):

@@ -183,7 +183,8 @@ class Calls:
 
 def field_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
     """`invalid_params` details: each field error's `loc`, `msg` and `type`, never the
-    client's input (nor a key name it made up)."""
+    client's input; a key the client made up is quoted only if it is a plain name
+    (`jsonguard.safe_name`), else as `"?"`."""
     details = []
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
         details.append(

@@ -48,6 +48,7 @@ from .generated.server_message import (
     EventFrame,
     HelloFrame,
     PongFrame,
+    ResponseError,
     ResponseFrame,
     ServerMessage,
     SnapshotFrame,
@@ -55,6 +56,8 @@ from .generated.server_message import (
 
 Message = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame
 R = TypeVar("R", bound=BaseModel)
+#: How many abandoned request ids a client remembers (to drop their late responses).
+_ABANDONED_KEPT = 1024
 
 __all__ = [
     "SUBPROTOCOL",
@@ -143,6 +146,8 @@ class RealtimeClient:
         self._reading = asyncio.Lock()
         self._backlog: deque[Message] = deque()
         self._pending: dict[str, asyncio.Future[ResponseFrame]] = {}
+        #: Requests given up on (timeout, cancelled): their late responses are dropped.
+        self._abandoned: dict[str, None] = {}
 
     async def send(self, message: SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame) -> None:
         await self.ws.send_str(ClientMessage(message).model_dump_json(exclude_none=True))
@@ -182,15 +187,26 @@ class RealtimeClient:
             body = params.model_dump(mode="json", exclude_none=True, by_alias=True)
         else:
             body = dict(params or {})
+        if self.ws.closed:
+            raise ClosedError(self.ws.close_code)
         request_id = f"r{next(self._ids)}"
         answer: asyncio.Future[ResponseFrame] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = answer
+        answered = False
         try:
-            await self.send(RequestFrame(type="request", id=request_id, method=method, params=body))
+            try:
+                await self.send(RequestFrame(type="request", id=request_id, method=method, params=body))
+            except (ConnectionError, aiohttp.ClientConnectionError):
+                raise ClosedError(self.ws.close_code) from None
             async with asyncio.timeout(timeout):
                 response = await self._answer(answer)
+            answered = True
         finally:
             self._pending.pop(request_id, None)
+            if not answered:  # its response may still come: not for the reader
+                self._abandoned[request_id] = None
+                while len(self._abandoned) > _ABANDONED_KEPT:
+                    del self._abandoned[next(iter(self._abandoned))]
         if response.error is not None:
             error = response.error
             raise RequestError(method, error.code, error.message, error.details)
@@ -233,9 +249,19 @@ class RealtimeClient:
                     waiter.set_exception(ClosedError(exc.code))
             raise
         if isinstance(message, ResponseFrame):
+            if self._abandoned.pop(message.id, ...) is None:
+                return []
             pending = self._pending.get(message.id)
             if pending is not None and not pending.done():
                 pending.set_result(message)
+                return []
+        elif isinstance(message, ErrorFrame) and message.id is not None and message.topic is None:
+            # A request the server could not read as one (nested too deep, say) is
+            # answered by an `error` frame with its id: that request's answer.
+            pending = self._pending.get(message.id)
+            if pending is not None and not pending.done():
+                error = ResponseError(code=message.code.value, message=message.message)
+                pending.set_result(ResponseFrame(type="response", id=message.id, error=error))
                 return []
         return [message]
 

@@ -169,7 +169,10 @@ async def _handle_text(data: str, conn: Connection, hub: Hub) -> bool:
     closed like one that keeps sending)."""
     depth = hub.settings.max_json_depth
     if depth_exceeds(data, depth):
-        _send_error(conn, ErrorCode.INVALID_JSON, f"invalid JSON: nested deeper than {depth} levels")
+        # Its id, if it can be read (jiter bounds its own recursion), so a caller waiting
+        # for the answer to its request gets one.
+        msg = f"invalid JSON: nested deeper than {depth} levels"
+        _send_error(conn, ErrorCode.INVALID_JSON, msg, id=_request_id(data))
         return True
     try:
         message = client_message_adapter.validate_json(data)
