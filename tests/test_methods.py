@@ -23,7 +23,7 @@ from aiohttp_realtime import (
     TopicRegistry,
     setup_realtime,
 )
-from tests.libapp import ITEMS, Gate, ItemSet, ItemsState
+from tests.libapp import ITEMS, Gate, ItemsState
 from tests.support import WsClient, until
 
 
@@ -332,6 +332,7 @@ async def test_the_event_comes_first_even_when_the_broker_delivers_it_after_publ
         response, before = await answer(ws, f"r{i}")
         assert [f["seq"] for f in before if f["type"] == "event"] == [i + 1], before
         assert response["result"]["seq"] == i + 1
+
     # ... and it is the wait that does it: without it the response overtakes the event.
     async def no_wait(*_args: Any) -> None:
         return None
