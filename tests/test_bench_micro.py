@@ -48,21 +48,24 @@ class Subscribers:
 
     def __init__(self, n: int) -> None:
         self.router = Router()
-        self.ready = 0
-        self.clients = [ClientState(1 << 20, self._on_ready) for _ in range(n)]
+        self.readies = 0
+        self.clients = [ClientState(1 << 20, self) for _ in range(n)]
         for client in self.clients:
             sub, _new = client.subscribe(TOPIC)
             self.router.attach(sub)
             assert client.go_live(sub, sub.epoch, 0, Frame(b"{}"))
         self.seq = 0
 
-    def _on_ready(self, _client: ClientState) -> None:
-        self.ready += 1
+    def ready(self, _client: ClientState) -> None:  # ClientIO
+        self.readies += 1
+
+    def in_flight(self) -> int:  # ClientIO
+        return 0
 
     def drain(self) -> None:
         for client in self.clients:
             client.outbox.take()
-        self.ready = 0
+        self.readies = 0
 
     def route_next(self) -> None:
         self.seq += 1
@@ -74,7 +77,7 @@ def test_router_route_one_event_to_1000_subscribers(benchmark: Any) -> None:
     # Each round routes the next seq to outboxes emptied by the (untimed) setup, as
     # after a flush: one append per subscriber, and each client marked ready once.
     benchmark.pedantic(subs.route_next, setup=subs.drain, rounds=60, warmup_rounds=2)
-    assert subs.ready == SUBSCRIBERS
+    assert subs.readies == SUBSCRIBERS
     for client in subs.clients:
         (frame,) = client.outbox.take()
         assert json.loads(frame.text)["seq"] == subs.seq

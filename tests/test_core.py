@@ -25,12 +25,15 @@ class Wire:
     """The client's side: what the writer took out of the outbox, in order."""
 
     def __init__(self, limit: int = 1 << 20) -> None:
-        self.ready = 0
-        self.client = ClientState(limit, self._on_ready)
+        self.readies = 0
+        self.client = ClientState(limit, self)
         self.frames: list[dict[str, Any]] = []
 
-    def _on_ready(self, _client: ClientState) -> None:
-        self.ready += 1
+    def ready(self, _client: ClientState) -> None:  # ClientIO
+        self.readies += 1
+
+    def in_flight(self) -> int:  # ClientIO: nothing below the outbox here
+        return self.client.outbox.downstream
 
     def drain(self) -> list[dict[str, Any]]:
         taken = [json.loads(f.text) for f in self.client.outbox.take()]
@@ -129,7 +132,15 @@ def test_downstream_bytes_count_too() -> None:
 
 def test_an_overflow_remeasures_what_is_in_flight_before_evicting() -> None:
     in_flight = [990]
-    client = ClientState(1000, lambda _c: None, lambda: in_flight[0])
+
+    class Below:
+        def ready(self, _state: ClientState) -> None:
+            pass
+
+        def in_flight(self) -> int:
+            return in_flight[0]
+
+    client = ClientState(1000, Below())
     client.outbox.set_downstream(990)  # as the last write left it
     in_flight[0] = 0  # the client has read since
     client.send(Frame(b"x" * 20))
@@ -145,10 +156,10 @@ def test_the_writer_is_woken_once_per_burst() -> None:
     sub, epoch = subscribed(wire, router, "t")
     wire.client.go_live(sub, epoch, 0, snapshot("t", 0))
     wire.drain()
-    before = wire.ready
+    before = wire.readies
     for seq in range(1, 51):
         router.route("t", seq, PAYLOAD)
-    assert wire.ready == before + 1
+    assert wire.readies == before + 1
     assert len(wire.drain()) == 50
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from typing import Protocol
 
 from aiohttp import web
 
@@ -44,14 +44,23 @@ _CORE_EVICTIONS: dict[int, str] = {
 }
 
 
+class Owner(Protocol):
+    """What a connection needs of its hub: one reference, not a flusher and a bound
+    method (memory per idle connection is a target: docs/benchmarks.md)."""
+
+    flusher: Flusher
+
+    def disconnect(self, conn: Connection) -> None:
+        """The connection is closed: forget it."""
+
+
 class Connection:
     __slots__ = (
         "_close_timeout_s",
         "_closed",
         "_closer",
         "_eviction",
-        "_flusher",
-        "_on_closed",
+        "_owner",
         "_peer_closed",
         "_transport",
         "_writer",
@@ -74,8 +83,7 @@ class Connection:
         *,
         max_queue_bytes: int,
         close_timeout_s: float,
-        flusher: Flusher,
-        on_closed: Callable[[Connection], None],
+        owner: Owner,
         principal: Principal | None = None,
         address: str = "",
         limits: RealtimeSettings | None = None,
@@ -92,14 +100,13 @@ class Connection:
         self.strikes = Strikes(limits.frames_burst)
         #: Requests running for it now (`calls.Calls`), at most `max_requests_in_flight`.
         self.requests = 0
-        self.state = ClientState(max_queue_bytes, self._ready, self._in_flight)
+        self.state = ClientState(max_queue_bytes, self)
         self._ws = ws
         self._transport = transport
         # Pre-built frames are only valid without permessage-deflate.
         self._writer = AiohttpWriter(ws, transport) if ws.compress else TransportWriter(ws, transport)
-        self._flusher = flusher
+        self._owner = owner
         self._close_timeout_s = close_timeout_s
-        self._on_closed = on_closed
         self._closer: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
         #: Why the server closes it, when it chose to (`metrics.EVICTION_REASONS`).
@@ -150,7 +157,7 @@ class Connection:
             self._eviction = reason
         self.state.evict()
 
-    def _in_flight(self) -> int:
+    def in_flight(self) -> int:
         return self._writer.measure()
 
     async def wait_room(self, size: int, timeout: float) -> bool:
@@ -169,8 +176,8 @@ class Connection:
             await asyncio.sleep(ROOM_POLL_S)
         return False
 
-    def _ready(self, _state: ClientState) -> None:
-        self._flusher.mark(self)
+    def ready(self, _state: ClientState) -> None:
+        self._owner.flusher.mark(self)
 
     def flush(self) -> None:
         """Write what is queued (the hub's flusher calls this once per tick when ready)."""
@@ -232,7 +239,7 @@ class Connection:
             if isinstance(self._writer, AiohttpWriter):
                 self._writer.cancel()
             self._abort()
-            self._on_closed(self)
+            self._owner.disconnect(self)
             if self._closed is None:
                 self._closed = asyncio.get_running_loop().create_future()
             self._closed.set_result(None)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pydantic
 import pydantic_core
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from . import metrics
 from .auth import SUBPROTOCOL, allowed_host, allowed_origin, offered_protocols
@@ -28,6 +28,7 @@ from .hub import Hub
 from .jsonguard import depth_exceeds, safe_name
 from .principal import Principal
 from .protocol import PingFrame, RequestFrame, SubscribeFrame, client_message_adapter
+from .settings import RealtimeSettings
 from .wsguard import GuardedWebSocketResponse, guard_protocol, handshake_tail
 
 log = logging.getLogger(__name__)
@@ -41,19 +42,15 @@ def refuse(status: int, error: str, message: str, **headers: str) -> web.Respons
 
 
 async def realtime_handler(request: web.Request) -> web.StreamResponse:
+    # One coroutine frame lives as long as the connection (this one): the steps around
+    # it are helpers that return, so an idle connection pays for a single frame.
     hub = request.app[HUB_KEY]
     settings = hub.settings
     # Every check that can refuse runs before the upgrade, so a refused client gets an
     # HTTP status and a JSON body, and never a frame.
-    if not allowed_host(request, settings):
-        return refuse(403, "host_not_allowed", "this Host is not served here")
-    if not allowed_origin(request, settings):
-        return refuse(403, "origin_not_allowed", "this Origin may not connect")
-    offered = offered_protocols(request)
-    if offered and SUBPROTOCOL not in offered:
-        # Refused here, before aiohttp would log the offer list (an `auth.<token>` in it).
-        msg = f"offer the subprotocol {SUBPROTOCOL} (with auth.<token> if you send a token)"
-        return refuse(400, "subprotocol_required", msg)
+    refused = _refused_request(request, settings)
+    if refused is not None:
+        return refused
     ws = GuardedWebSocketResponse(
         linger_s=settings.close_timeout_s,
         heartbeat=settings.heartbeat_s,
@@ -67,34 +64,80 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
         return refuse(426, "websocket_required", "connect with a WebSocket upgrade", Upgrade="websocket")
     principal = None
     if hub.authenticate is not None:
-        try:
-            async with asyncio.timeout(settings.hook_timeout_s):
-                principal = await hub.authenticate(request)
-        except Exception:
-            log.exception("authenticate failed; refusing the connection")
-            return refuse(500, "internal_error", "authentication failed")
-        if principal is None:
-            return refuse(401, "unauthorized", "a valid token is required", **{"WWW-Authenticate": "Bearer"})
+        principal, refused = await _authenticated(request, hub)
+        if refused is not None:
+            return refused
     address = request.remote or ""
     if not hub.take_slot(address):
         return refuse(
             503, "too_many_connections", "connection limit reached; retry later", **{"Retry-After": "5"}
         )
     try:
-        return await _serve(request, ws, hub, principal, address)
+        conn = await _opened(request, ws, hub, principal, address)
+        if conn is None:  # the peer left during the handshake
+            return ws
+        try:
+            loop = asyncio.get_running_loop()
+            async for msg in ws:
+                if not await _received(msg, ws, conn, hub, loop):
+                    break
+                # Fairness: with frames already buffered, receive() returns without
+                # suspending, so one client's backlog of subscribes (each building a
+                # snapshot) would run back to back and hold the loop. One message per
+                # loop turn per connection.
+                await asyncio.sleep(0)
+        except Exception:
+            extra = {"connection_id": conn.id, "close_code": CloseCode.INTERNAL_ERROR}
+            log.exception("connection %s: unexpected error; closing with 1011", conn.id, extra=extra)
+            conn.close(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            if not conn.closing:
+                conn.closed_by_peer(ws.close_code or 1000)
+            await conn.wait_closed()
+            await ws.lingered()
+        return ws
     finally:
         hub.release_slot(address)
 
 
-async def _serve(
+def _refused_request(request: web.Request, settings: RealtimeSettings) -> web.Response | None:
+    if not allowed_host(request, settings):
+        return refuse(403, "host_not_allowed", "this Host is not served here")
+    if not allowed_origin(request, settings):
+        return refuse(403, "origin_not_allowed", "this Origin may not connect")
+    offered = offered_protocols(request)
+    if offered and SUBPROTOCOL not in offered:
+        # Refused here, before aiohttp would log the offer list (an `auth.<token>` in it).
+        msg = f"offer the subprotocol {SUBPROTOCOL} (with auth.<token> if you send a token)"
+        return refuse(400, "subprotocol_required", msg)
+    return None
+
+
+async def _authenticated(request: web.Request, hub: Hub) -> tuple[Principal | None, web.Response | None]:
+    """The principal, or the refusal."""
+    assert hub.authenticate is not None
+    try:
+        async with asyncio.timeout(hub.settings.hook_timeout_s):
+            principal = await hub.authenticate(request)
+    except Exception:
+        log.exception("authenticate failed; refusing the connection")
+        return None, refuse(500, "internal_error", "authentication failed")
+    if principal is None:
+        headers = {"WWW-Authenticate": "Bearer"}
+        return None, refuse(401, "unauthorized", "a valid token is required", **headers)
+    return principal, None
+
+
+async def _opened(
     request: web.Request, ws: GuardedWebSocketResponse, hub: Hub, principal: Principal | None, address: str
-) -> web.StreamResponse:
+) -> Connection | None:
+    """Upgrade, guard, register and greet; None if the peer left during the handshake."""
     settings = hub.settings
     early = handshake_tail(request)  # frames sent with the handshake, before our check
     await ws.prepare(request)
     transport = request.transport
-    if transport is None:  # the peer left during the handshake
-        return ws
+    if transport is None:
+        return None
     guard_protocol(request, ws, early=early)
     conn = Connection(
         ws,
@@ -102,65 +145,45 @@ async def _serve(
         secrets.token_urlsafe(12),
         max_queue_bytes=settings.max_queue_bytes,
         close_timeout_s=settings.close_timeout_s,
-        flusher=hub.flusher,
-        on_closed=hub.disconnect,
+        owner=hub,
         principal=principal,
         address=address,
         limits=settings,
     )
     hub.connect(conn)
-    try:
-        conn.send(
-            hello_frame(
-                conn.id,
-                datetime.now(UTC),
-                settings,
-                auth=hub.authenticate is not None,
-                principal=principal.id if principal is not None else None,
-            )
-        )
-        await _receive_loop(ws, conn, hub)
-    except Exception:
-        extra = {"connection_id": conn.id, "close_code": CloseCode.INTERNAL_ERROR}
-        log.exception("connection %s: unexpected error; closing with 1011", conn.id, extra=extra)
-        conn.close(CloseCode.INTERNAL_ERROR, "internal error")
-    finally:
-        if not conn.closing:
-            conn.closed_by_peer(ws.close_code or 1000)
-        await conn.wait_closed()
-        await ws.lingered()
-    return ws
+    auth = hub.authenticate is not None
+    who = principal.id if principal is not None else None
+    conn.send(hello_frame(conn.id, datetime.now(UTC), settings, auth=auth, principal=who))
+    return conn
 
 
-async def _receive_loop(ws: web.WebSocketResponse, conn: Connection, hub: Hub) -> None:
-    loop = asyncio.get_running_loop()
-    async for msg in ws:
-        if conn.closing:
-            break
-        if msg.type is WSMsgType.ERROR:
-            log.info("connection %s: %s", conn.id, ws.exception(), extra={"connection_id": conn.id})
-            break
-        if not conn.frame_bucket.take(1, loop.time()):
-            if conn.strikes.refused():
-                log.info("connection %s: closed, kept sending while rate limited", conn.id, extra=_ids(conn))
-                conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded", eviction="rate_limited")
-                break
-            _rate_limited(conn, msg.data if msg.type is WSMsgType.TEXT else None, hub.settings.max_json_depth)
-            continue
-        if msg.type is WSMsgType.TEXT:
-            if await _handle_text(msg.data, conn, hub):
-                conn.strikes.accepted()
-            elif conn.strikes.count >= conn.strikes.limit:
-                text = "connection %s: closed, kept subscribing while rate limited"
-                log.info(text, conn.id, extra=_ids(conn))
-                conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded", eviction="rate_limited")
-                break
-        elif msg.type is WSMsgType.BINARY:
-            _send_error(conn, ErrorCode.INVALID_MESSAGE, "binary frames are not supported; send JSON text")
-        # Fairness: with frames already buffered, receive() returns without suspending,
-        # so one client's backlog of subscribes (each building a snapshot) would run
-        # back to back and hold the loop. One message per loop turn per connection.
-        await asyncio.sleep(0)
+async def _received(
+    msg: WSMessage, ws: web.WebSocketResponse, conn: Connection, hub: Hub, loop: asyncio.AbstractEventLoop
+) -> bool:
+    """Handle one client message; False to stop reading (the connection is closing)."""
+    if conn.closing:
+        return False
+    if msg.type is WSMsgType.ERROR:
+        log.info("connection %s: %s", conn.id, ws.exception(), extra={"connection_id": conn.id})
+        return False
+    if not conn.frame_bucket.take(1, loop.time()):
+        if conn.strikes.refused():
+            log.info("connection %s: closed, kept sending while rate limited", conn.id, extra=_ids(conn))
+            conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded", eviction="rate_limited")
+            return False
+        _rate_limited(conn, msg.data if msg.type is WSMsgType.TEXT else None, hub.settings.max_json_depth)
+        return True
+    if msg.type is WSMsgType.TEXT:
+        if await _handle_text(msg.data, conn, hub):
+            conn.strikes.accepted()
+        elif conn.strikes.count >= conn.strikes.limit:
+            text = "connection %s: closed, kept subscribing while rate limited"
+            log.info(text, conn.id, extra=_ids(conn))
+            conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded", eviction="rate_limited")
+            return False
+    elif msg.type is WSMsgType.BINARY:
+        _send_error(conn, ErrorCode.INVALID_MESSAGE, "binary frames are not supported; send JSON text")
+    return True
 
 
 async def _handle_text(data: str, conn: Connection, hub: Hub) -> bool:

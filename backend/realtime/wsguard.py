@@ -38,7 +38,9 @@ class MaskCheck:
     __slots__ = ("_header", "_skip")
 
     def __init__(self) -> None:
-        self._header = bytearray()
+        # Immutable, and the shared empty `b""` between frames: a header split across
+        # reads is rare, and an idle connection then holds no buffer of its own.
+        self._header = b""
         self._skip = 0  # payload bytes of the current frame still to pass
 
     def feed(self, data: bytes | bytearray | memoryview) -> bool:
@@ -52,18 +54,20 @@ class MaskCheck:
             header = self._header
             need = _header_size(header)
             take = min(need - len(header), n - i)
-            header += data[i : i + take]
+            header += bytes(data[i : i + take])
             i += take
             if len(header) < 2 or len(header) < _header_size(header):
+                self._header = header
                 continue
             if not header[1] & 0x80:
+                self._header = header
                 return False
             self._skip = _payload_size(header)
-            header.clear()
+            self._header = b""
         return True
 
 
-def _header_size(header: bytearray) -> int:
+def _header_size(header: bytes) -> int:
     if len(header) < 2:
         return 2
     length = header[1] & 0x7F
@@ -71,7 +75,7 @@ def _header_size(header: bytearray) -> int:
     return 2 + extended + (4 if header[1] & 0x80 else 0)
 
 
-def _payload_size(header: bytearray) -> int:
+def _payload_size(header: bytes) -> int:
     length = header[1] & 0x7F
     if length == 126:
         return int.from_bytes(header[2:4], "big")
@@ -80,17 +84,18 @@ def _payload_size(header: bytearray) -> int:
     return length
 
 
-class _MaskedOnly:
+class _MaskedOnly(MaskCheck):
     """Stands in for aiohttp's WebSocket reader in the request handler: feeds it only
-    while every frame is masked."""
+    while every frame is masked. (A `MaskCheck` itself: one object per connection.)"""
 
-    __slots__ = ("_check", "_parser", "_ws")
+    __slots__ = ("_broken", "_parser", "_ws")
 
-    def __init__(self, parser: Any, ws: web.WebSocketResponse, check: MaskCheck | None) -> None:
+    def __init__(self, parser: Any, ws: web.WebSocketResponse, early: bytes) -> None:
+        super().__init__()
         self._parser = parser
         self._ws = ws
-        self._check = check
-        if check is None:
+        self._broken = bool(early) and not self.feed(early)
+        if self._broken:
             self._violated()
 
     def _violated(self) -> None:
@@ -101,16 +106,12 @@ class _MaskedOnly:
             reader.set_exception(WebSocketError(WSCloseCode.PROTOCOL_ERROR, "unmasked client frame"))
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        if self._check is not None and not self._check.feed(data):
-            self._check = None
-            reader = self._ws._reader
-            if reader is not None:
-                # aiohttp's own path for a protocol error: receive() raises it, answers
-                # with a close frame carrying the code, and ends the receive loop.
-                reader.set_exception(WebSocketError(WSCloseCode.PROTOCOL_ERROR, "unmasked client frame"))
-            return False, b""
-        if self._check is None:
+        if self._broken:
             return False, b""  # after the violation nothing more is parsed
+        if not self.feed(data):
+            self._broken = True
+            self._violated()
+            return False, b""
         result: tuple[bool, bytes] = self._parser.feed_data(data)
         return result
 
@@ -124,10 +125,17 @@ class GuardedWebSocketResponse(web.WebSocketResponse):
     discarding, and close for real when the peer closes its side or `linger_s` passes.
     Every other close is aiohttp's own."""
 
+    # Class attributes, set on an instance only when they differ: aiohttp's response
+    # already has close to the 30 attributes CPython's key-sharing instance dicts hold,
+    # and two more turned every connection's dict into a combined one (+1.5 KB each).
+    _linger_s: float = 2.0
+    #: When a lingering close gives up (None: not lingering).
+    _linger_until: float | None = None
+
     def __init__(self, *, linger_s: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._linger_s = linger_s
-        self._linger_until: float | None = None
+        if linger_s != self._linger_s:
+            self._linger_s = linger_s
 
     async def lingered(self) -> None:
         """Until a lingering close is over: the handler must not return before (aiohttp
@@ -177,9 +185,6 @@ def guard_protocol(request: web.Request, ws: web.WebSocketResponse, *, early: by
     transport = protocol.transport
     if transport is None:
         return
-    check: MaskCheck | None = MaskCheck()
-    if early and check is not None and not check.feed(early):
-        check = None
     parser = getattr(protocol, "_payload_parser", None)
     if parser is not None:
-        protocol._payload_parser = _MaskedOnly(parser, ws, check)
+        protocol._payload_parser = _MaskedOnly(parser, ws, early)

@@ -9,7 +9,7 @@ and a silent gap is the one thing never done. So, per topic, a client gets a
 snapshot, then every later event in order, or a close (docs/protocol.md).
 
 Everything for the client goes into its `Outbox`, whose budget covers held events
-too; a frame that does not fit evicts the client (4008). `on_ready` tells the I/O
+too; a frame that does not fit evicts the client (4008). `io.ready` tells the I/O
 layer that there is something to write or a close to perform; it is called once
 per transition to non-empty, so a burst costs the writer one wake-up.
 """
@@ -17,13 +17,31 @@ per transition to non-empty, so a burst costs the writer one wake-up.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from ..closecodes import CloseCode
 from ..frames import Frame
 from .outbox import Outbox
 
 _T = TypeVar("_T")
+
+
+class ClientIO(Protocol):
+    """What a `ClientState` asks of the I/O layer below it (one object, not two
+    callbacks: two bound methods per connection cost 128 bytes each connection)."""
+
+    def ready(self, state: ClientState) -> None:
+        """There is something to write, or a close to perform."""
+
+    def in_flight(self) -> int:
+        """Bytes in flight below the writer now (transport and kernel): re-read on an
+        overflow, so that a client that has read since is not evicted for bytes it
+        already took."""
+        ...
+
+
+#: A subscription's held events when it holds none (shared: most never hold any).
+_NONE_HELD: list[tuple[int, Frame]] = []
 
 
 class Subscription:
@@ -38,28 +56,20 @@ class Subscription:
         self.epoch = 0
         self.live = False
         self.last_seq = 0
-        #: Events held while the snapshot is built: (seq, frame).
-        self.held: list[tuple[int, Frame]] = []
+        #: Events held while the snapshot is built: (seq, frame). The shared empty
+        #: list until one is held (never appended to: `deliver` replaces it).
+        self.held: list[tuple[int, Frame]] = _NONE_HELD
 
 
 class ClientState:
-    __slots__ = ("_measure", "_on_ready", "close_code", "close_reason", "outbox", "subscriptions")
+    __slots__ = ("_io", "close_code", "close_reason", "outbox", "subscriptions")
 
-    def __init__(
-        self,
-        limit: int,
-        on_ready: Callable[[ClientState], None],
-        measure: Callable[[], int] | None = None,
-    ) -> None:
-        """`measure` returns the bytes in flight below the writer now (transport and
-        kernel); on an overflow it refreshes the figure the last write left, so that
-        a client that has read since is not evicted for bytes it already took."""
+    def __init__(self, limit: int, io: ClientIO) -> None:
         self.outbox = Outbox(limit)
         self.subscriptions: dict[str, Subscription] = {}
         self.close_code: int | None = None
         self.close_reason = ""
-        self._on_ready = on_ready
-        self._measure = measure
+        self._io = io
 
     @property
     def closing(self) -> bool:
@@ -75,14 +85,14 @@ class ClientState:
         if size <= outbox.room and self.close_code is None:
             frames = outbox.frames
             if not frames:
-                self._on_ready(self)
+                self._io.ready(self)
             frames.append(frame)
             outbox.pending += size
             outbox.room -= size
         elif self.close_code is None:
             if self._remeasured(outbox.push, frame):
                 if len(outbox.frames) == 1:
-                    self._on_ready(self)
+                    self._io.ready(self)
             else:
                 self.evict()
 
@@ -92,7 +102,7 @@ class ClientState:
             self.close_code, self.close_reason = code, reason
             for sub in self.subscriptions.values():
                 self._release(sub)
-            self._on_ready(self)
+            self._io.ready(self)
 
     def evict(self) -> None:
         """Slow consumer: drop everything queued for it, then close with 4008."""
@@ -132,7 +142,7 @@ class ClientState:
             if size <= outbox.room and self.close_code is None:
                 frames = outbox.frames
                 if not frames:
-                    self._on_ready(self)
+                    self._io.ready(self)
                 frames.append(frame)
                 outbox.pending += size
                 outbox.room -= size
@@ -143,7 +153,10 @@ class ClientState:
         elif not sub.live:
             size = frame.size
             if self.outbox.reserve(size) or self._remeasured(self.outbox.reserve, size):
-                sub.held.append((seq, frame))
+                if sub.held is _NONE_HELD:
+                    sub.held = [(seq, frame)]
+                else:
+                    sub.held.append((seq, frame))
             else:
                 self.evict()
         elif seq > sub.last_seq:
@@ -168,12 +181,10 @@ class ClientState:
 
     def _remeasured(self, retry: Callable[[_T], bool], arg: _T) -> bool:
         """After an overflow: refresh what is in flight downstream and try once more."""
-        if self._measure is None:
-            return False
-        self.outbox.set_downstream(self._measure())
+        self.outbox.set_downstream(self._io.in_flight())
         return retry(arg)
 
     def _release(self, sub: Subscription) -> None:
         if sub.held:
             self.outbox.unreserve(sum(frame.size for _, frame in sub.held))
-            sub.held = []
+            sub.held = _NONE_HELD
