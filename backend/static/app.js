@@ -248,6 +248,15 @@ var PendingRequests = class {
       entry.reject(new RequestError(entry.method, String(error.code), String(error.message), error.details));
     }
   }
+  /** Settle the request an `error` frame answers instead of a `response`: one the
+   * server could not read as a request (nested too deep: `invalid_json`), echoing its
+   * id. False if the frame answers no pending request (it is then someone else's). */
+  settleError(frame) {
+    if (frame.id == null || frame.topic != null) return false;
+    const entry = this.take(frame.id);
+    entry?.reject(new RequestError(entry.method, String(frame.code), String(frame.message)));
+    return entry !== void 0;
+  }
   /** The connection is gone: fail every pending request with `disconnected`. They are
    * not kept for the next connection: their outcome is unknown, and resending could
    * run a method twice. */
@@ -579,6 +588,7 @@ var RealtimeClient = class {
     for (const h of [...entry.handlers]) call(() => h.onEvent(payload, seq));
   }
   onErrorFrame(error) {
+    if (this.requests.settleError(error)) return;
     const entry = error.topic == null ? void 0 : this.topics.get(error.topic);
     if (entry === void 0 || error.topic == null) {
       this.errorListeners.emit(error);

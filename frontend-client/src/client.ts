@@ -493,6 +493,7 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
   }
 
   private onErrorFrame(error: ErrorFrame): void {
+    if (this.requests.settleError(error)) return; // a request the server could not read
     const entry = error.topic == null ? undefined : this.topics.get(error.topic);
     if (entry === undefined || error.topic == null) {
       this.errorListeners.emit(error);

@@ -13,7 +13,7 @@
  * pending when its socket goes: a request is never resent on another connection.
  */
 import type { Clock } from "./env.js";
-import type { ErrorCode, ResponseFrame } from "./protocol.js";
+import type { ErrorCode, ErrorFrame, ResponseFrame } from "./protocol.js";
 
 /** The types of one method: what its `request` carries, what a successful `response`
  * carries, and the error codes it declares beside the catalogue's `ErrorCode`
@@ -200,6 +200,16 @@ export class PendingRequests {
     } else {
       entry.reject(new RequestError(entry.method, String(error.code), String(error.message), error.details));
     }
+  }
+
+  /** Settle the request an `error` frame answers instead of a `response`: one the
+   * server could not read as a request (nested too deep: `invalid_json`), echoing its
+   * id. False if the frame answers no pending request (it is then someone else's). */
+  settleError(frame: ErrorFrame): boolean {
+    if (frame.id == null || frame.topic != null) return false;
+    const entry = this.take(frame.id);
+    entry?.reject(new RequestError(entry.method, String(frame.code), String(frame.message)));
+    return entry !== undefined;
   }
 
   /** The connection is gone: fail every pending request with `disconnected`. They are

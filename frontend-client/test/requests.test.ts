@@ -158,6 +158,19 @@ describe("requests", () => {
     assert.equal("details" in error, false);
   });
 
+  it("rejects with an error frame that echoes its id (a request the server could not read)", async () => {
+    const c = live();
+    const errors: unknown[] = [];
+    c.onError((e) => errors.push(e));
+    const call = c.request("sessions.create", { title: "x" });
+    sockets.last.receive({ type: "error", code: "invalid_json", message: "nested too deep", id: lastRequestId() });
+    const error = await failure(call);
+    assert.equal(error.code, ErrorCode.INVALID_JSON);
+    assert.equal(error.method, "sessions.create");
+    sockets.last.receive({ type: "error", code: "invalid_json", message: "m", id: "not-a-request" });
+    assert.equal(errors.length, 1); // an error frame of no request still goes to onError
+  });
+
   it("ignores a response whose id is not pending", async () => {
     const c = live();
     const call = watch(c.request("sessions.create", { title: "x" }));
