@@ -172,26 +172,44 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=lambda _: print(
 """
 
 HARNESS_MAIN = """
-import { CloseCode, ErrorCode, type RealtimeClient, reconnectAdvice } from "@aiohttp-realtime/client";
+import {
+  CloseCode,
+  ErrorCode,
+  isRequestError,
+  type RealtimeClient,
+  reconnectAdvice,
+} from "@aiohttp-realtime/client";
 import type { Topics as DemoTopics } from "@aiohttp-realtime/demo-types";
-import { watchPrice } from "./prices.js";
+import { setPrice, watchPrice } from "./prices.js";
 
 const base = process.argv[2] ?? "";
 const seen: Array<{ price: number; seq: number }> = [];
+const calls: unknown[] = [];
 const client = watchPrice(`ws://${base}/api/realtime`, "ACME", (price, seq) => {
   seen.push({ price, seq });
   if (seen.length === 1) void bumpThrice();
-  if (seen.length === 4) done(0);
+  if (seen.length === 4) void callTwice();
 });
 
 async function bumpThrice(): Promise<void> {
   for (let i = 0; i < 3; i += 1) await fetch(`http://${base}/bump/ACME`, { method: "POST" });
 }
 
+async function callTwice(): Promise<void> {
+  const seq = await setPrice(client, "ACME", 42);
+  calls.push({ seq, seenBefore: seen.length }); // its event was shown first
+  try {
+    await client.request("prices.set", { symbol: "NOPE", price: 1 });
+  } catch (error) {
+    if (isRequestError(error, "prices.set")) calls.push(error.code);
+  }
+  done(0);
+}
+
 function done(code: number): void {
   client.close();
   const advice = reconnectAdvice(CloseCode.SLOW_CONSUMER);
-  console.log(JSON.stringify({ seen, advice, code: ErrorCode.UNKNOWN_TOPIC }));
+  console.log(JSON.stringify({ seen, calls, advice, code: ErrorCode.UNKNOWN_TOPIC }));
   process.exit(code);
 }
 setTimeout(() => done(1), 10_000);
@@ -206,9 +224,15 @@ ADOPTER_MISUSE = """
 import { RealtimeClient } from "@aiohttp-realtime/client";
 import type { Topics } from "./realtime/index.js";
 
-const client = new RealtimeClient<Topics>({ url: "ws://x/api/realtime" });
+import type { Methods } from "./realtime/index.js";
+
+const client = new RealtimeClient<Topics, Methods>({ url: "ws://x/api/realtime" });
 // @ts-expect-error -- no such topic in this app
 client.subscribe("sessions.state", { onSnapshot() {}, onEvent() {} });
+// @ts-expect-error -- a price is a number
+void client.request("prices.set", { symbol: "X", price: "12" });
+// @ts-expect-error -- no such method in this app
+void client.request("sessions.create", { title: "x" });
 client.subscribe("prices:X", {
   // @ts-expect-error -- a Quote has no `sessions`
   onSnapshot: (quote) => void quote.sessions,
@@ -279,7 +303,34 @@ def test_typegen_from_the_installed_library_writes_the_apps_types(adopter: Path)
     app_ts = (adopter / "src" / "realtime" / "app.ts").read_text()
     assert "[topic: `prices:${string}`]: { snapshot: Quote; event: PriceChanged };" in app_ts
     assert "class Quote(BaseModel):" in (adopter / "myapp" / "realtime_models.py").read_text()
+    assert json.loads((adopter / "schemas" / "methods.json").read_text())["required"] == ["prices.set"]
+    methods_entry = '"prices.set": { params: SetPrice; result: PriceSet; errors: "unknown_symbol" };'
+    assert methods_entry in app_ts
+    assert "class SetPrice(BaseModel):" in (adopter / "myapp" / "realtime_methods.py").read_text()
     assert not list(adopter.rglob("aiohttp_realtime")), "typegen wrote into the library's tree"
+
+
+def test_the_python_client_calls_the_apps_method_with_its_generated_models(
+    adopter: Path, venv: Path, adopter_server: str
+) -> None:
+    script = textwrap.dedent(f"""
+        import asyncio
+        from aiohttp_realtime.client import RequestError, connect
+        from myapp.realtime_methods import PriceSet, SetPrice
+
+        async def main():
+            async with connect("ws://{adopter_server}/api/realtime") as client:
+                done = await client.request("prices.set", SetPrice(symbol="ACME", price=7.5), result=PriceSet)
+                print(type(done).__name__, done.seq)
+                try:
+                    await client.request("prices.set", {{"symbol": "NOPE", "price": 1}})
+                except RequestError as error:
+                    print(error.code)
+
+        asyncio.run(main())
+    """)
+    out = _run(venv / "bin" / "python", "-c", script, cwd=adopter, env=_clean_env())
+    assert out.split() == ["PriceSet", "0", "unknown_symbol"]  # nobody watches: not numbered
 
 
 @pytest.fixture
@@ -331,7 +382,11 @@ def test_a_strict_typescript_app_receives_snapshot_then_events_in_node(
         {"price": 11.0, "seq": 1},
         {"price": 12.0, "seq": 2},
         {"price": 13.0, "seq": 3},
+        {"price": 42.0, "seq": 4},
     ]
+    # The typed request: its event reached the watcher before its response; a declared
+    # error code comes back as the RequestError's code.
+    assert out["calls"] == [{"seq": 4, "seenBefore": 5}, "unknown_symbol"]
     assert (out["advice"], out["code"]) == ("backoff", "unknown_topic")  # runtime catalogues
 
 
