@@ -23,7 +23,7 @@ from .auth import SUBPROTOCOL, allowed_host, allowed_origin, offered_protocols
 from .closecodes import CloseCode
 from .connection import Connection
 from .errors import ErrorCode
-from .frames import error_frame, hello_frame, pong_frame, response_error_frame
+from .frames import error_frame, hello_frame, pong_frame, response_error_frame, ws_text_frame
 from .hub import Hub
 from .jsonguard import depth_exceeds, safe_name
 from .principal import Principal
@@ -134,15 +134,26 @@ async def _opened(
     """Upgrade, guard, register and greet; None if the peer left during the handshake."""
     settings = hub.settings
     early = handshake_tail(request)  # frames sent with the handshake, before our check
-    await ws.prepare(request)
+    writer = await ws.prepare(request)
     transport = request.transport
     if transport is None:
         return None
     guard_protocol(request, ws, early=early)
+    connection_id = secrets.token_urlsafe(12)
+    auth = hub.authenticate is not None
+    who = principal.id if principal is not None else None
+    hello = hello_frame(connection_id, datetime.now(UTC), settings, auth=auth, principal=who)
+    try:
+        # The 101 response's headers wait for the first write (GuardedWebSocketResponse
+        # buffers them): handshake and `hello` leave in one send. (The hello's few
+        # hundred bytes bypass the outbox: nothing is queued before it.)
+        await writer.write(ws_text_frame(hello))
+    except ConnectionError:
+        return None
     conn = Connection(
         ws,
         transport,
-        secrets.token_urlsafe(12),
+        connection_id,
         max_queue_bytes=settings.max_queue_bytes,
         close_timeout_s=settings.close_timeout_s,
         owner=hub,
@@ -151,9 +162,6 @@ async def _opened(
         limits=settings,
     )
     hub.connect(conn)
-    auth = hub.authenticate is not None
-    who = principal.id if principal is not None else None
-    conn.send(hello_frame(conn.id, datetime.now(UTC), settings, auth=auth, principal=who))
     return conn
 
 
@@ -209,6 +217,7 @@ async def _handle_text(data: str, conn: Connection, hub: Hub) -> bool:
         hub.calls.request(conn, message)
     elif isinstance(message, SubscribeFrame):
         loop = asyncio.get_running_loop()
+        built = False
         for topic in dict.fromkeys(message.topics):
             if not conn.subscribe_bucket.take(1, loop.time()):
                 served = False
@@ -216,8 +225,12 @@ async def _handle_text(data: str, conn: Connection, hub: Hub) -> bool:
                 msg = "too many subscribes; slow down"
                 _send_error(conn, ErrorCode.RATE_LIMITED, msg, id=message.id, topic=topic)
                 continue
+            if built:
+                # One snapshot per loop turn: a 100-topic frame never holds the loop.
+                # (After the frame's last one, the receive loop's own yield does it.)
+                await asyncio.sleep(0)
             await hub.subscribe(conn, topic, message.id)
-            await asyncio.sleep(0)  # one snapshot per loop turn: a 100-topic frame never holds it
+            built = True
     else:
         for topic in message.topics:
             hub.unsubscribe(conn, topic)

@@ -129,6 +129,9 @@ class GuardedWebSocketResponse(web.WebSocketResponse):
     # already has close to the 30 attributes CPython's key-sharing instance dicts hold,
     # and two more turned every connection's dict into a combined one (+1.5 KB each).
     _linger_s: float = 2.0
+    #: The 101 response's headers go out with the first write after `prepare` (the
+    #: handler's `hello`), in one send, instead of a send of their own.
+    _send_headers_immediately = False
     #: When a lingering close gives up (None: not lingering).
     _linger_until: float | None = None
 
