@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from aiohttp import WSMsgType, web
 from hypothesis import given
 from hypothesis import strategies as st
 
 from aiohttp_realtime.core import Strikes, TokenBucket
 from aiohttp_realtime.jsonguard import depth_exceeds
-from aiohttp_realtime.wsguard import MaskCheck
+from aiohttp_realtime.wsguard import GuardedWebSocketResponse, MaskCheck
 from tests.support import masked_frame
 
 
@@ -78,3 +79,21 @@ def test_mask_check_spots_an_unmasked_frame_after_masked_ones():
     assert check.feed(masked_frame(0x1, b"x" * 200))
     assert check.feed(bytes([0x81])) is True  # half a header: undecided
     assert check.feed(bytes([0x05]) + b"hello") is False
+
+
+async def test_a_guarded_response_closed_before_any_write_still_sends_its_handshake(aiohttp_client):
+    """Its 101 headers wait for the first write (to leave with the hello): a close that
+    comes first must send them, or the client would read a close frame as HTTP."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        ws = GuardedWebSocketResponse(linger_s=1.0)
+        await ws.prepare(request)
+        await ws.close(code=4000, message=b"bye")
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    client = await aiohttp_client(app)
+    ws = await client.ws_connect("/")
+    msg = await ws.receive()
+    assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4000, "bye")

@@ -27,6 +27,7 @@ import logging
 from typing import Any
 
 from aiohttp import WSCloseCode, web
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_websocket import WebSocketError
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,15 @@ class GuardedWebSocketResponse(web.WebSocketResponse):
         super().__init__(**kwargs)
         if linger_s != self._linger_s:
             self._linger_s = linger_s
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
+        # The 101's headers wait for the first write through the payload writer (the
+        # handler's hello); a close before any write must send them first, or the close
+        # frame would reach the client in place of the HTTP response.
+        writer = self._payload_writer
+        if isinstance(writer, AbstractStreamWriter) and hasattr(writer, "send_headers"):
+            writer.send_headers()
+        return await super().close(code=code, message=message, drain=drain)
 
     async def lingered(self) -> None:
         """Until a lingering close is over: the handler must not return before (aiohttp
