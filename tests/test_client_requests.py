@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -18,6 +19,7 @@ from aiohttp_realtime import HUB_KEY, CloseCode
 from aiohttp_realtime.client import (
     ClosedError,
     EventFrame,
+    HelloFrame,
     Message,
     RealtimeClient,
     RequestError,
@@ -288,3 +290,58 @@ async def test_the_response_of_a_timed_out_request_is_not_handed_to_the_reader(d
         # The late response was sent before the pong. BUG: it comes out of `recv`.
         leaked = [m for m in await rt.barrier() if isinstance(m, ResponseFrame)]
         assert leaked == []
+
+
+class _FakeWs:
+    """Just enough of aiohttp's client WebSocket for `RealtimeClient`, fed by a queue."""
+
+    closed = False
+    close_code = None
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[str] = asyncio.Queue()
+
+    async def send_str(self, _data: str) -> None:
+        pass
+
+    async def receive(self, timeout: float | None = None) -> aiohttp.WSMessage:
+        return aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, await self.inbox.get(), None)
+
+
+async def test_a_request_cancelled_while_it_gives_back_its_reading_turn_is_cancelled(monkeypatch):
+    """A cancel that lands while `request` returns its turn at the reading lock (its
+    answer came through another reader) raises CancelledError: it is never swallowed."""
+    ws = _FakeWs()
+    hello = {
+        "type": "hello", "connection_id": "c", "server_time": "2026-01-01T00:00:00Z", "protocol": 1,
+        "heartbeat_s": 25, "max_queue_bytes": 1, "max_frame_bytes": 1, "max_topics": 1,
+        "max_snapshot_bytes": 1, "frames_per_s": 1.0, "subscribes_per_s": 1.0, "auth": False,
+        "max_requests_in_flight": 16, "request_timeout_s": 10.0,
+    }  # fmt: skip
+    rt = RealtimeClient(ws, HelloFrame.model_validate(hello))  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    await rt._reading.acquire()  # another reader holds the socket (this test plays it)
+    call = asyncio.create_task(rt.request("m", {}))
+    real = asyncio.ensure_future
+
+    def ensure_future(coro: Any) -> Any:
+        turn = real(coro)
+        cancel = turn.cancel
+
+        def cancel_then_hit_the_caller(*args: Any) -> bool:  # the caller is cancelled right then
+            loop.call_soon(call.cancel)
+            return cancel(*args)
+
+        turn.cancel = cancel_then_hit_the_caller  # type: ignore[method-assign]
+        return turn
+
+    monkeypatch.setattr(asyncio, "ensure_future", ensure_future)
+    await until(lambda: "r0" in rt._pending)
+    await asyncio.sleep(0)  # the call waits for its answer or its turn
+    # The other reader hands it its answer, and keeps the lock: the call gives its turn
+    # back, and is cancelled right then.
+    rt._pending["r0"].set_result(ResponseFrame.model_validate({"type": "response", "id": "r0", "result": {}}))
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    rt._reading.release()
+    assert not rt._reading.locked()  # nobody kept the lock

@@ -4,12 +4,15 @@ the limits, the event-before-response ordering, and calls whose connection drops
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from typing import Any
+import uuid
+from typing import Annotated, Any, Literal
 
+import aiohttp
 import pytest
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aiohttp_realtime import (
     Caller,
@@ -23,7 +26,7 @@ from aiohttp_realtime import (
     TopicRegistry,
     setup_realtime,
 )
-from tests.libapp import ITEMS, Gate, ItemsState
+from tests.libapp import ITEMS, ITEMS_GROUP, Gate, ItemsState
 from tests.support import WsClient, until
 
 
@@ -108,6 +111,17 @@ class LateBroker(MemoryBroker):
         return seq
 
 
+class NeverBroker(MemoryBroker):
+    """Numbers events and never delivers them (a backplane that lost them silently)."""
+
+    async def publish(self, topic: str, payload: bytes) -> int:
+        deliver, self._deliver = self._deliver, None
+        try:
+            return await super().publish(topic, payload)
+        finally:
+            self._deliver = deliver
+
+
 @pytest.fixture
 def methods_app(aiohttp_client: Any) -> Any:
     async def make(broker: MemoryBroker | None = None, **settings: Any) -> tuple[Any, Hub, Calls]:
@@ -115,8 +129,9 @@ def methods_app(aiohttp_client: Any) -> Any:
         calls = Calls(state)
         registry = TopicRegistry()
         registry.add(ITEMS, state.provider)
+        registry.add(ITEMS_GROUP, state.provider)
         methods = MethodRegistry()
-        methods.add(SET, calls.set)
+        methods.add(SET, lambda params, caller: calls.set(params, caller))  # patchable
         methods.add(FAIL, calls.fail)
         methods.add(REFUSE, calls.refuse)
         methods.add(WRONG, calls.wrong)
@@ -415,3 +430,129 @@ def test_declarations_refuse_what_would_break_clients() -> None:
     with pytest.raises(ValueError, match="already registered"):
         registry.add(FAIL, handler)
     assert list(registry) == [FAIL] and len(registry) == 1
+
+
+# ---------------------------------------------------------------- from a review
+
+
+class Tagged(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Annotated[Literal["a"] | Literal["b"], Field()] = "a"
+    ref: uuid.UUID
+
+
+class Shape(BaseModel):
+    shape: Annotated[Circle | Square, Field(discriminator="kind")]
+
+
+class Circle(BaseModel):
+    kind: Literal["circle"]
+
+
+class Square(BaseModel):
+    kind: Literal["square"]
+
+
+class Brittle(BaseModel):
+    name: str
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip()  # an app's bug: AttributeError for a number
+
+
+async def test_calls_outlive_their_connection_but_hold_its_slot_until_they_end(methods_app):
+    client, hub, calls = await methods_app(max_connections=1)
+    ws = await WsClient.connect(client)
+    calls.gate.armed = True
+    await ws.send(request("r", "items.set", {"key": "k", "value": 1}))
+    await calls.gate.reached.wait()
+    await ws.close()
+    await until(lambda: not hub.connections)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/api/realtime")
+    assert refused.value.status == 503  # the running call still holds the slot: calls stay bounded
+    calls.gate.release()
+    await until(lambda: len(hub.calls) == 0)
+    assert (await WsClient.connect(client)).hello is not None  # released when the call ended
+
+
+async def test_a_crashing_params_validator_is_an_internal_error_and_the_connection_serves_on(aiohttp_client):
+    async def handler(_params: Brittle, _caller: Caller) -> Empty:
+        return Empty()
+
+    methods = MethodRegistry()
+    methods.add(MethodDef("brittle.call", Brittle, Empty), handler)
+    app = web.Application()
+    setup_realtime(app, TopicRegistry(), methods=methods)
+    ws = await WsClient.connect(await aiohttp_client(app))
+    await ws.send(request("r", "brittle.call", {"name": 5}))
+    response, _ = await answer(ws, "r")
+    assert response["error"]["code"] == "internal_error"
+    assert [f["type"] for f in await ws.barrier()] == []  # still open and serving
+
+
+async def test_invalid_params_messages_never_quote_the_input(aiohttp_client):
+    async def handler(_params: Any, _caller: Caller) -> Empty:
+        return Empty()
+
+    methods = MethodRegistry()
+    methods.add(MethodDef("tagged.call", Tagged, Empty), handler)
+    methods.add(MethodDef("shape.call", Shape, Empty), handler)
+    app = web.Application()
+    setup_realtime(app, TopicRegistry(), methods=methods)
+    ws = await WsClient.connect(await aiohttp_client(app))
+    evil = "<img src=x onerror=alert(1)>"
+    await ws.send(request("1", "tagged.call", {"ref": evil}))
+    await ws.send(request("2", "shape.call", {"shape": {"kind": evil}}))
+    for rid in ("1", "2"):
+        response, _ = await answer(ws, rid)
+        assert response["error"]["code"] == "invalid_params"
+        assert "<" not in json.dumps(response), response
+
+
+async def test_the_wait_for_delivery_has_one_deadline_for_all_the_topics(methods_app, monkeypatch):
+    client, _hub, calls = await methods_app(broker=NeverBroker(), request_timeout_s=0.3)
+    ws = await WsClient.connect(client)
+    await ws.subscribe("items", "items.b")
+    await ws.barrier()
+
+    async def set_twice(params: SetItem, caller: Caller) -> ItemWritten:
+        assert calls.hub is not None
+        await calls.state.set(calls.hub, params.key, params.value)
+        seq = await calls.state.set(calls.hub, params.key, params.value, group="b")
+        return ItemWritten(key=params.key, seq=seq)
+
+    monkeypatch.setattr(calls, "set", set_twice)  # read at call time by the bound handler
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await ws.send(request("r", "items.set", {"key": "k", "value": 1}))
+    response, _ = await answer(ws, "r")
+    # Neither event ever arrives: the response gives up after one timeout, not one per topic.
+    assert "result" in response and loop.time() - started < 0.55
+
+
+async def test_a_timeout_raised_by_the_handler_itself_is_an_internal_error(aiohttp_client):
+    async def handler(_params: Empty, _caller: Caller) -> Empty:
+        raise TimeoutError("the database did not answer")
+
+    methods = MethodRegistry()
+    methods.add(MethodDef("db.call", Empty, Empty), handler)
+    app = web.Application()
+    setup_realtime(app, TopicRegistry(), methods=methods)
+    ws = await WsClient.connect(await aiohttp_client(app))
+    await ws.send(request("r", "db.call", {}))
+    response, _ = await answer(ws, "r")
+    assert response["error"]["code"] == "internal_error"  # `timeout` is the server's own limit
+
+
+async def test_a_call_cancelled_before_it_ran_frees_its_in_flight_slot(methods_app):
+    client, hub, _calls = await methods_app()
+    ws = await WsClient.connect(client)
+    await ws.send(request("r", "items.slow", {}))
+    await ws.send({"type": "ping", "id": "p"})
+    await ws.recv()  # the pong: the request was read, its task created
+    await hub.calls.stop()  # cancels it, maybe before its first step
+    assert next(iter(hub.connections)).requests == 0

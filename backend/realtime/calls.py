@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +82,8 @@ class Calls:
         self._methods = methods
         self._settings = settings
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Closed connections whose calls still run → what releases their slot.
+        self._releases: dict[Connection, Callable[[], None]] = {}
 
     def __len__(self) -> int:
         """Calls running now (all connections)."""
@@ -100,11 +103,31 @@ class Calls:
             return self._answer_error(
                 conn, frame.id, ErrorCode.INVALID_PARAMS, "invalid params", field_errors(exc)
             )
+        except Exception:  # a bug in the app's validator: its call's answer, not the connection's end
+            frame_bytes, outcome = self._internal(conn, bound.method.name, frame.id)
+            return self._send(conn, frame_bytes, outcome)
         conn.requests += 1
         task = asyncio.get_running_loop().create_task(self._run(conn, bound, frame.id, params))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Counted down when the task ends, whatever ends it (even cancelled before it ran).
+        task.add_done_callback(lambda done: self._ended(done, conn))
         return None
+
+    def release_after_calls(self, conn: Connection, release: Callable[[], None]) -> None:
+        """Call `release` (the connection's slot) once `conn`'s calls have ended: a call
+        outlives its connection, so the slot bounds calls as it bounds connections."""
+        if conn.requests:
+            self._releases[conn] = release
+        else:
+            release()
+
+    def _ended(self, task: asyncio.Task[None], conn: Connection) -> None:
+        self._tasks.discard(task)
+        conn.requests -= 1
+        if not conn.requests:
+            release = self._releases.pop(conn, None)
+            if release is not None:
+                release()
 
     async def stop(self) -> None:
         """Cancel the calls still running (the app is stopping)."""
@@ -118,9 +141,10 @@ class Calls:
         started = time.perf_counter()
         published = Published()
         PUBLISHED.set(published)  # this task's context only
+        deadline = asyncio.timeout(self._settings.request_timeout_s)
         try:
             try:
-                async with asyncio.timeout(self._settings.request_timeout_s):
+                async with deadline:
                     value = await bound.handler(params, Caller(conn.principal, conn.id, conn.address))
             finally:
                 published.open = False
@@ -129,9 +153,12 @@ class Calls:
             # After the events it published, wherever the broker delivers them from.
             await self._hub.delivered(conn, published.seqs, self._settings.request_timeout_s)
         except TimeoutError:
-            outcome = ErrorCode.TIMEOUT
-            msg = f"the method did not finish within {self._settings.request_timeout_s:g} s"
-            frame = response_error_frame(request_id, outcome, msg)
+            if not deadline.expired():  # the handler's own (a database's, say): a failure
+                frame, outcome = self._internal(conn, method.name, request_id)
+            else:
+                outcome = ErrorCode.TIMEOUT
+                msg = f"the method did not finish within {self._settings.request_timeout_s:g} s"
+                frame = response_error_frame(request_id, outcome, msg)
         except MethodError as exc:
             frame, outcome = self._method_error(conn, method.name, request_id, exc, method.answers(exc.code))
         except BrokerUnavailable as exc:
@@ -143,8 +170,6 @@ class Calls:
             )
         except Exception:
             frame, outcome = self._internal(conn, method.name, request_id)
-        finally:
-            conn.requests -= 1
         metrics.request_ran(method.name, time.perf_counter() - started)
         self._send(conn, frame, outcome)
 
@@ -187,7 +212,17 @@ def field_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
     (`jsonguard.safe_name`), else as `"?"`."""
     details = []
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        details.append(
-            {"loc": [safe_name(p) for p in error["loc"]], "msg": error["msg"], "type": error["type"]}
-        )
+        kind = error["type"]
+        msg = f"invalid value ({kind})" if _quotes_input(kind) else error["msg"]
+        details.append({"loc": [safe_name(p) for p in error["loc"]], "msg": msg, "type": kind})
     return details
+
+
+#: Error types whose pydantic message quotes the input (a tag, or the character a
+#: parser stopped at): their text is replaced. The number parsers' messages do not.
+_QUOTING = frozenset({"union_tag_invalid", "union_tag_not_found"})
+_SAFE_PARSING = frozenset({"int_parsing", "float_parsing", "bool_parsing", "int_parsing_size"})
+
+
+def _quotes_input(kind: str) -> bool:
+    return kind in _QUOTING or (kind.endswith("_parsing") and kind not in _SAFE_PARSING)

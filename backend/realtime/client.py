@@ -29,7 +29,7 @@ import itertools
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar, overload
 
 import aiohttp
@@ -182,7 +182,11 @@ class RealtimeClient:
         """Call `method` and wait for its response: the result, parsed into `result` (a
         model generated from methods.json) if given, else a dict. Raises `RequestError`
         for an error response, `ClosedError` if the connection closes first (the call's
-        outcome is then unknown: it is not replayed), TimeoutError after `timeout`."""
+        outcome is then unknown: it is not replayed), TimeoutError after `timeout`.
+
+        Frames that arrive while it waits (events of your subscriptions) are kept, in
+        order, for `recv` and iteration: a program that subscribes must read them, or
+        they accumulate here."""
         if isinstance(params, BaseModel):
             body = params.model_dump(mode="json", exclude_none=True, by_alias=True)
         else:
@@ -226,8 +230,12 @@ class RealtimeClient:
                 raise
             if not turn.done():
                 turn.cancel()
-                with suppress(asyncio.CancelledError):
-                    await turn
+                try:  # `wait`, not `await turn`: a cancel of this task must not be swallowed
+                    await asyncio.wait({turn})
+                except BaseException:
+                    if turn.done() and not turn.cancelled():
+                        self._reading.release()
+                    raise
             if turn.done() and not turn.cancelled():
                 try:
                     if not answer.done():

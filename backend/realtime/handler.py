@@ -72,6 +72,7 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
         return refuse(
             503, "too_many_connections", "connection limit reached; retry later", **{"Retry-After": "5"}
         )
+    conn: Connection | None = None
     try:
         conn = await _opened(request, ws, hub, principal, address)
         if conn is None:  # the peer left during the handshake
@@ -97,7 +98,10 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
             await ws.lingered()
         return ws
     finally:
-        hub.release_slot(address)
+        if conn is None:
+            hub.release_slot(address)
+        else:  # its calls run on after it (calls.py): the slot bounds them too
+            hub.calls.release_after_calls(conn, lambda: hub.release_slot(address))
 
 
 def _refused_request(request: web.Request, settings: RealtimeSettings) -> web.Response | None:

@@ -151,16 +151,18 @@ class Hub:
         """Until the events of `published` (topic → seq) on topics `conn` is live on have
         been routed here, so queued for it before anything queued after this returns.
         At once with a broker that delivers synchronously (the in-process one). Past
-        `timeout` it gives up and logs: an event that never arrives is the broker's
-        `lost`, which closes the topic's subscribers anyway."""
+        `timeout` (for all of them together) it gives up and logs: an event that never
+        arrives is the broker's `lost`, which closes the topic's subscribers anyway."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
         for topic, seq in published.items():
             sub = conn.subscriptions.get(topic)
             if conn.closing or sub is None or not sub.live or sub.last_seq >= seq:
                 continue
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = loop.create_future()
             self._awaited.setdefault(topic, []).append((seq, waiter))
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout_at(until):
                     await waiter
             except TimeoutError:
                 extra = {"connection_id": conn.id, "topic": topic}
