@@ -7,12 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 
 from aiohttp_realtime import (
     Caller,
     Hub,
-    MethodDef,
     MethodRegistry,
     RealtimeSettings,
     TopicRegistry,
@@ -25,23 +23,9 @@ from tests.libapp import ITEMS, ItemsState
 from tests.pg_support import pg_admin_url, pg_url  # noqa: F401
 from tests.redis_support import redis_base_url, redis_prefix  # noqa: F401
 from tests.support import WsClient
+from tests.test_methods import SET, ItemWritten, SetItem
 
 REPEATS = 20
-
-
-class SetItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    key: str = Field(min_length=1, max_length=20)
-    value: int
-
-
-class ItemWritten(BaseModel):
-    key: str
-    seq: int
-
-
-SET: MethodDef[SetItem, ItemWritten] = MethodDef("items.set", SetItem, ItemWritten)
 
 
 async def _node(aiohttp_client: Any, url: str, prefix: str, state: ItemsState) -> tuple[Any, Hub]:

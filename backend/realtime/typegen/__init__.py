@@ -35,7 +35,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..methods import MethodDef, MethodRegistry
 from ..topics import TopicDef, TopicRegistry
@@ -43,28 +43,28 @@ from ..topics import TopicDef, TopicRegistry
 __all__ = ["Outputs", "generate", "load_methods", "load_topics"]
 
 
-def load_topics(spec: str) -> list[TopicDef[Any, Any]]:
-    """`module:attr` naming a `TopicRegistry` or an iterable of `TopicDef`s."""
+def _load(spec: str, example: str, registry: type, item: type) -> list[Any]:
+    """`module:attr` naming a `registry` or an iterable of `item`s."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise ValueError(f"{spec!r}: expected MODULE:ATTRIBUTE, e.g. myapp.topics:TOPICS")
-    obj = getattr(importlib.import_module(module_name), attr)
-    topics = list(obj) if isinstance(obj, TopicRegistry | Iterable) else None
-    if topics is None or not all(isinstance(t, TopicDef) for t in topics):
-        raise ValueError(f"{spec}: expected a TopicRegistry or TopicDefs, got {type(obj).__name__}")
-    return topics
+        raise ValueError(f"{spec!r}: expected MODULE:ATTRIBUTE, e.g. {example}")
+    obj: Any = getattr(importlib.import_module(module_name), attr)
+    ok = isinstance(obj, (registry, Iterable))
+    items: list[Any] | None = list(cast("Iterable[Any]", obj)) if ok else None
+    if items is None or not all(isinstance(i, item) for i in items):
+        what = f"a {registry.__name__} or {item.__name__}s"
+        raise ValueError(f"{spec}: expected {what}, got {type(obj).__name__}")
+    return items
+
+
+def load_topics(spec: str) -> list[TopicDef[Any, Any]]:
+    """`module:attr` naming a `TopicRegistry` or an iterable of `TopicDef`s."""
+    return _load(spec, "myapp.topics:TOPICS", TopicRegistry, TopicDef)
 
 
 def load_methods(spec: str) -> list[MethodDef[Any, Any]]:
     """`module:attr` naming a `MethodRegistry` or an iterable of `MethodDef`s."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"{spec!r}: expected MODULE:ATTRIBUTE, e.g. myapp.methods:METHODS")
-    obj = getattr(importlib.import_module(module_name), attr)
-    methods = list(obj) if isinstance(obj, MethodRegistry | Iterable) else None
-    if methods is None or not all(isinstance(m, MethodDef) for m in methods):
-        raise ValueError(f"{spec}: expected a MethodRegistry or MethodDefs, got {type(obj).__name__}")
-    return methods
+    return _load(spec, "myapp.methods:METHODS", MethodRegistry, MethodDef)
 
 
 @dataclass(frozen=True)

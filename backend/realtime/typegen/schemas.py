@@ -107,6 +107,17 @@ def message_schema(tp: Any, mode: JsonSchemaMode) -> dict[str, Any]:
     return schema
 
 
+def _closed_map(properties: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """An object with exactly these properties, its definitions sorted by name."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
 def topics_schema(topics: list[TopicTypes]) -> dict[str, Any]:
     """One document: `properties` maps each topic pattern to its `{snapshot, event}`
     payload schemas, all of them in `$defs` under their model or alias names."""
@@ -134,13 +145,7 @@ def topics_schema(topics: list[TopicTypes]) -> dict[str, Any]:
             "additionalProperties": False,
         }
         properties[t.pattern] = {"$ref": f"#/$defs/{t.name}Topic"}
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-        "$defs": dict(sorted(defs.items())),
-    }
+    return _closed_map(properties, defs)
 
 
 def method_type_name(name: str) -> str:
@@ -183,13 +188,7 @@ def methods_schema(methods: list[MethodDef[Any, Any]]) -> dict[str, Any]:
             "additionalProperties": False,
         }
         properties[m.name] = {"$ref": f"#/$defs/{name}Method"}
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-        "$defs": dict(sorted(defs.items())),
-    }
+    return _closed_map(properties, defs)
 
 
 def schemas(
