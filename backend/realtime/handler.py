@@ -245,7 +245,10 @@ def _rate_limited(conn: Connection, data: str | None, depth: int) -> None:
     """A frame dropped by the rate limit: a `request` gets its `response` (its caller
     waits for one), anything else an `error` frame."""
     message = "too many frames; slow down"
-    request_id = _request_id(data, only_requests=True) if data and not depth_exceeds(data, depth) else None
+    # Parsed only when it may be a request (a substring scan first): a flood of other
+    # frames stays unparsed.
+    maybe_request = data is not None and '"request"' in data and not depth_exceeds(data, depth)
+    request_id = _request_id(data, only_requests=True) if maybe_request and data else None
     if request_id is not None:
         metrics.answered(ErrorCode.RATE_LIMITED)
         conn.send(response_error_frame(request_id, ErrorCode.RATE_LIMITED, message))
