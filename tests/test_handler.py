@@ -120,6 +120,11 @@ async def test_compression_is_off_by_default_and_a_setting(lib_client, aiohttp_c
     client2, *_ = await lib_client(compress=True)
     ws2 = await client2.ws_connect("/api/realtime", compress=15)
     assert ws2.compress == 15
+    # The hello leaves uncompressed with the handshake (a frame without RSV1 is valid
+    # under permessage-deflate); later frames go through aiohttp's compressing writer.
+    assert (await ws2.receive_json())["type"] == "hello"
+    await ws2.send_json({"type": "subscribe", "topics": ["items"]})
+    assert (await ws2.receive_json())["type"] == "snapshot"
 
 
 async def test_server_heartbeat_is_configured(lib_client):
