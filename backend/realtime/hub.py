@@ -10,7 +10,9 @@ it is `core.ClientState`; routing is `core.Router`; this module sequences the
 awaits (broker, provider) around them.
 
 Publishing costs one serialisation, then an append per subscriber; the writes
-happen after, once per connection per loop tick (`writer.Flusher`). Metrics
+happen after, once per connection per loop tick (`writer.Flusher`). What a method's
+handler publishes is recorded for its call (`calls.PUBLISHED`), and `delivered` holds
+the call's response until those events have been routed here (`calls.py`). Metrics
 (`metrics.py`) cost O(1) per event and per tick on top, never per subscriber.
 """
 
