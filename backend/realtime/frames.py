@@ -91,7 +91,8 @@ def hello_frame(
             b'{"type":"hello","connection_id":',
             json.dumps(connection_id).encode(),
             b',"server_time":"',
-            now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode(),
+            now.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds").encode(),
+            b"Z",
             b'","protocol":',
             str(PROTOCOL_VERSION).encode(),
             f',"heartbeat_s":{settings.heartbeat_s},"max_queue_bytes":{settings.max_queue_bytes}'

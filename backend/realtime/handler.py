@@ -9,6 +9,7 @@ that ends the loop.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 from datetime import UTC, datetime
@@ -29,11 +30,16 @@ from .jsonguard import depth_exceeds, safe_name
 from .principal import Principal
 from .protocol import PingFrame, RequestFrame, SubscribeFrame, client_message_adapter
 from .settings import RealtimeSettings
-from .wsguard import GuardedWebSocketResponse, guard_protocol, handshake_tail
+from .wsguard import GuardedWebSocketResponse, guard_protocol, handshake_tail, has_backlog
 
 log = logging.getLogger(__name__)
 
 HUB_KEY = web.AppKey("realtime_hub", Hub)
+
+#: Connection ids: opaque, for logs. A random prefix per process (so ids from several
+#: workers or restarts do not collide) and a counter: no system call per connection.
+_ID_PREFIX = secrets.token_urlsafe(6)
+_ids_issued = itertools.count(1)
 
 
 def refuse(status: int, error: str, message: str, **headers: str) -> web.Response:
@@ -85,8 +91,10 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
                 # Fairness: with frames already buffered, receive() returns without
                 # suspending, so one client's backlog of subscribes (each building a
                 # snapshot) would run back to back and hold the loop. One message per
-                # loop turn per connection.
-                await asyncio.sleep(0)
+                # loop turn per connection. (Without a backlog, receive() suspends by
+                # itself: no extra loop turn per message.)
+                if has_backlog(ws):
+                    await asyncio.sleep(0)
         except Exception:
             extra = {"connection_id": conn.id, "close_code": CloseCode.INTERNAL_ERROR}
             log.exception("connection %s: unexpected error; closing with 1011", conn.id, extra=extra)
@@ -143,7 +151,7 @@ async def _opened(
     if transport is None:
         return None
     guard_protocol(request, ws, early=early)
-    connection_id = secrets.token_urlsafe(12)
+    connection_id = f"{_ID_PREFIX}{next(_ids_issued):x}"
     auth = hub.authenticate is not None
     who = principal.id if principal is not None else None
     hello = hello_frame(connection_id, datetime.now(UTC), settings, auth=auth, principal=who)

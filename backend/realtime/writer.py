@@ -99,7 +99,7 @@ class TransportWriter:
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
         self._ws = ws
         self._transport = transport
-        self._fd = tcp_fd(transport)
+        self._fd: int | None = None  # looked up at the first exact measure: most never need it
         self._bound = 0
 
     def write(self, frames: list[Frame]) -> int:
@@ -115,6 +115,8 @@ class TransportWriter:
         return self._bound if self._bound <= EXACT_ABOVE else self.measure()
 
     def measure(self) -> int:
+        if self._fd is None:
+            self._fd = tcp_fd(self._transport)
         self._bound = self._transport.get_write_buffer_size() + kernel_queue(self._fd)
         return self._bound
 

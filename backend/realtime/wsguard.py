@@ -183,6 +183,13 @@ class GuardedWebSocketResponse(web.WebSocketResponse):
 LINGER_POLL_S = 0.05
 
 
+def has_backlog(ws: web.WebSocketResponse) -> bool:
+    """Whether the client's next message is already parsed and waiting (receive() will
+    return it without suspending)."""
+    reader: Any = ws._reader
+    return reader is not None and bool(getattr(reader, "_buffer", True))
+
+
 def handshake_tail(request: web.Request) -> bytes:
     """What the client sent after its handshake's headers so far (call before
     `ws.prepare`, which hands these bytes to aiohttp's parser)."""
