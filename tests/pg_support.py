@@ -112,3 +112,13 @@ async def pg_url(pg_admin_url: str) -> AsyncIterator[str]:
     """A database of this test's own."""
     async with new_database(pg_admin_url) as url:
         yield url
+
+
+async def drop_database(url: str, admin_url: str) -> None:
+    """Drop the database `url` names, cutting every connection to it (a store outage)."""
+    name = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()

@@ -10,7 +10,6 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -20,7 +19,7 @@ from backend.app import Config, build_app
 from backend.guard import HttpLimits
 from backend.memory_store import MemoryStore
 from backend.store import Store
-from tests.pg_support import pg_admin_url, pg_url  # noqa: F401
+from tests.pg_support import drop_database, pg_admin_url, pg_url  # noqa: F401
 from tests.support import WsClient
 
 Client = TestClient[web.Request, web.Application]
@@ -480,12 +479,7 @@ async def test_a_store_that_went_away_is_unavailable_as_over_http(pg_url, pg_adm
     client = await demo(database=pg_url)
     ws = await WsClient.connect(client)
     kept = await result(ws, "sessions.create", {"title": "before"})
-    name = pg_url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(pg_admin_url)
-    try:
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")  # every connection is cut
-    finally:
-        await admin.close()
+    await drop_database(pg_url, pg_admin_url)  # every connection is cut
     for method, params in [
         ("sessions.create", {"title": "after"}),
         ("sessions.update", {"id": kept["id"], "state": "done"}),

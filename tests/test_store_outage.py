@@ -5,21 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
-
 from backend.app import Config, build_app
-from tests.pg_support import pg_admin_url, pg_url  # noqa: F401
+from tests.pg_support import drop_database, pg_admin_url, pg_url  # noqa: F401
 
 
 async def test_a_database_that_goes_away_is_a_503_and_not_ready(aiohttp_client, pg_url, pg_admin_url):  # noqa: F811
     client = await aiohttp_client(build_app(Config(simulate=False, database=pg_url)))
     assert (await client.post("/api/sessions", json={"title": "before"})).status == 201
-    name = pg_url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(pg_admin_url)
-    try:
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")  # every connection is cut
-    finally:
-        await admin.close()
+    await drop_database(pg_url, pg_admin_url)  # every connection is cut
     for method, path, body in (("POST", "/api/sessions", {"title": "after"}), ("GET", "/api/sessions", None)):
         resp = await client.request(method, path, json=body)
         assert resp.status == 503, await resp.text()
