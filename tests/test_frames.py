@@ -13,6 +13,7 @@ from aiohttp_realtime.frames import (
     error_frame,
     event_frame,
     hello_frame,
+    hello_limits,
     pong_frame,
     response_error_frame,
     result_frame,
@@ -49,7 +50,8 @@ def test_hello_frame_matches_the_model(principal):
         max_queue_bytes=123, max_topics=7, frames_per_s=2.5, max_requests_in_flight=3, request_timeout_s=1.5
     )
     now = datetime(2026, 11, 22, 8, 30, 1, 250, tzinfo=UTC)
-    raw = hello_frame('id"-1', now, settings, auth=principal is not None, principal=principal)
+    limits = hello_limits(settings, auth=principal is not None)
+    raw = hello_frame('id"-1', now, limits, principal=principal)
     model = HelloFrame(
         type="hello",
         connection_id='id"-1',

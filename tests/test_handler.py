@@ -147,3 +147,17 @@ async def test_heartbeat_drops_a_peer_that_stops_answering_pings(lib_client):
     msg = await asyncio.wait_for(pending, 10)
     assert msg.json() == {"type": "pong", "id": "still-here"}
     stuck.close()
+
+
+async def test_the_hello_follows_the_hubs_settings_when_they_are_replaced(lib_client):
+    # The limits part of the hello is built once per settings object (hub.hello_limits),
+    # not per connect; replacing the settings must not leave a stale one.
+    import dataclasses
+
+    client, hub, *_ = await lib_client(max_topics=3)
+    first = await WsClient.connect(client)
+    assert first.hello["max_topics"] == 3
+    hub.settings = dataclasses.replace(hub.settings, max_topics=5)
+    second = await WsClient.connect(client)
+    assert second.hello["max_topics"] == 5
+    assert second.hello["connection_id"] != first.hello["connection_id"]

@@ -81,28 +81,34 @@ def snapshot_frame(topic: str, seq: int, payload_json: bytes) -> bytes:
     return _payload_frame(b"snapshot", topic, seq, payload_json)
 
 
-def hello_frame(
-    connection_id: str, now: datetime, settings: RealtimeSettings, *, auth: bool, principal: str | None
-) -> bytes:
+def hello_limits(settings: RealtimeSettings, *, auth: bool) -> bytes:
+    """The part of `HelloFrame` that is the same on every connection of a hub (its
+    limits, and whether it authenticates): built once per hub, not per connect."""
+    return (
+        f',"protocol":{PROTOCOL_VERSION}'
+        f',"heartbeat_s":{settings.heartbeat_s},"max_queue_bytes":{settings.max_queue_bytes}'
+        f',"max_frame_bytes":{settings.max_frame_bytes},"max_topics":{settings.max_topics}'
+        f',"max_snapshot_bytes":{settings.max_snapshot_bytes}'
+        f',"frames_per_s":{float(settings.frames_per_s)!r}'
+        f',"subscribes_per_s":{float(settings.subscribes_per_s)!r}'
+        f',"auth":{"true" if auth else "false"}'
+        f',"max_requests_in_flight":{settings.max_requests_in_flight}'
+        f',"request_timeout_s":{float(settings.request_timeout_s)!r}'
+    ).encode()
+
+
+def hello_frame(connection_id: str, now: datetime, limits: bytes, *, principal: str | None) -> bytes:
     """`HelloFrame`, built by hand: it is sent on every connect, and pydantic's encoder
-    cost more than the rest of the connect path (tests/test_frames.py pins it to the model)."""
+    cost more than the rest of the connect path (tests/test_frames.py pins it to the
+    model). `limits` is `hello_limits(...)` of the hub's settings."""
     return b"".join(
         (
             b'{"type":"hello","connection_id":',
             json.dumps(connection_id).encode(),
             b',"server_time":"',
             now.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds").encode(),
-            b"Z",
-            b'","protocol":',
-            str(PROTOCOL_VERSION).encode(),
-            f',"heartbeat_s":{settings.heartbeat_s},"max_queue_bytes":{settings.max_queue_bytes}'
-            f',"max_frame_bytes":{settings.max_frame_bytes},"max_topics":{settings.max_topics}'
-            f',"max_snapshot_bytes":{settings.max_snapshot_bytes}'
-            f',"frames_per_s":{float(settings.frames_per_s)!r}'
-            f',"subscribes_per_s":{float(settings.subscribes_per_s)!r}'
-            f',"auth":{"true" if auth else "false"}'
-            f',"max_requests_in_flight":{settings.max_requests_in_flight}'
-            f',"request_timeout_s":{float(settings.request_timeout_s)!r}'.encode(),
+            b'Z"',
+            limits,
             b"}" if principal is None else b',"principal":' + json.dumps(principal).encode() + b"}",
         )
     )

@@ -152,9 +152,8 @@ async def _opened(
         return None
     guard_protocol(request, ws, early=early)
     connection_id = f"{_ID_PREFIX}{next(_ids_issued):x}"
-    auth = hub.authenticate is not None
     who = principal.id if principal is not None else None
-    hello = hello_frame(connection_id, datetime.now(UTC), settings, auth=auth, principal=who)
+    hello = hello_frame(connection_id, datetime.now(UTC), hub.hello_limits, principal=who)
     try:
         # The 101 response's headers wait for the first write (GuardedWebSocketResponse
         # buffers them): handshake and `hello` leave in one send. (The hello's few

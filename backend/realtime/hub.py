@@ -32,7 +32,7 @@ from .closecodes import CloseCode
 from .connection import Connection
 from .core import Router
 from .errors import ErrorCode
-from .frames import Frame, error_frame, snapshot_frame
+from .frames import Frame, error_frame, hello_limits, snapshot_frame
 from .methods import MethodRegistry
 from .settings import RealtimeSettings
 from .topics import TopicDef, TopicRef, TopicRegistry, UnknownTopic
@@ -63,6 +63,7 @@ class Hub:
         self.authorize = authorize
         self.broker: Broker = broker if broker is not None else MemoryBroker()
         self.settings = settings or RealtimeSettings()
+        self._hello: tuple[RealtimeSettings, bytes] | None = None
         self.connections: set[Connection] = set()
         #: Open (or opening) WebSockets per client address, for the per-address limit.
         self._per_address: dict[str, int] = {}
@@ -118,6 +119,15 @@ class Hub:
         if call is not None:  # published by a method's handler: its response waits for it
             call.add(name, seq)
         return seq
+
+    @property
+    def hello_limits(self) -> bytes:
+        """What every connection's `hello` says of the limits (`frames.hello_limits`):
+        built once per settings object, not per connect."""
+        if self._hello is None or self._hello[0] is not self.settings:
+            auth = self.authenticate is not None
+            self._hello = (self.settings, hello_limits(self.settings, auth=auth))
+        return self._hello[1]
 
     def _route(self, topic: str, seq: int, payload: bytes) -> None:
         """The broker's delivery with metrics: the frames are counted once per event,
