@@ -155,6 +155,26 @@ async def test_transport_writer_writes_a_batch_as_one_syscall_sized_write() -> N
     assert writes == [b"".join(f.wire for f in batch)]
 
 
+async def test_a_batch_is_joined_once_per_tick_and_only_shared_when_it_is_the_same_frames() -> None:
+    """Subscribers owed the same burst share one join; a batch that differs anywhere
+    (here only in its middle frame) gets its own bytes."""
+    from aiohttp_realtime import writer as writer_module
+
+    a1, b1, c1, a2 = frames("a1", "b1", "c1", "a2")
+    first = writer_module.joined([a1, b1, a2])
+    assert writer_module.joined([a1, b1, a2]) is first  # the same frames: shared
+    other = writer_module.joined([a1, c1, a2])
+    assert other == a1.wire + c1.wire + a2.wire and other != first
+    # Equal text is not the same frame: never assumed, always joined from its own frames.
+    twin = frames("a1")[0]
+    assert writer_module.joined([twin, c1, a2]) == twin.wire + c1.wire + a2.wire
+    # The flusher forgets the last batch at the end of its tick: nothing is pinned.
+    flusher = Flusher()
+    flusher.mark(Marked("x", []))
+    await asyncio.sleep(0)
+    assert writer_module._last_joined is None
+
+
 class Marked:
     def __init__(self, name: str, calls: list[str], fail: bool = False) -> None:
         self.name, self.calls, self.fail = name, calls, fail

@@ -86,6 +86,32 @@ def kernel_queue(fd: int) -> int:
     return _OUTQ[0]
 
 
+#: The last batch joined in this loop tick and its bytes (`joined`); cleared after
+#: each flush, so it pins nothing between ticks.
+_last_joined: tuple[list[Frame], bytes] | None = None
+
+
+def joined(frames: list[Frame]) -> bytes:
+    """The wire bytes of `frames`, joined. In a burst every subscriber of a topic is
+    owed the same frames, so the flush usually asks for the same batch one connection
+    after another: it is joined once per tick and shared. The same batch means the
+    same frame objects in the same order (`==` on lists of objects without `__eq__`
+    compares identities, in C); the cache holds them, so none can be freed and its
+    address reused while it is kept."""
+    global _last_joined
+    last = _last_joined
+    if last is not None and last[0] == frames:
+        return last[1]
+    data = b"".join([frame.wire for frame in frames])
+    _last_joined = (frames, data)
+    return data
+
+
+def forget_joined() -> None:
+    global _last_joined
+    _last_joined = None
+
+
 class TransportWriter:
     """Writes frames' pre-built bytes to the transport. `in_flight` is kept as an upper
     bound - the last exact reading plus every byte written since (nothing else adds to
@@ -105,7 +131,7 @@ class TransportWriter:
     def write(self, frames: list[Frame]) -> int:
         if self._transport.is_closing() or self._ws.closed:
             return self._bound  # the peer left, or aiohttp sent its close frame: nothing may follow
-        data = frames[0].wire if len(frames) == 1 else b"".join([frame.wire for frame in frames])
+        data = frames[0].wire if len(frames) == 1 else joined(frames)
         self._transport.write(data)
         self._bound += len(data)
         return self._bound if self._bound <= EXACT_ABOVE else self.measure()
@@ -195,8 +221,11 @@ class Flusher:
     def _flush(self) -> None:
         self._scheduled = False
         ready, self._ready = self._ready, []
-        for conn in ready:
-            try:
-                conn.flush()
-            except Exception:  # one connection's failure must not stop the others' writes
-                log.exception("flushing a connection failed")
+        try:
+            for conn in ready:
+                try:
+                    conn.flush()
+                except Exception:  # one connection's failure must not stop the others' writes
+                    log.exception("flushing a connection failed")
+        finally:
+            forget_joined()
