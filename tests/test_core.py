@@ -123,6 +123,27 @@ def test_held_events_count_against_the_budget_and_overflow_evicts() -> None:
     assert wire.client.outbox.cost == 0 and sub.held == []  # freed at once
 
 
+def test_a_live_event_over_the_budget_evicts() -> None:
+    # The router's inlined fast path must check the budget like `deliver` does.
+    wire, router = Wire(limit=200), Router()
+    sub, epoch = subscribed(wire, router, "t")
+    wire.client.go_live(sub, epoch, 0, snapshot("t", 0))
+    for seq in range(1, 20):
+        router.route("t", seq, PAYLOAD)
+    assert wire.client.close_code == 4008
+    assert wire.client.outbox.cost == 0  # the queue was dropped at once
+
+
+def test_a_closing_client_is_sent_no_more_events() -> None:
+    wire, router = Wire(), Router()
+    sub, epoch = subscribed(wire, router, "t")
+    wire.client.go_live(sub, epoch, 0, snapshot("t", 0))
+    router.route("t", 1, PAYLOAD)
+    wire.client.close(1000, "bye")
+    router.route("t", 2, PAYLOAD)
+    assert kinds(wire.drain()) == [("snapshot", 0), ("event", 1)]
+
+
 def test_downstream_bytes_count_too() -> None:
     wire = Wire(limit=1000)
     wire.client.outbox.set_downstream(990)  # the writer's report: transport + kernel

@@ -62,14 +62,16 @@ class Subscription:
 
 
 class ClientState:
-    __slots__ = ("_io", "close_code", "close_reason", "outbox", "subscriptions")
+    __slots__ = ("close_code", "close_reason", "io", "outbox", "subscriptions")
 
     def __init__(self, limit: int, io: ClientIO) -> None:
         self.outbox = Outbox(limit)
         self.subscriptions: dict[str, Subscription] = {}
         self.close_code: int | None = None
         self.close_reason = ""
-        self._io = io
+        #: The I/O layer below (its `ready` is called by `Router.route` too, which
+        #: inlines `deliver`'s common case).
+        self.io = io
 
     @property
     def closing(self) -> bool:
@@ -85,14 +87,14 @@ class ClientState:
         if size <= outbox.room and self.close_code is None:
             frames = outbox.frames
             if not frames:
-                self._io.ready(self)
+                self.io.ready(self)
             frames.append(frame)
             outbox.pending += size
             outbox.room -= size
         elif self.close_code is None:
             if self._remeasured(outbox.push, frame):
                 if len(outbox.frames) == 1:
-                    self._io.ready(self)
+                    self.io.ready(self)
             else:
                 self.evict()
 
@@ -102,7 +104,7 @@ class ClientState:
             self.close_code, self.close_reason = code, reason
             for sub in self.subscriptions.values():
                 self._release(sub)
-            self._io.ready(self)
+            self.io.ready(self)
 
     def evict(self) -> None:
         """Slow consumer: drop everything queued for it, then close with 4008."""
@@ -142,7 +144,7 @@ class ClientState:
             if size <= outbox.room and self.close_code is None:
                 frames = outbox.frames
                 if not frames:
-                    self._io.ready(self)
+                    self.io.ready(self)
                 frames.append(frame)
                 outbox.pending += size
                 outbox.room -= size
@@ -181,7 +183,7 @@ class ClientState:
 
     def _remeasured(self, retry: Callable[[_T], bool], arg: _T) -> bool:
         """After an overflow: refresh what is in flight downstream and try once more."""
-        self.outbox.set_downstream(self._io.in_flight())
+        self.outbox.set_downstream(self.io.in_flight())
         return retry(arg)
 
     def _release(self, sub: Subscription) -> None:

@@ -1,7 +1,7 @@
 """Topic → subscriptions: where a published event goes.
 
 `route` is the per-event hot path: one dictionary lookup, then one append per
-subscriber (`ClientState.deliver`). Nothing here writes, awaits or allocates per
+subscriber (`ClientState.deliver`'s common case, inlined). Nothing here writes, awaits or allocates per
 subscriber beyond that; the writes happen later, once per connection per tick.
 """
 
@@ -56,6 +56,23 @@ class Router:
         if not subs:
             return 0
         frame = Frame(event_frame(topic, seq, payload))
+        size = frame.size
         for sub in subs:
-            sub.client.deliver(sub, seq, frame)
+            client = sub.client
+            # `ClientState.deliver`'s common case, inlined (a call per subscriber per
+            # event was a third of a burst's cost): the next seq of a live
+            # subscription that fits its budget. Anything else - held, a gap, over
+            # budget, closing - goes to `deliver`, with nothing changed yet.
+            if sub.live and seq == sub.last_seq + 1 and client.close_code is None:
+                outbox = client.outbox
+                if size <= outbox.room:
+                    sub.last_seq = seq
+                    frames = outbox.frames
+                    if not frames:
+                        client.io.ready(client)
+                    frames.append(frame)
+                    outbox.pending += size
+                    outbox.room -= size
+                    continue
+            client.deliver(sub, seq, frame)
         return len(subs)
