@@ -204,3 +204,13 @@ def test_schedule_runs_every_event_in_order():
 
     assert asyncio.run(common.run_schedule(publish, 3, 2, 0, 0)) == 6
     assert seen == [1, 2, 3, 4, 5, 6]
+
+
+def test_the_python_path_bench_runs_both_paths_and_prints_their_ratio(capsys):
+    from scripts.bench import python_path
+
+    results = python_path.main(["--subscribers", "20", "--events", "5", "--repeat", "2"])
+    assert len(results["bare"]) == len(results["hub"]) == 2
+    assert all(x > 0 for x in results["bare"] + results["hub"])
+    out = capsys.readouterr().out
+    assert "20 subscribers x 5 events" in out and out.splitlines()[-1].startswith("median")
