@@ -12,9 +12,12 @@ at once. What is left is each path's own Python per delivered frame:
   `WebSocketWriter.send_frame` -> `_write_websocket_frame` -> `transport.write`);
 - `hub`: `Router.route` (an append per live subscriber, the ordering and budget
   checks) then one `Flusher` tick (`Connection.flush` -> `TransportWriter.write` ->
-  `transport.write`).
+  `transport.write`);
+- `floor`: the least a coalescing server can do (the shape of the prototype that set
+  the issue's targets): a list append per subscriber, one `transport.write` per
+  connection per tick, and nothing else.
 
-It prints both, and the ratio, per repeat and as medians (the modes alternate). It
+It prints all three, and the ratios to `bare`, per repeat and as medians (the modes alternate). It
 says how far the hub's Python can move the steady ratio of bench-fanout: with a
 send of K µs per frame, the ratio is at best (K + hub) / (K + bare). Cache effects
 of a real server (every send evicts some of the Python's working set) are not here.
@@ -161,11 +164,36 @@ async def hub(subscribers: int, events: int) -> float:
     return per_frame
 
 
+async def floor(subscribers: int, events: int) -> float:
+    """µs per frame of the least a coalescing server can do: the issue's throwaway
+    prototype, with no ordering state, no budget and no closed checks - an append
+    per subscriber, then one `transport.write` per connection per tick."""
+    transports = [Transport() for _ in range(subscribers)]
+    queues: list[list[bytes]] = [[] for _ in range(subscribers)]
+    payload = json.dumps(PAYLOAD, separators=(",", ":")).encode()
+    gc.collect()
+    started = time.perf_counter()
+    for seq in range(1, events + 1):
+        wire = Frame(b'{"type":"event","topic":"bench","seq":%d,"payload":%s}' % (seq, payload)).wire
+        dirty = []
+        for queue, transport in zip(queues, transports, strict=True):
+            if not queue:
+                dirty.append((queue, transport))
+            queue.append(wire)
+        for queue, transport in dirty:
+            transport.write(queue[0] if len(queue) == 1 else b"".join(queue))
+            queue.clear()
+    return (time.perf_counter() - started) / (subscribers * events) * 1e6
+
+
+PATHS = {"bare": bare, "hub": hub, "floor": floor}
+
+
 async def run(subscribers: int, events: int, repeat: int) -> dict[str, list[float]]:
-    results: dict[str, list[float]] = {"bare": [], "hub": []}
+    results: dict[str, list[float]] = {name: [] for name in PATHS}
     for _ in range(repeat):
-        results["bare"].append(await bare(subscribers, events))
-        results["hub"].append(await hub(subscribers, events))
+        for name, path in PATHS.items():
+            results[name].append(await path(subscribers, events))
     return results
 
 
@@ -178,11 +206,12 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     results = asyncio.run(run(args.subscribers, args.events, args.repeat))
     size = f"{args.subscribers} subscribers x {args.events} events"
     print(f"Python per delivered frame, send() excluded: {size}")
-    print("repeat     bare µs    hub µs   hub/bare")
-    for i, (b, h) in enumerate(zip(results["bare"], results["hub"], strict=True), 1):
-        print(f"{i:>6} {b:>11.3f} {h:>9.3f} {h / b:>10.2f}")
-    b, h = statistics.median(results["bare"]), statistics.median(results["hub"])
-    print(f"median {b:>11.3f} {h:>9.3f} {h / b:>10.2f}")
+    print("repeat     bare µs    hub µs  floor µs   hub/bare floor/bare")
+    rows = zip(results["bare"], results["hub"], results["floor"], strict=True)
+    for i, (b, h, f) in enumerate(rows, 1):
+        print(f"{i:>6} {b:>11.3f} {h:>9.3f} {f:>9.3f} {h / b:>10.2f} {f / b:>10.2f}")
+    b, h, f = (statistics.median(results[name]) for name in ("bare", "hub", "floor"))
+    print(f"median {b:>11.3f} {h:>9.3f} {f:>9.3f} {h / b:>10.2f} {f / b:>10.2f}")
     return results
 
 
