@@ -14,6 +14,7 @@ from aiohttp_realtime.frames import (
     event_frame,
     hello_frame,
     hello_limits,
+    utc_text,
     pong_frame,
     response_error_frame,
     result_frame,
@@ -51,7 +52,8 @@ def test_hello_frame_matches_the_model(principal):
     )
     now = datetime(2026, 11, 22, 8, 30, 1, 250, tzinfo=UTC)
     limits = hello_limits(settings, auth=principal is not None)
-    raw = hello_frame('id"-1', now, limits, principal=principal)
+    now_us = int(now.timestamp()) * 1_000_000 + now.microsecond
+    raw = hello_frame('id"-1', now_us, limits, principal=principal)
     model = HelloFrame(
         type="hello",
         connection_id='id"-1',
@@ -138,3 +140,19 @@ async def test_prebuilt_websocket_frame_is_what_aiohttp_writes():
         writer = WebSocketWriter(Mock(_paused=False), transport, use_mask=False)
         await writer.send_frame(payload, WSMsgType.TEXT)
         assert ws_text_frame(payload) == transport.data, size
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 11, 22, 8, 30, 1, 0, tzinfo=UTC),
+        datetime(2026, 11, 22, 8, 30, 1, 999_999, tzinfo=UTC),
+        datetime(2026, 11, 22, 8, 30, 2, 7, tzinfo=UTC),  # the next second: not the cached one
+        datetime(1999, 12, 31, 23, 59, 59, 123_456, tzinfo=UTC),
+        datetime(2026, 11, 22, 8, 30, 1, 42, tzinfo=UTC),  # back to an earlier second
+    ],
+)
+def test_utc_text_is_the_iso_time_of_the_instant(when):
+    us = int(when.timestamp()) * 1_000_000 + when.microsecond
+    expected = when.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    assert utc_text(us).decode() == expected

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import struct
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 
 from pydantic import BaseModel
 
@@ -97,21 +98,40 @@ def hello_limits(settings: RealtimeSettings, *, auth: bool) -> bytes:
     ).encode()
 
 
-def hello_frame(connection_id: str, now: datetime, limits: bytes, *, principal: str | None) -> bytes:
+def hello_frame(connection_id: str, now_us: int, limits: bytes, *, principal: str | None) -> bytes:
     """`HelloFrame`, built by hand: it is sent on every connect, and pydantic's encoder
     cost more than the rest of the connect path (tests/test_frames.py pins it to the
-    model). `limits` is `hello_limits(...)` of the hub's settings."""
+    model). `now_us` is the server's time in microseconds since the epoch (UTC);
+    `limits` is `hello_limits(...)` of the hub's settings."""
+    who = b"" if principal is None else b',"principal":' + encode_basestring_ascii(principal).encode()
     return b"".join(
         (
             b'{"type":"hello","connection_id":',
-            json.dumps(connection_id).encode(),
+            encode_basestring_ascii(connection_id).encode(),
             b',"server_time":"',
-            now.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds").encode(),
-            b'Z"',
+            utc_text(now_us),
+            b'"',
             limits,
-            b"}" if principal is None else b',"principal":' + json.dumps(principal).encode() + b"}",
+            who,
+            b"}",
         )
     )
+
+
+#: The last second `utc_text` formatted, and its text: connects within one second
+#: share it (datetime's formatting cost more than the rest of the hello).
+_second: tuple[int, bytes] = (-1, b"")
+
+
+def utc_text(us: int) -> bytes:
+    """ISO 8601 in UTC with microseconds and a `Z`, for a time in microseconds since
+    the epoch: what pydantic accepts for a `datetime` field."""
+    global _second
+    second, micro = divmod(us, 1_000_000)
+    if _second[0] != second:
+        text = datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+        _second = (second, text.encode())
+    return b"%s.%06dZ" % (_second[1], micro)
 
 
 def error_frame(code: ErrorCode, message: str, *, id: str | None = None, topic: str | None = None) -> bytes:

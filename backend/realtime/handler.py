@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import logging
 import secrets
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 import pydantic
@@ -153,7 +153,7 @@ async def _opened(
     guard_protocol(request, ws, early=early)
     connection_id = f"{_ID_PREFIX}{next(_ids_issued):x}"
     who = principal.id if principal is not None else None
-    hello = hello_frame(connection_id, datetime.now(UTC), hub.hello_limits, principal=who)
+    hello = hello_frame(connection_id, time.time_ns() // 1000, hub.hello_limits, principal=who)
     try:
         # The 101 response's headers wait for the first write (GuardedWebSocketResponse
         # buffers them): handshake and `hello` leave in one send. (The hello's few
