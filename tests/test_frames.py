@@ -14,11 +14,11 @@ from aiohttp_realtime.frames import (
     event_frame,
     hello_frame,
     hello_limits,
-    utc_text,
     pong_frame,
     response_error_frame,
     result_frame,
     snapshot_frame,
+    utc_text,
 )
 from aiohttp_realtime.protocol import (
     EventFrame,
