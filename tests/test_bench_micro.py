@@ -67,12 +67,15 @@ class Subscribers:
             client.outbox.take()
         self.readies = 0
 
-    def route_next(self) -> None:
-        self.seq += 1
-        self.router.route(TOPIC, self.seq, PAYLOAD)
+    def route_next(self, events: int = 1) -> None:
+        """Publish `events` more, then the tick's fan-out."""
+        for _ in range(events):
+            self.seq += 1
+            self.router.queue(TOPIC, self.seq, PAYLOAD)
+        self.router.fan_out()
 
 
-def test_router_route_one_event_to_1000_subscribers(benchmark: Any) -> None:
+def test_router_fan_out_one_event_to_1000_subscribers(benchmark: Any) -> None:
     subs = Subscribers(SUBSCRIBERS)
     # Each round routes the next seq to outboxes emptied by the (untimed) setup, as
     # after a flush: one append per subscriber, and each client marked ready once.
@@ -82,6 +85,15 @@ def test_router_route_one_event_to_1000_subscribers(benchmark: Any) -> None:
         (frame,) = client.outbox.take()
         assert json.loads(frame.text)["seq"] == subs.seq
     assert subs.router.count(TOPIC) == SUBSCRIBERS
+
+
+def test_router_fan_out_a_burst_of_50_to_1000_subscribers(benchmark: Any) -> None:
+    subs = Subscribers(SUBSCRIBERS)
+    benchmark.pedantic(subs.route_next, args=(50,), setup=subs.drain, rounds=20, warmup_rounds=1)
+    assert subs.readies == SUBSCRIBERS  # each woken once for the whole burst
+    for client in subs.clients:
+        frames = client.outbox.take()
+        assert [json.loads(f.text)["seq"] for f in frames] == list(range(subs.seq - 49, subs.seq + 1))
 
 
 def test_topic_encode_event(benchmark: Any) -> None:

@@ -1,7 +1,8 @@
 """The I/O-free core: every ordering guarantee of docs/protocol.md, without a socket.
 
 Unit tests per rule, then hypothesis: thousands of interleavings of subscribing (three
-steps: register, read the seq, snapshot done), publishing, unsubscribing and writing,
+steps: register, read the seq, snapshot done), publishing (queued until the tick's
+fan-out, so runs of several events form), the fan-out, unsubscribing and writing,
 checked against the promise "per topic, a snapshot, then every later event in order,
 or a close".
 """
@@ -52,6 +53,12 @@ def subscribed(wire: Wire, router: Router, topic: str) -> tuple[Subscription, in
     return sub, sub.epoch
 
 
+def route(router: Router, topic: str, seq: int) -> None:
+    """Publish one event and run the tick's fan-out at once."""
+    router.queue(topic, seq, PAYLOAD)
+    router.fan_out()
+
+
 def kinds(frames: list[dict[str, Any]]) -> list[tuple[str, int]]:
     return [(f["type"], f["seq"]) for f in frames]
 
@@ -60,10 +67,10 @@ def test_events_are_held_until_the_snapshot_and_those_it_reflects_are_dropped() 
     wire, router = Wire(), Router()
     sub, epoch = subscribed(wire, router, "t")
     for seq in (1, 2, 3):
-        router.route("t", seq, PAYLOAD)  # held: the snapshot is being built
+        route(router, "t", seq)  # held: the snapshot is being built
     assert wire.drain() == []
     assert wire.client.go_live(sub, epoch, 2, snapshot("t", 2))  # it reflects 1 and 2
-    router.route("t", 4, PAYLOAD)
+    route(router, "t", 4)
     assert kinds(wire.drain()) == [("snapshot", 2), ("event", 3), ("event", 4)]
 
 
@@ -71,9 +78,9 @@ def test_a_gap_closes_the_connection_instead_of_passing_it_on() -> None:
     wire, router = Wire(), Router()
     sub, epoch = subscribed(wire, router, "t")
     wire.client.go_live(sub, epoch, 0, snapshot("t", 0))
-    router.route("t", 1, PAYLOAD)
-    router.route("t", 3, PAYLOAD)  # 2 was lost upstream
-    router.route("t", 4, PAYLOAD)
+    route(router, "t", 1)
+    route(router, "t", 3)  # 2 was lost upstream
+    route(router, "t", 4)
     assert kinds(wire.drain()) == [("snapshot", 0), ("event", 1)]
     assert wire.client.close_code == 1011
 
@@ -82,9 +89,9 @@ def test_a_duplicate_or_old_seq_is_ignored() -> None:
     wire, router = Wire(), Router()
     sub, epoch = subscribed(wire, router, "t")
     wire.client.go_live(sub, epoch, 5, snapshot("t", 5))
-    router.route("t", 5, PAYLOAD)
-    router.route("t", 6, PAYLOAD)
-    router.route("t", 6, PAYLOAD)
+    route(router, "t", 5)
+    route(router, "t", 6)
+    route(router, "t", 6)
     assert kinds(wire.drain()) == [("snapshot", 5), ("event", 6)]
     assert not wire.client.closing
 
@@ -94,7 +101,7 @@ def test_resubscribing_buffers_again_and_a_stale_snapshot_never_goes_live() -> N
     sub, first = subscribed(wire, router, "t")
     same, second = subscribed(wire, router, "t")
     assert same is sub and second == first + 1 and router.count("t") == 1
-    router.route("t", 1, PAYLOAD)
+    route(router, "t", 1)
     assert not wire.client.go_live(sub, first, 0, snapshot("t", 0))  # built for the old request
     assert wire.client.go_live(sub, second, 1, snapshot("t", 1))
     assert kinds(wire.drain()) == [("snapshot", 1)]
@@ -106,7 +113,7 @@ def test_unsubscribe_stops_events_and_a_late_snapshot_is_dropped() -> None:
     removed = wire.client.unsubscribe("t")
     assert removed is sub
     router.detach(sub)
-    router.route("t", 1, PAYLOAD)
+    route(router, "t", 1)
     assert not wire.client.go_live(sub, epoch, 0, snapshot("t", 0))
     assert wire.drain() == [] and router.count("t") == 0 and len(router) == 0
 
@@ -116,9 +123,9 @@ def test_held_events_count_against_the_budget_and_overflow_evicts() -> None:
     wire, router = Wire(limit=3 * frame_size), Router()
     sub, _epoch = subscribed(wire, router, "t")
     for seq in (1, 2, 3):
-        router.route("t", seq, PAYLOAD)
+        route(router, "t", seq)
     assert wire.client.outbox.reserved == 3 * frame_size and not wire.client.closing
-    router.route("t", 4, PAYLOAD)
+    route(router, "t", 4)
     assert wire.client.close_code == 4008
     assert wire.client.outbox.cost == 0 and sub.held == []  # freed at once
 
@@ -129,7 +136,7 @@ def test_a_live_event_over_the_budget_evicts() -> None:
     sub, epoch = subscribed(wire, router, "t")
     wire.client.go_live(sub, epoch, 0, snapshot("t", 0))
     for seq in range(1, 20):
-        router.route("t", seq, PAYLOAD)
+        route(router, "t", seq)
     assert wire.client.close_code == 4008
     assert wire.client.outbox.cost == 0  # the queue was dropped at once
 
@@ -138,9 +145,9 @@ def test_a_closing_client_is_sent_no_more_events() -> None:
     wire, router = Wire(), Router()
     sub, epoch = subscribed(wire, router, "t")
     wire.client.go_live(sub, epoch, 0, snapshot("t", 0))
-    router.route("t", 1, PAYLOAD)
+    route(router, "t", 1)
     wire.client.close(1000, "bye")
-    router.route("t", 2, PAYLOAD)
+    route(router, "t", 2)
     assert kinds(wire.drain()) == [("snapshot", 0), ("event", 1)]
 
 
@@ -179,7 +186,7 @@ def test_the_writer_is_woken_once_per_burst() -> None:
     wire.drain()
     before = wire.readies
     for seq in range(1, 51):
-        router.route("t", seq, PAYLOAD)
+        route(router, "t", seq)
     assert wire.readies == before + 1
     assert len(wire.drain()) == 50
 
@@ -190,9 +197,104 @@ def test_one_frame_is_shared_by_every_subscriber() -> None:
         sub, epoch = subscribed(wire, router, "t")
         wire.client.go_live(sub, epoch, 0, snapshot("t", 0))
         wire.client.outbox.take()
-    router.route("t", 1, PAYLOAD)
+    route(router, "t", 1)
     [a], [b], [c] = (w.client.outbox.take() for w in wires)
     assert a is b is c
+
+
+# ---------------------------------------------------------------- the tick's fan-out
+
+
+def live(wire: Wire, router: Router, topic: str, seq: int = 0) -> Subscription:
+    sub, epoch = subscribed(wire, router, topic)
+    assert wire.client.go_live(sub, epoch, seq, snapshot(topic, seq))
+    wire.drain()
+    return sub
+
+
+def test_queued_events_wait_for_the_fan_out_and_a_burst_is_one_step_per_subscriber() -> None:
+    router, wires = Router(), [Wire() for _ in range(3)]
+    for wire in wires:
+        live(wire, router, "t")
+        wire.readies = 0
+    assert router.queue("t", 1, PAYLOAD)  # the first since the last fan-out: schedule one
+    for seq in range(2, 51):
+        assert not router.queue("t", seq, PAYLOAD)
+    assert all(w.client.outbox.take() == [] for w in wires)  # nothing until the tick
+    assert router.fan_out() == [("t", 50, 150)]  # one run: 50 events x 3 subscribers
+    batches = [w.client.outbox.take() for w in wires]
+    assert [json.loads(f.text)["seq"] for f in batches[0]] == list(range(1, 51))
+    assert all(a is b is c for a, b, c in zip(*batches, strict=True))  # frames shared
+    assert all(w.readies == 1 for w in wires)  # each writer woken once for the burst
+    assert router.fan_out() == []  # the queue is empty after
+
+
+def test_events_of_different_topics_keep_their_interleaving() -> None:
+    wire, router = Wire(), Router()
+    live(wire, router, "a")
+    live(wire, router, "b")
+    for topic, seq in [("a", 1), ("a", 2), ("b", 1), ("a", 3), ("b", 2), ("b", 3)]:
+        router.queue(topic, seq, PAYLOAD)
+    runs = router.fan_out()
+    assert [(topic, seq) for topic, seq, _frames in runs] == [("a", 2), ("b", 1), ("a", 3), ("b", 3)]
+    assert [(f["topic"], f["seq"]) for f in wire.drain()] == [
+        ("a", 1), ("a", 2), ("b", 1), ("a", 3), ("b", 2), ("b", 3)
+    ]  # fmt: skip
+
+
+def test_a_run_with_a_gap_closes_like_a_single_event_would() -> None:
+    wire, router = Wire(), Router()
+    live(wire, router, "t")
+    for seq in (1, 2, 4):  # 3 was lost upstream
+        router.queue("t", seq, PAYLOAD)
+    router.fan_out()
+    assert kinds(wire.drain()) == [("event", 1), ("event", 2)]
+    assert wire.client.close_code == 1011
+
+
+def test_a_run_that_starts_before_the_snapshots_seq_delivers_only_what_is_new() -> None:
+    # Queued before the subscription went live with a snapshot reflecting seq 3.
+    wire, router = Wire(), Router()
+    for seq in range(1, 6):
+        router.queue("t", seq, PAYLOAD)
+    live(wire, router, "t", seq=3)
+    router.fan_out()
+    assert kinds(wire.drain()) == [("event", 4), ("event", 5)]
+    assert not wire.client.closing
+
+
+def test_a_subscription_attached_while_events_are_queued_holds_them_until_its_snapshot() -> None:
+    wire, router = Wire(), Router()
+    router.queue("t", 1, PAYLOAD)
+    sub, epoch = subscribed(wire, router, "t")  # buffering: its snapshot is being built
+    router.queue("t", 2, PAYLOAD)
+    router.fan_out()
+    assert wire.drain() == []  # held
+    assert wire.client.go_live(sub, epoch, 1, snapshot("t", 1))
+    assert kinds(wire.drain()) == [("snapshot", 1), ("event", 2)]
+
+
+def test_a_run_over_the_budget_evicts_and_one_within_it_does_not() -> None:
+    size = len(Frame(b'{"type":"event","topic":"t","seq":1,"payload":{"v":1}}'))
+    wire, router = Wire(limit=3 * size), Router()
+    live(wire, router, "t")
+    for seq in (1, 2, 3):
+        router.queue("t", seq, PAYLOAD)
+    router.fan_out()
+    assert not wire.client.closing and len(wire.client.outbox.frames) == 3
+    router.queue("t", 4, PAYLOAD)
+    router.fan_out()
+    assert wire.client.close_code == 4008 and wire.client.outbox.cost == 0
+
+
+def test_a_closing_client_gets_nothing_from_a_run() -> None:
+    wire, router = Wire(), Router()
+    live(wire, router, "t")
+    wire.client.close(1000, "bye")
+    for seq in (1, 2):
+        router.queue("t", seq, PAYLOAD)
+    router.fan_out()
+    assert wire.drain() == []
 
 
 # ---------------------------------------------------------------- interleavings
@@ -235,9 +337,11 @@ class Model:
             request = self.requests.pop(index % len(self.requests))
             if request.seq is not None:
                 client.go_live(request.sub, request.epoch, request.seq, snapshot(request.topic, request.seq))
-        elif op == "publish":
+        elif op == "publish":  # queued now, fanned out at the next tick
             self.seqs[topic] += 1
-            self.router.route(topic, self.seqs[topic], PAYLOAD)
+            self.router.queue(topic, self.seqs[topic], PAYLOAD)
+        elif op == "tick":
+            self.router.fan_out()
         elif op == "unsubscribe":
             sub = client.unsubscribe(topic)
             if sub is not None:
@@ -251,7 +355,9 @@ class Model:
 # Weighted towards one topic and few requests, so that races within one topic (the
 # interesting ones) are dense; "b" checks that topics do not disturb each other.
 OPS = st.tuples(
-    st.sampled_from(["subscribe", "read_seq", "finish", "publish", "publish", "unsubscribe", "drain"]),
+    st.sampled_from(
+        ["subscribe", "read_seq", "finish", "publish", "publish", "tick", "unsubscribe", "drain"]
+    ),
     st.sampled_from(["a", "a", "a", "b"]),
     st.integers(0, 2),
 )
@@ -263,6 +369,7 @@ def test_any_interleaving_gives_a_snapshot_then_every_later_event_in_order(ops: 
     model = Model()
     for op in ops:
         model.step(*op)
+    model.router.fan_out()  # the last tick
     model.drain()
     assert not model.wire.client.closing  # nothing was lost, so nothing is closed
     for topic, seen in model.log.items():

@@ -23,10 +23,10 @@ async def test_publish_encodes_once_and_shares_the_bytes(lib_client, monkeypatch
     monkeypatch.setattr(router_module, "event_frame", counted(router_module.event_frame, envelopes))
     monkeypatch.setattr(frames_module, "ws_text_frame", counted(frames_module.ws_text_frame, framings))
     await state.set(hub, "x", 1)
-    # One JSON envelope and one WebSocket framing for ten subscribers.
-    assert len(envelopes) == 1
     for ws in clients:
         assert [f["seq"] for f in await ws.barrier()] == [1]
+    # One JSON envelope and one WebSocket framing for ten subscribers.
+    assert len(envelopes) == 1
     assert len([f for f in framings if f.endswith(envelopes[0])]) == 1
 
 

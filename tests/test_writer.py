@@ -197,6 +197,24 @@ async def test_the_flusher_runs_each_marked_flush_once_on_the_next_tick() -> Non
     assert calls == ["a", "b", "c"]
 
 
+async def test_prepare_runs_first_in_the_tick_and_what_it_marks_is_written_in_that_tick() -> None:
+    calls: list[str] = []
+    flusher: Flusher
+
+    def prepare() -> None:  # the hub's fan-out: marks the connections it gave frames
+        calls.append("prepare")
+        flusher.mark(Marked("from-prepare", calls))
+
+    flusher = Flusher(prepare=prepare)
+    flusher.wake()  # events were queued: a tick even though nothing is marked yet
+    flusher.wake()  # one tick, however many wake-ups
+    assert calls == []
+    await asyncio.sleep(0)  # one loop turn: the tick
+    assert calls == ["prepare", "from-prepare"]
+    await asyncio.sleep(0)
+    assert calls == ["prepare", "from-prepare"]  # no second tick was scheduled by the mark
+
+
 async def test_a_failing_flush_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
     flusher, calls = Flusher(), []
     flusher.mark(Marked("broken", calls, fail=True))

@@ -68,7 +68,7 @@ class Hub:
         #: Open (or opening) WebSockets per client address, for the per-address limit.
         self._per_address: dict[str, int] = {}
         self._slots = 0
-        self.flusher = Flusher()
+        self.flusher = Flusher(prepare=self._fan_out)
         self._router = Router()
         #: Topics with a local subscriber: done once the broker delivers them here.
         self._watches: dict[str, asyncio.Future[None]] = {}
@@ -130,17 +130,27 @@ class Hub:
         return self._hello[1]
 
     def _route(self, topic: str, seq: int, payload: bytes) -> None:
-        """The broker's delivery with metrics: the frames are counted once per event,
-        and the latency sampled once per tick - for the tick's first event, timed to
-        a callback queued after the flusher's write of it (`call_soon` is FIFO)."""
-        frames = self._router.route(topic, seq, payload)
-        if self._awaited:
-            self._reached(topic, seq)
-        if frames and metrics.ENABLED:
-            metrics.delivered(self._patterns.get(topic, "unknown"), frames)
-            if self._routed_at is None:
-                self._routed_at = time.perf_counter()
-                asyncio.get_running_loop().call_soon(self._written)
+        """The broker's delivery: queued, and fanned out at the end of this loop
+        iteration with everything else published in it (`_fan_out`)."""
+        if self._router.queue(topic, seq, payload):
+            self.flusher.wake()
+
+    def _fan_out(self) -> None:
+        """Once per tick, before the flusher writes: the queued events to their
+        subscribers' outboxes, then the responses waiting for them woken, and the
+        metrics - frames counted per run, not per subscriber; the latency sampled
+        once per tick, timed to a callback queued after the writes (FIFO)."""
+        routed = self._router.fan_out()
+        delivered = False
+        for topic, seq, frames in routed:
+            if self._awaited:
+                self._reached(topic, seq)
+            if frames and metrics.ENABLED:
+                metrics.delivered(self._patterns.get(topic, "unknown"), frames)
+                delivered = True
+        if delivered and self._routed_at is None:
+            self._routed_at = time.perf_counter()
+            asyncio.get_running_loop().call_soon(self._written)
 
     def _reached(self, topic: str, seq: int, *, lost: bool = False) -> None:
         """Wake the responses waiting for `topic` to reach `seq` (all of them if lost)."""

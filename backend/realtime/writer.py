@@ -37,6 +37,7 @@ import logging
 import socket
 import termios
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from aiohttp import WSMsgType, web
@@ -202,13 +203,18 @@ class Flushable(Protocol):
 
 
 class Flusher:
-    """One per event loop and hub: writes every ready connection once per loop tick."""
+    """One per event loop and hub: writes every ready connection once per loop tick.
 
-    __slots__ = ("_ready", "_scheduled")
+    `prepare`, if given, runs first in each tick (the hub's fan-out of the events
+    published in it), while the tick is still scheduled: the connections it marks
+    ready are written in this same tick."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_prepare", "_ready", "_scheduled")
+
+    def __init__(self, prepare: Callable[[], None] | None = None) -> None:
         self._ready: list[Flushable] = []
         self._scheduled = False
+        self._prepare = prepare
 
     def mark(self, conn: Flushable) -> None:
         """Call `conn.flush()` at the end of this loop iteration (with every other one
@@ -218,7 +224,19 @@ class Flusher:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
+    def wake(self) -> None:
+        """Run a tick at the end of this loop iteration even if no connection is
+        marked (`prepare` has work)."""
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
     def _flush(self) -> None:
+        if self._prepare is not None:
+            try:
+                self._prepare()
+            except Exception:  # the writes of what is already queued must still happen
+                log.exception("preparing the flush failed")
         self._scheduled = False
         ready, self._ready = self._ready, []
         try:

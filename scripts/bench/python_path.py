@@ -10,9 +10,9 @@ at once. What is left is each path's own Python per delivered frame:
 
 - `bare`: `await ws.send_str(frame)` per subscriber (aiohttp's `send_str` ->
   `WebSocketWriter.send_frame` -> `_write_websocket_frame` -> `transport.write`);
-- `hub`: `Router.route` (an append per live subscriber, the ordering and budget
-  checks) then one `Flusher` tick (`Connection.flush` -> `TransportWriter.write` ->
-  `transport.write`);
+- `hub`: `Router.queue`, then the tick: `Router.fan_out` (an append per live
+  subscriber, the ordering and budget checks) and the `Flusher` (`Connection.flush`
+  -> `TransportWriter.write` -> `transport.write`);
 - `floor`: the least a coalescing server can do (the shape of the prototype that set
   the issue's targets): a list append per subscriber, one `transport.write` per
   connection per tick, and nothing else.
@@ -155,7 +155,8 @@ async def hub(subscribers: int, events: int) -> float:
     gc.collect()
     started = time.perf_counter()
     for seq in range(1, events + 1):
-        router.route(TOPIC, seq, payload)
+        router.queue(TOPIC, seq, payload)
+        router.fan_out()
         owner.flusher._flush()
     per_frame = (time.perf_counter() - started) / (subscribers * events) * 1e6
     delivered = sum(conn.state.subscriptions[TOPIC].last_seq for conn in conns)

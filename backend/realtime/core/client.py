@@ -69,7 +69,7 @@ class ClientState:
         self.subscriptions: dict[str, Subscription] = {}
         self.close_code: int | None = None
         self.close_reason = ""
-        #: The I/O layer below (its `ready` is called by `Router.route` too, which
+        #: The I/O layer below (its `ready` is called by `Router.fan_out` too, which
         #: inlines `deliver`'s common case).
         self.io = io
 
