@@ -9,8 +9,10 @@ read and its provider runs; buffered events the snapshot already reflects
 it is `core.ClientState`; routing is `core.Router`; this module sequences the
 awaits (broker, provider) around them.
 
-Publishing costs one serialisation, then an append per subscriber; the writes
-happen after, once per connection per loop tick (`writer.Flusher`). What a method's
+Publishing costs one serialisation and an append to the router's queue. Once per
+loop tick the queued events are fanned out - a run of one topic's consecutive
+events is one step per subscriber, not one per event - and then written, once per
+connection (`writer.Flusher`, whose `prepare` is the fan-out). What a method's
 handler publishes is recorded for its call (`calls.PUBLISHED`), and `delivered` holds
 the call's response until those events have been routed here (`calls.py`). Metrics
 (`metrics.py`) cost O(1) per event and per tick on top, never per subscriber.
@@ -76,6 +78,8 @@ class Hub:
         self._patterns: dict[str, str] = {}
         #: When the oldest event not yet written this tick was routed (latency sample).
         self._routed_at: float | None = None
+        #: When the first event of the tick was queued (`_route`).
+        self._queued_at = 0.0
         self.calls = Calls(self, methods, self.settings)
         #: Topic → calls' responses waiting for a seq of it to be routed here: (seq, waiter).
         self._awaited: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
@@ -133,13 +137,15 @@ class Hub:
         """The broker's delivery: queued, and fanned out at the end of this loop
         iteration with everything else published in it (`_fan_out`)."""
         if self._router.queue(topic, seq, payload):
+            self._queued_at = time.perf_counter()
             self.flusher.wake()
 
     def _fan_out(self) -> None:
         """Once per tick, before the flusher writes: the queued events to their
         subscribers' outboxes, then the responses waiting for them woken, and the
         metrics - frames counted per run, not per subscriber; the latency sampled
-        once per tick, timed to a callback queued after the writes (FIFO)."""
+        once per tick, from the tick's first queued event to a callback queued
+        after the writes (FIFO)."""
         routed = self._router.fan_out()
         delivered = False
         for topic, seq, frames in routed:
@@ -149,7 +155,7 @@ class Hub:
                 metrics.delivered(self._patterns.get(topic, "unknown"), frames)
                 delivered = True
         if delivered and self._routed_at is None:
-            self._routed_at = time.perf_counter()
+            self._routed_at = self._queued_at
             asyncio.get_running_loop().call_soon(self._written)
 
     def _reached(self, topic: str, seq: int, *, lost: bool = False) -> None:

@@ -6,8 +6,9 @@ never its concrete name; a close code from the catalogue (anything else a peer s
 `other`); an error code; an eviction reason from `EVICTION_REASONS`.
 
 The hot path pays O(1) per published event and per flush tick, never per subscriber:
-frames delivered are counted once per event (`add` the subscriber count); the
-publish-to-write latency is sampled once per tick, for the oldest frame of the tick;
+frames delivered are counted once per run of a topic's events in a tick (`add`
+subscribers x events); the publish-to-write latency is sampled once per tick, for
+the oldest frame of the tick;
 queued bytes are observed once per connection, when its close begins.
 
 Several worker processes (`python -m backend --workers N`): prometheus-client's

@@ -1,8 +1,9 @@
 """Getting a connection's frames onto its socket: one write per connection per loop tick.
 
-`Flusher` is the tick: the core marks a connection ready (its outbox went from empty
-to non-empty, or it must close), the flusher collects the ready ones and, once per
-event-loop iteration (`call_soon`), asks each to write what it holds. A burst of
+`Flusher` is the tick: once per event-loop iteration (`call_soon`) it first runs its
+`prepare` step (the hub's fan-out of the events published in the iteration), then
+asks each connection the core marked ready (its outbox went from empty to
+non-empty, or it must close) to write what it holds. A burst of
 events to a subscriber therefore costs one write, not one per event (the syscall,
 not Python, was most of the fan-out cost).
 
