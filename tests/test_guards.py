@@ -7,8 +7,9 @@ from aiohttp import WSMsgType, web
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiohttp_realtime.core import Strikes, TokenBucket
+from aiohttp_realtime.core import ClientLimits, TokenBucket
 from aiohttp_realtime.jsonguard import depth_exceeds
+from aiohttp_realtime.settings import RealtimeSettings
 from aiohttp_realtime.wsguard import GuardedWebSocketResponse, MaskCheck
 from tests.support import masked_frame
 
@@ -23,11 +24,23 @@ def test_token_bucket_allows_the_burst_then_the_rate():
     assert bucket.take(4, 1000.0) is False  # more than the burst never passes
 
 
-def test_strikes_count_refusals_in_a_row():
-    strikes = Strikes(3)
-    assert [strikes.refused(), strikes.refused()] == [False, False]
-    strikes.accepted()
-    assert [strikes.refused(), strikes.refused(), strikes.refused()] == [False, False, True]
+def test_client_limits_are_two_buckets_and_a_strike_count():
+    limits = ClientLimits(
+        RealtimeSettings(frames_per_s=2, frames_burst=3, subscribes_per_s=1, subscribes_burst=2), now=0.0
+    )
+    # Frames: the burst, then the rate - as a TokenBucket(2, 3).
+    assert [limits.take_frame(0.0) for _ in range(4)] == [True, True, True, False]
+    assert limits.take_frame(0.49) is False and limits.take_frame(0.5) is True
+    assert [limits.take_frame(100.0) for _ in range(4)] == [True, True, True, False]  # refills to the burst
+    # Subscribes have their own bucket: spending frames did not touch it.
+    assert [limits.take_subscribe(0.0) for _ in range(3)] == [True, True, False]
+    assert limits.take_subscribe(0.99) is False and limits.take_subscribe(1.0) is True
+    assert limits.take_subscribe(0.5) is False  # a clock that steps back refills nothing
+    # Strikes: refusals in a row, `frames_burst` of them closes.
+    assert [limits.refused(), limits.refused()] == [False, False] and not limits.struck_out
+    limits.accepted()
+    assert [limits.refused(), limits.refused(), limits.refused()] == [False, False, True]
+    assert limits.struck_out
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from aiohttp import web
 from . import metrics
 from .closecodes import CloseCode
 from .core import ClientState, Subscription
-from .core.ratelimit import Strikes, TokenBucket
+from .core.ratelimit import ClientLimits
 from .frames import Frame
 from .principal import Principal
 from .settings import RealtimeSettings
@@ -66,13 +66,11 @@ class Connection:
         "_writer",
         "_ws",
         "address",
-        "frame_bucket",
         "id",
+        "limits",
         "principal",
         "requests",
         "state",
-        "strikes",
-        "subscribe_bucket",
     )
 
     def __init__(
@@ -93,11 +91,9 @@ class Connection:
         self.address = address
         limits = limits or RealtimeSettings()
         now = asyncio.get_running_loop().time()
-        #: Client frames, and topics subscribed, per second (`RealtimeSettings`).
-        self.frame_bucket = TokenBucket(limits.frames_per_s, limits.frames_burst, now)
-        self.subscribe_bucket = TokenBucket(limits.subscribes_per_s, limits.subscribes_burst, now)
-        #: Refused frames in a row; at `frames_burst` the client is closed with 1008.
-        self.strikes = Strikes(limits.frames_burst)
+        #: Client frames, and topics subscribed, per second (`RealtimeSettings`), and the
+        #: refusals in a row: at `frames_burst` the client is closed with 1008.
+        self.limits = ClientLimits(limits, now)
         #: Requests running for it now (`calls.Calls`), at most `max_requests_in_flight`.
         self.requests = 0
         self.state = ClientState(max_queue_bytes, self)

@@ -9,6 +9,7 @@ that ends the loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import secrets
@@ -109,7 +110,7 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
         if conn is None:
             hub.release_slot(address)
         else:  # its calls run on after it (calls.py): the slot bounds them too
-            hub.calls.release_after_calls(conn, lambda: hub.release_slot(address))
+            hub.calls.release_after_calls(conn, functools.partial(hub.release_slot, address))
 
 
 def _refused_request(request: web.Request, settings: RealtimeSettings) -> web.Response | None:
@@ -185,8 +186,8 @@ async def _received(
     if msg.type is WSMsgType.ERROR:
         log.info("connection %s: %s", conn.id, ws.exception(), extra={"connection_id": conn.id})
         return False
-    if not conn.frame_bucket.take(1, loop.time()):
-        if conn.strikes.refused():
+    if not conn.limits.take_frame(loop.time()):
+        if conn.limits.refused():
             log.info("connection %s: closed, kept sending while rate limited", conn.id, extra=_ids(conn))
             conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded", eviction="rate_limited")
             return False
@@ -194,8 +195,8 @@ async def _received(
         return True
     if msg.type is WSMsgType.TEXT:
         if await _handle_text(msg.data, conn, hub):
-            conn.strikes.accepted()
-        elif conn.strikes.count >= conn.strikes.limit:
+            conn.limits.accepted()
+        elif conn.limits.struck_out:
             text = "connection %s: closed, kept subscribing while rate limited"
             log.info(text, conn.id, extra=_ids(conn))
             conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded", eviction="rate_limited")
@@ -230,9 +231,9 @@ async def _handle_text(data: str, conn: Connection, hub: Hub) -> bool:
         loop = asyncio.get_running_loop()
         built = False
         for topic in dict.fromkeys(message.topics):
-            if not conn.subscribe_bucket.take(1, loop.time()):
+            if not conn.limits.take_subscribe(loop.time()):
                 served = False
-                conn.strikes.refused()
+                conn.limits.refused()
                 msg = "too many subscribes; slow down"
                 _send_error(conn, ErrorCode.RATE_LIMITED, msg, id=message.id, topic=topic)
                 continue

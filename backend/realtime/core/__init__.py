@@ -10,13 +10,15 @@ here (`tests/test_core.py`, with hypothesis-generated interleavings).
   bytes together with what is already downstream (transport and kernel).
 - `ClientState`: one connection's subscriptions, each a small state machine
   (buffering while its snapshot is built → live), writing into its outbox.
-- `Router`: topic → subscriptions; routing an event is an append per subscriber.
-- `TokenBucket`, `Strikes`: the per-connection rate limits, with the clock passed in.
+- `Router`: topic → subscriptions; events are queued as published and fanned out
+  once per tick, a run of one topic's events as one step per subscriber.
+- `ClientLimits`: a connection's rate limits (two token buckets and its strikes),
+  with the clock passed in; `TokenBucket`: one bucket, for an app's own limits.
 """
 
 from .client import ClientState, Subscription
 from .outbox import Outbox
-from .ratelimit import Strikes, TokenBucket
+from .ratelimit import ClientLimits, TokenBucket
 from .router import Router
 
-__all__ = ["ClientState", "Outbox", "Router", "Strikes", "Subscription", "TokenBucket"]
+__all__ = ["ClientLimits", "ClientState", "Outbox", "Router", "Subscription", "TokenBucket"]

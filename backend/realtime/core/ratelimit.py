@@ -1,7 +1,14 @@
-"""A token bucket without a clock of its own: the caller passes the time, so the
-limiter is I/O-free and unit-tested without sleeping."""
+"""Token buckets without a clock of their own: the caller passes the time, so the
+limiters are I/O-free and unit-tested without sleeping."""
 
 from __future__ import annotations
+
+from typing import Protocol
+
+
+def _refilled(tokens: float, at: float, rate: float, burst: int, now: float) -> float:
+    """A bucket's tokens at `now`: refilled at `rate` per second since `at`, up to `burst`."""
+    return min(burst, tokens + (now - at) * rate) if now > at else tokens
 
 
 class TokenBucket:
@@ -17,29 +24,73 @@ class TokenBucket:
 
     def take(self, n: int, now: float) -> bool:
         """Spend `n` tokens if there are that many (after refilling up to `now`)."""
-        if now > self._at:
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-            self._at = now
+        self._tokens = _refilled(self._tokens, self._at, self.rate, self.burst, now)
+        self._at = max(self._at, now)
         if n <= self._tokens:
             self._tokens -= n
             return True
         return False
 
 
-class Strikes:
-    """Consecutive refusals: `limit` of them in a row (no accepted message between)
-    means the client ignores `rate_limited` and should be closed."""
+class Rates(Protocol):
+    """The per-connection limits (`RealtimeSettings` has them)."""
 
-    __slots__ = ("count", "limit")
+    @property
+    def frames_per_s(self) -> float: ...
+    @property
+    def frames_burst(self) -> int: ...
+    @property
+    def subscribes_per_s(self) -> float: ...
+    @property
+    def subscribes_burst(self) -> int: ...
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.count = 0
+
+class ClientLimits:
+    """One connection's rate limits: client frames per second, topics subscribed per
+    second (two token buckets), and its strikes - refusals in a row, at most
+    `frames_burst` before the client is closed. Flat in one object, the rates shared:
+    as two `TokenBucket`s and a strike counter they were three objects per connection
+    (memory per idle connection is a target, docs/benchmarks.md)."""
+
+    __slots__ = ("_frame_at", "_frame_tokens", "_rates", "_subscribe_at", "_subscribe_tokens", "strikes")
+
+    def __init__(self, rates: Rates, now: float) -> None:
+        self._rates = rates
+        self._frame_tokens = float(rates.frames_burst)
+        self._frame_at = now
+        self._subscribe_tokens = float(rates.subscribes_burst)
+        self._subscribe_at = now
+        #: Refusals in a row (frames or subscribes refused, nothing accepted between).
+        self.strikes = 0
+
+    def take_frame(self, now: float) -> bool:
+        """Spend a frame's token if there is one."""
+        rates = self._rates
+        tokens = _refilled(self._frame_tokens, self._frame_at, rates.frames_per_s, rates.frames_burst, now)
+        self._frame_at = max(self._frame_at, now)
+        ok = tokens >= 1
+        self._frame_tokens = tokens - 1 if ok else tokens
+        return ok
+
+    def take_subscribe(self, now: float) -> bool:
+        """Spend a subscribe's token (one per topic) if there is one."""
+        rates = self._rates
+        tokens = _refilled(
+            self._subscribe_tokens, self._subscribe_at, rates.subscribes_per_s, rates.subscribes_burst, now
+        )
+        self._subscribe_at = max(self._subscribe_at, now)
+        ok = tokens >= 1
+        self._subscribe_tokens = tokens - 1 if ok else tokens
+        return ok
 
     def refused(self) -> bool:
         """Count a refusal; True once the streak reaches the limit."""
-        self.count += 1
-        return self.count >= self.limit
+        self.strikes += 1
+        return self.struck_out
 
     def accepted(self) -> None:
-        self.count = 0
+        self.strikes = 0
+
+    @property
+    def struck_out(self) -> bool:
+        return self.strikes >= self._rates.frames_burst
