@@ -178,7 +178,7 @@ class Hub:
     async def delivered(self, conn: Connection, published: dict[str, int], timeout: float) -> None:
         """Until the events of `published` (topic → seq) on topics `conn` is live on have
         been routed here, so queued for it before anything queued after this returns.
-        At once with a broker that delivers synchronously (the in-process one). Past
+        With the in-process broker, at the tick's fan-out (`_fan_out` wakes it). Past
         `timeout` (for all of them together) it gives up and logs: an event that never
         arrives is the broker's `lost`, which closes the topic's subscribers anyway."""
         loop = asyncio.get_running_loop()
