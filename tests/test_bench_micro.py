@@ -40,7 +40,7 @@ def test_outbox_push_then_take_a_burst_of_50(benchmark: Any) -> None:
 
     taken = benchmark.pedantic(burst, rounds=200, iterations=5, warmup_rounds=5)
     assert taken == frames  # all of them, in order, and nothing left behind
-    assert not outbox and outbox.pending == 0
+    assert not outbox.frames and outbox.pending == 0
 
 
 class Subscribers:

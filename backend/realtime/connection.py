@@ -178,7 +178,7 @@ class Connection:
     def flush(self) -> None:
         """Write what is queued (the hub's flusher calls this once per tick when ready)."""
         state = self.state
-        outbox = state.outbox
+        outbox = state  # the client state is its outbox
         frames = outbox.frames
         if frames:
             # Outbox.take and set_downstream inlined: this runs once per ready connection

@@ -9,7 +9,8 @@ here (`tests/test_core.py`, with hypothesis-generated interleavings).
 - `Outbox`: one connection's encoded frames waiting for the next write, bounded in
   bytes together with what is already downstream (transport and kernel).
 - `ClientState`: one connection's subscriptions, each a small state machine
-  (buffering while its snapshot is built → live), writing into its outbox.
+  (buffering while its snapshot is built → live), writing into its outbox - which
+  it is (a subclass: one object per connection, not two).
 - `Router`: topic → subscriptions; events are queued as published and fanned out
   once per tick, a run of one topic's events as one step per subscriber.
 - `ClientLimits`: a connection's rate limits (two token buckets and its strikes),

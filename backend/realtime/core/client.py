@@ -61,17 +61,26 @@ class Subscription:
         self.held: list[tuple[int, Frame]] = _NONE_HELD
 
 
-class ClientState:
-    __slots__ = ("close_code", "close_reason", "io", "outbox", "subscriptions")
+class ClientState(Outbox):
+    """A connection's subscriptions and what it is owed. It *is* its `Outbox` (one
+    object per connection, not two: memory per idle connection is a target, and the
+    fan-out reaches the budget without one more pointer); `outbox` names that part."""
+
+    __slots__ = ("close_code", "close_reason", "io", "subscriptions")
 
     def __init__(self, limit: int, io: ClientIO) -> None:
-        self.outbox = Outbox(limit)
+        super().__init__(limit)
         self.subscriptions: dict[str, Subscription] = {}
         self.close_code: int | None = None
         self.close_reason = ""
         #: The I/O layer below (its `ready` is called by `Router.fan_out` too, which
         #: inlines `deliver`'s common case).
         self.io = io
+
+    @property
+    def outbox(self) -> Outbox:
+        """This client's frames and byte budget (the same object)."""
+        return self
 
     @property
     def closing(self) -> bool:
@@ -82,7 +91,7 @@ class ClientState:
     def send(self, frame: Frame) -> None:
         """Queue a frame for the next write; evict if it does not fit the budget."""
         # The per-subscriber hot path: Outbox.push inlined (one comparison, one append).
-        outbox = self.outbox
+        outbox = self
         size = frame.size
         if size <= outbox.room and self.close_code is None:
             frames = outbox.frames
@@ -139,7 +148,7 @@ class ClientState:
         if sub.live and seq == sub.last_seq + 1:  # the common case, first
             sub.last_seq = seq
             # `send` inlined: this runs once per subscriber per event.
-            outbox = self.outbox
+            outbox = self
             size = frame.size
             if size <= outbox.room and self.close_code is None:
                 frames = outbox.frames

@@ -61,9 +61,6 @@ class Outbox:
         self.room += self.downstream - size
         self.downstream = size
 
-    def __bool__(self) -> bool:
-        return bool(self.frames)
-
     def take(self) -> list[Frame]:
         """Everything pending, in order; the outbox is empty afterwards."""
         frames, self.frames = self.frames, []

@@ -108,14 +108,13 @@ class Router:
             # The common case, inlined (a call per subscriber per event was a third of
             # a burst's cost): a live subscription owed exactly this run, with room.
             if whole and sub.live and sub.last_seq + 1 == first and client.close_code is None:
-                outbox = client.outbox
-                if size <= outbox.room:
+                if size <= client.room:  # the client is its outbox (`ClientState`)
                     sub.last_seq = last
-                    if not outbox.frames:
+                    if not client.frames:
                         client.io.ready(client)
-                    outbox.frames.extend(frames)
-                    outbox.pending += size
-                    outbox.room -= size
+                    client.frames.extend(frames)
+                    client.pending += size
+                    client.room -= size
                     continue
             for seq, frame in events:
                 client.deliver(sub, seq, frame)
