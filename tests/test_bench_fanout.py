@@ -214,3 +214,12 @@ def test_the_python_path_bench_runs_both_paths_and_prints_their_ratio(capsys):
     assert all(x > 0 for x in results["bare"] + results["hub"])
     out = capsys.readouterr().out
     assert "20 subscribers x 5 events" in out and out.splitlines()[-1].startswith("median")
+
+
+def test_unchanged_at_scale_allows_the_noise_of_tiny_ratios_and_no_more():
+    from scripts.bench.report import unchanged
+
+    assert unchanged(0.036, [0.024, 0.031])  # bursts: within 0.02 of the worst
+    assert not unchanged(0.06, [0.024, 0.031])  # twice the worst: changed
+    assert unchanged(0.97, [0.90, 0.95])  # steady: within 10 % of the worst
+    assert not unchanged(1.10, [0.90, 0.95])

@@ -28,6 +28,19 @@ X = "\u00d7"  # the multiplication sign
 
 #: The issue's targets for the hub, as ratios to bare (latency in ms).
 BURST_TARGET, STEADY_TARGET, RSS_TARGET, CONNECT_TARGET, P99_TARGET_MS = 0.10, 0.85, 1.1, 1.2, 25.0
+#: How much worse a ratio at the large size may be and still count as unchanged, in
+#: absolute terms (`unchanged`).
+UNCHANGED_ABS = 0.02
+
+
+def unchanged(ratio: float, smaller: list[float]) -> bool:
+    """Whether `ratio` (at the large size) is no worse than the worst of `smaller` (the
+    default sizes), give or take the run-to-run noise: 10 %, or `UNCHANGED_ABS`,
+    whichever is more. A burst ratio near 0.03 moves by ±0.01 between runs of the same
+    cell (each hub run is a few tens of ms of CPU): 10 % of it (0.003) would be no
+    tolerance at all."""
+    worst = max(smaller)
+    return ratio <= max(1.1 * worst, worst + UNCHANGED_ABS)
 
 
 def _x(value: float) -> str:
@@ -190,8 +203,7 @@ def targets_markdown(results: Results) -> list[str]:
             f"p99 {r.p99_ms:.2f} ms (p50 {r.p50_ms:.2f}) | {_verdict(r.p99_ms <= P99_TARGET_MS)} |"
         )
     if scale:
-        # "Unchanged": no worse at `scale` than the worse of the default sizes, give or take
-        # 10 % (run-to-run noise); the ratios themselves are in the tables above.
+        # "Unchanged": see `unchanged`; the ratios themselves are in the tables above.
         parts, ok = [], True
         for workload in ("burst", "steady"):
             r = cpu.get((workload, scale))
@@ -201,7 +213,7 @@ def targets_markdown(results: Results) -> list[str]:
             if r is None or not smaller:
                 continue
             parts.append(f"{workload} {_x3(r.ratio)} (1,000-2,000: {_x3(min(smaller))}-{_x3(max(smaller))})")
-            ok = ok and r.ratio <= 1.1 * max(smaller)
+            ok = ok and unchanged(r.ratio, smaller)
         if parts:
             lines.append(
                 f"| {scale:,} subscribed connections on one process, fan-out ratios unchanged | "
