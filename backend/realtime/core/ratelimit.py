@@ -11,6 +11,13 @@ def _refilled(tokens: float, at: float, rate: float, burst: int, now: float) -> 
     return min(burst, tokens + (now - at) * rate) if now > at else tokens
 
 
+def _spend_one(tokens: float, at: float, rate: float, burst: int, now: float) -> tuple[bool, float, float]:
+    """A bucket's state after trying to spend one token at `now`: (spent, tokens, at)."""
+    tokens = _refilled(tokens, at, rate, burst, now)
+    ok = tokens >= 1
+    return ok, tokens - 1 if ok else tokens, max(at, now)
+
+
 class TokenBucket:
     """`burst` tokens at most, refilled at `rate` per second; `take(n, now)` spends n."""
 
@@ -66,21 +73,17 @@ class ClientLimits:
     def take_frame(self, now: float) -> bool:
         """Spend a frame's token if there is one."""
         rates = self._rates
-        tokens = _refilled(self._frame_tokens, self._frame_at, rates.frames_per_s, rates.frames_burst, now)
-        self._frame_at = max(self._frame_at, now)
-        ok = tokens >= 1
-        self._frame_tokens = tokens - 1 if ok else tokens
+        ok, self._frame_tokens, self._frame_at = _spend_one(
+            self._frame_tokens, self._frame_at, rates.frames_per_s, rates.frames_burst, now
+        )
         return ok
 
     def take_subscribe(self, now: float) -> bool:
         """Spend a subscribe's token (one per topic) if there is one."""
         rates = self._rates
-        tokens = _refilled(
+        ok, self._subscribe_tokens, self._subscribe_at = _spend_one(
             self._subscribe_tokens, self._subscribe_at, rates.subscribes_per_s, rates.subscribes_burst, now
         )
-        self._subscribe_at = max(self._subscribe_at, now)
-        ok = tokens >= 1
-        self._subscribe_tokens = tokens - 1 if ok else tokens
         return ok
 
     def refused(self) -> bool:
