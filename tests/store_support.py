@@ -45,7 +45,7 @@ class RecordingBroker(MemoryBroker):
         self.published: list[tuple[str, Any]] = []
         self.before_publish: Callable[[str, Any], Awaitable[None]] | None = None
 
-    async def publish(self, topic: str, payload: bytes) -> int:
+    async def publish(self, topic: str, payload: bytes, fence: int | None = None) -> int:
         if self.before_publish is not None:
             await self.before_publish(topic, json.loads(payload))
         self.published.append((topic, json.loads(payload)))

@@ -47,12 +47,22 @@ class Broker(Protocol):
     def unwatch(self, topic: str) -> None:
         """This node's last subscriber of `topic` left (must not await or raise)."""
 
-    async def publish(self, topic: str, payload: bytes) -> int:
+    async def publish(self, topic: str, payload: bytes, fence: int | None = None) -> int:
         """Assign the next seq of `topic`, deliver to every node watching it, return the
-        seq (0 when the implementation knows nobody watches and numbered nothing)."""
+        seq (0 when the implementation knows nobody watches and numbered nothing).
+
+        `fence` (optional) is a token that grows with the order in which the topic's
+        changes committed (the demo's PostgreSQL store passes its outbox row id). A
+        fenced publish whose token is not greater than the topic's last fenced one is
+        refused and returns 0: a late or repeated publisher never delivers an older
+        state after a newer one (docs/scaling.md)."""
 
     async def last_seq(self, topic: str) -> int:
         """The seq of the latest event published on `topic` (0 if none)."""
+
+    async def check(self) -> None:
+        """A bounded probe for readiness: returns if events flow now, else raises
+        `BrokerUnavailable` (within the broker's timeout, never hangs)."""
 
 
 class MemoryBroker:
@@ -85,7 +95,9 @@ class MemoryBroker:
     def unwatch(self, topic: str) -> None:
         self._seqs.pop(topic, None)
 
-    async def publish(self, topic: str, payload: bytes) -> int:
+    async def publish(self, topic: str, payload: bytes, fence: int | None = None) -> int:
+        # One process: a unit's commit and publish cannot be overtaken, so `fence` has
+        # nothing to refuse here.
         seq = self._seqs.get(topic)
         if seq is None:
             return 0
@@ -100,3 +112,6 @@ class MemoryBroker:
 
     async def last_seq(self, topic: str) -> int:
         return self._seqs.get(topic, 0)
+
+    async def check(self) -> None:
+        return None

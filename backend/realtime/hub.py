@@ -94,11 +94,15 @@ class Hub:
     # ------------------------------------------------------------ publishing
 
     @overload
-    async def publish(self, topic: TopicRef[Any, E] | TopicDef[Any, E], payload: E) -> int: ...
+    async def publish(
+        self, topic: TopicRef[Any, E] | TopicDef[Any, E], payload: E, *, fence: int | None = None
+    ) -> int: ...
     @overload
-    async def publish(self, topic: str, payload: Any) -> int: ...
+    async def publish(self, topic: str, payload: Any, *, fence: int | None = None) -> int: ...
 
-    async def publish(self, topic: TopicRef[Any, Any] | TopicDef[Any, Any] | str, payload: Any) -> int:
+    async def publish(
+        self, topic: TopicRef[Any, Any] | TopicDef[Any, Any] | str, payload: Any, *, fence: int | None = None
+    ) -> int:
         """Publish an event; returns its seq.
 
         `topic` is a typed handle (`ACTIVITY.at(session_id=sid)`, or a `TopicDef`
@@ -106,6 +110,9 @@ class Hub:
         concrete name resolved through the registry. The payload is validated
         against the topic's event type and serialised once; every subscriber is
         handed the same bytes. Never awaits a client.
+
+        `fence`: see `Broker.publish` - a token growing with the commit order of the
+        topic's changes; a publish overtaken by a newer fenced one is refused (returns 0).
         """
         if isinstance(topic, str):
             resolved = self.registry.resolve(topic)
@@ -117,10 +124,10 @@ class Hub:
             definition, name = ref.topic, ref.name
             if definition not in self.registry:
                 raise LookupError(f"topic {definition.pattern!r} is not registered with this hub")
-        seq = await self.broker.publish(name, definition.encode_event(payload))
+        seq = await self.broker.publish(name, definition.encode_event(payload), fence)
         metrics.published(definition.pattern)
         call = PUBLISHED.get()
-        if call is not None:  # published by a method's handler: its response waits for it
+        if call is not None and seq:  # published by a method's handler: its response waits for it
             call.add(name, seq)
         return seq
 
