@@ -7,6 +7,10 @@
 export type ClientMessage = SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame;
 export type Topic = string;
 export type RequestId = string;
+/**
+ * 1-255 printable ASCII characters (space to `~`), e.g. a UUID.
+ */
+export type IdempotencyKey = string;
 export type ServerMessage = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame;
 
 /**
@@ -48,8 +52,9 @@ export interface PingFrame {
  * concurrently, at most `hello.max_requests_in_flight` at a time; their responses
  * come in the order they finish. A response comes after every event its method
  * published on a topic this connection is subscribed to (docs/protocol.md). Not
- * replayed after a reconnect: a request whose connection drops has an unknown
- * outcome.
+ * replayed by the server after a reconnect: a request whose connection drops has an
+ * unknown outcome. A client that resends it (same method, same params) with the same
+ * `idempotency_key` gets the first call's outcome, if the method honours keys.
  */
 export interface RequestFrame {
   type: "request";
@@ -65,6 +70,10 @@ export interface RequestFrame {
    * The method's params (a JSON object); absent: `{}`.
    */
   params?: unknown;
+  /**
+   * Fresh per call, the same when the call is resent after an unknown outcome (a dropped connection, a timeout, `unavailable`). A method that writes and honours it runs once per key and answers a resend with the first outcome; the same key with other params is answered `idempotency_key_reused`.
+   */
+  idempotency_key?: IdempotencyKey | null;
 }
 /**
  * Always the first frame of a connection: who you are and the limits to respect.
@@ -253,6 +262,10 @@ export const ErrorCode = {
    * A `response` error: the connection already has `hello.max_requests_in_flight` requests unanswered; this one was not run. Wait for a response, then retry.
    */
   TOO_MANY_REQUESTS: "too_many_requests",
+  /**
+   * A `response` error: the `request`'s `idempotency_key` was already used (within the server's window, by the same principal) for a call of another method or with other params; this one was not run. Use a fresh key for a new call.
+   */
+  IDEMPOTENCY_KEY_REUSED: "idempotency_key_reused",
 } as const;
 /**
  * One of `ErrorCode`'s values.

@@ -24,7 +24,9 @@ response it would wait for anyway.
 
 A call whose connection closes runs on to its end (or its timeout): a command is
 never half-applied because a network path blinked. Its response is dropped; the
-client learns the outcome from the snapshots it resyncs from. Nothing is replayed.
+client learns the outcome from the snapshots it resyncs from. Nothing is replayed. A
+client may resend the call with the request's `idempotency_key` (handed to the handler
+as `Caller.idempotency_key`): a method that honours keys answers with its first outcome.
 """
 
 from __future__ import annotations
@@ -107,7 +109,8 @@ class Calls:
             frame_bytes, outcome = self._internal(conn, bound.method.name, frame.id)
             return self._send(conn, frame_bytes, outcome)
         conn.requests += 1
-        task = asyncio.get_running_loop().create_task(self._run(conn, bound, frame.id, params))
+        caller = Caller(conn.principal, conn.id, conn.address, frame.idempotency_key)
+        task = asyncio.get_running_loop().create_task(self._run(conn, bound, frame.id, params, caller))
         self._tasks.add(task)
         # Counted down when the task ends, whatever ends it (even cancelled before it ran).
         task.add_done_callback(lambda done: self._ended(done, conn))
@@ -136,7 +139,9 @@ class Calls:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run(self, conn: Connection, bound: BoundMethod, request_id: str, params: Any) -> None:
+    async def _run(
+        self, conn: Connection, bound: BoundMethod, request_id: str, params: Any, caller: Caller
+    ) -> None:
         method = bound.method
         started = time.perf_counter()
         published = Published()
@@ -145,7 +150,7 @@ class Calls:
         try:
             try:
                 async with deadline:
-                    value = await bound.handler(params, Caller(conn.principal, conn.id, conn.address))
+                    value = await bound.handler(params, caller)
             finally:
                 published.open = False
             frame = result_frame(request_id, method.encode_result(value))

@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     INTERNAL_ERROR = "internal_error"
     TIMEOUT = "timeout"
     TOO_MANY_REQUESTS = "too_many_requests"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
 
     @classmethod
     def __get_pydantic_json_schema__(cls, _core_schema: Any, _handler: Any) -> dict[str, Any]:
@@ -98,5 +99,10 @@ ERROR_CODE_DOCS: dict[ErrorCode, str] = {
     ErrorCode.TOO_MANY_REQUESTS: (
         "A `response` error: the connection already has `hello.max_requests_in_flight` "
         "requests unanswered; this one was not run. Wait for a response, then retry."
+    ),
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: (
+        "A `response` error: the `request`'s `idempotency_key` was already used (within the "
+        "server's window, by the same principal) for a call of another method or with other "
+        "params; this one was not run. Use a fresh key for a new call."
     ),
 }

@@ -39,11 +39,18 @@ ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who calls a method: the connection's principal (None with authentication off),
-    its id (for logs and audits) and the client's address (for per-address limits)."""
+    its id (for logs and audits) and the client's address (for per-address limits);
+    and the request's `idempotency_key` (None if it has none).
+
+    A method that writes should honour the key: run at most once per key (and
+    principal), store the first outcome with its change, and answer a resend with the
+    same key with that outcome; the same key with other params is
+    `ErrorCode.IDEMPOTENCY_KEY_REUSED` (docs/embedding.md, "Idempotent methods")."""
 
     principal: Principal | None
     connection_id: str
     address: str
+    idempotency_key: str | None = None
 
 
 #: Runs one call: the validated params, and its `Caller`. Returns the result (an

@@ -32,6 +32,20 @@ PROTOCOL_VERSION: Final = 1
 # Named (TypeAliasType) so each is one definition in the schemas, not a copy per field.
 Topic = TypeAliasType("Topic", Annotated[str, Field(min_length=1, max_length=200)])
 RequestId = TypeAliasType("RequestId", Annotated[str, Field(max_length=128)])
+#: Longest idempotency key (the demo's HTTP `Idempotency-Key` header has the same bound).
+MAX_IDEMPOTENCY_KEY = 255
+IdempotencyKey = TypeAliasType(
+    "IdempotencyKey",
+    Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_IDEMPOTENCY_KEY,
+            pattern=r"^[\x20-\x7e]+$",
+            description="1-255 printable ASCII characters (space to `~`), e.g. a UUID.",
+        ),
+    ],
+)
 
 
 class _Frame(BaseModel):
@@ -74,8 +88,9 @@ class RequestFrame(_Frame):
     concurrently, at most `hello.max_requests_in_flight` at a time; their responses
     come in the order they finish. A response comes after every event its method
     published on a topic this connection is subscribed to (docs/protocol.md). Not
-    replayed after a reconnect: a request whose connection drops has an unknown
-    outcome."""
+    replayed by the server after a reconnect: a request whose connection drops has an
+    unknown outcome. A client that resends it (same method, same params) with the same
+    `idempotency_key` gets the first call's outcome, if the method honours keys."""
 
     type: Literal["request"]
     id: Annotated[
@@ -91,6 +106,15 @@ class RequestFrame(_Frame):
             json_schema_extra={"tsType": "unknown"},
         ),
     ]
+    idempotency_key: Annotated[
+        IdempotencyKey | None,
+        Field(
+            description="Fresh per call, the same when the call is resent after an unknown outcome "
+            "(a dropped connection, a timeout, `unavailable`). A method that writes and honours "
+            "it runs once per key and answers a resend with the first outcome; the same key "
+            "with other params is answered `idempotency_key_reused`."
+        ),
+    ] = None
 
 
 ClientMessage = Annotated[

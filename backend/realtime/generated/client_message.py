@@ -44,8 +44,9 @@ class RequestFrame(BaseModel):
     concurrently, at most `hello.max_requests_in_flight` at a time; their responses
     come in the order they finish. A response comes after every event its method
     published on a topic this connection is subscribed to (docs/protocol.md). Not
-    replayed after a reconnect: a request whose connection drops has an unknown
-    outcome.
+    replayed by the server after a reconnect: a request whose connection drops has an
+    unknown outcome. A client that resends it (same method, same params) with the same
+    `idempotency_key` gets the first call's outcome, if the method honours keys.
     """
 
     model_config = ConfigDict(
@@ -63,6 +64,12 @@ class RequestFrame(BaseModel):
     params: dict[str, Any] | None = None
     """
     The method's params (a JSON object); absent: `{}`.
+    """
+    idempotency_key: Annotated[
+        str | None, Field(max_length=255, min_length=1, pattern='^[\\x20-\\x7e]+$')
+    ] = None
+    """
+    Fresh per call, the same when the call is resent after an unknown outcome (a dropped connection, a timeout, `unavailable`). A method that writes and honours it runs once per key and answers a resend with the first outcome; the same key with other params is answered `idempotency_key_reused`.
     """
 
 

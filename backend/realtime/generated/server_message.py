@@ -73,6 +73,10 @@ class ErrorCode(StrEnum):
     """
     A `response` error: the connection already has `hello.max_requests_in_flight` requests unanswered; this one was not run. Wait for a response, then retry.
     """
+    IDEMPOTENCY_KEY_REUSED = 'idempotency_key_reused'
+    """
+    A `response` error: the `request`'s `idempotency_key` was already used (within the server's window, by the same principal) for a call of another method or with other params; this one was not run. Use a fresh key for a new call.
+    """
 
 
 class ErrorFrame(BaseModel):
