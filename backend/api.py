@@ -1,9 +1,14 @@
 """The demo's HTTP JSON API: every change goes through `SessionService`, which publishes.
 
 Bad input is a 4xx with a JSON body `{"error": code, "message": ..., "details"?}`,
-never a 500: invalid JSON 400, no token 401, not allowed 403, unknown id 404, body
-too slow 408, over a quota 409, body too large 413, not JSON 415, invalid fields
-422, too many writes 429. `guard.Guard` runs before every handler here.
+never a 500: invalid JSON or `Idempotency-Key` 400, no token 401, not allowed 403,
+unknown id 404, body too slow 408, over a quota 409, body too large 413, not JSON 415,
+invalid fields or a reused `Idempotency-Key` 422, too many writes 429. `guard.Guard`
+runs before every handler here.
+
+Every write takes an optional `Idempotency-Key` header (`idempotency.py`): a resend
+with the same key (and the same request) answers the first success again and changes
+nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from aiohttp_realtime.calls import field_errors
 
 from .access import may_read_sessions
 from .guard import read_json
+from .idempotency import HEADER, Idempotency, InvalidKey, KeyReused, header_key
 from .inputs import CreateSession, PatchSession, PostMessage
 from .service import SessionService
 from .store import QuotaExceeded, StoreUnavailable
@@ -47,6 +53,18 @@ async def _body(request: web.Request, model: type[M]) -> M:
             text=json.dumps({"error": "invalid_body", "message": "invalid fields", "details": details}),
             content_type="application/json",
         ) from None
+
+
+def _key(request: web.Request) -> Idempotency | None:
+    """The request's `Idempotency-Key`, in its principal's scope (400 if invalid)."""
+    try:
+        key = header_key(request.headers.getall(HEADER, []))
+    except InvalidKey as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "invalid_idempotency_key", "message": str(exc)}),
+            content_type="application/json",
+        ) from None
+    return Idempotency.of(request.get(PRINCIPAL_KEY), key)
 
 
 def _not_found(session_id: str) -> web.HTTPNotFound:
@@ -84,8 +102,9 @@ async def list_sessions(request: web.Request) -> web.Response:
 
 @routes.post("/api/sessions")
 async def create_session(request: web.Request) -> web.Response:
+    key = _key(request)
     body = await _body(request, CreateSession)
-    return _json(await request.app[SERVICE_KEY].create_session(body.title), status=201)
+    return _json(await request.app[SERVICE_KEY].create_session(body.title, key=key), status=201)
 
 
 @routes.get("/api/sessions/{id}")
@@ -99,9 +118,11 @@ async def get_session(request: web.Request) -> web.Response:
 
 @routes.patch("/api/sessions/{id}")
 async def patch_session(request: web.Request) -> web.Response:
+    key = _key(request)
     body = await _body(request, PatchSession)
     service = request.app[SERVICE_KEY]
-    session = await service.update_session(request.match_info["id"], title=body.title, state=body.state)
+    sid = request.match_info["id"]
+    session = await service.update_session(sid, title=body.title, state=body.state, key=key)
     if session is None:
         raise _not_found(request.match_info["id"])
     return _json(session)
@@ -109,15 +130,18 @@ async def patch_session(request: web.Request) -> web.Response:
 
 @routes.delete("/api/sessions/{id}")
 async def delete_session(request: web.Request) -> web.Response:
-    if not await request.app[SERVICE_KEY].delete_session(request.match_info["id"]):
+    key = _key(request)
+    if not await request.app[SERVICE_KEY].delete_session(request.match_info["id"], key=key):
         raise _not_found(request.match_info["id"])
     return web.Response(status=204)
 
 
 @routes.post("/api/sessions/{id}/messages")
 async def post_message(request: web.Request) -> web.Response:
+    key = _key(request)
     body = await _body(request, PostMessage)
-    message = await request.app[SERVICE_KEY].add_message(request.match_info["id"], body.role, body.text)
+    service = request.app[SERVICE_KEY]
+    message = await service.add_message(request.match_info["id"], body.role, body.text, key=key)
     if message is None:
         raise _not_found(request.match_info["id"])
     return _json(message, status=201)
@@ -130,6 +154,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except QuotaExceeded as exc:
         return json_error(409, "quota_exceeded", exc.message)
+    except KeyReused as exc:
+        return json_error(422, "idempotency_key_reused", f"{exc}; use a fresh {HEADER} for a new request")
     except (BrokerUnavailable, StoreUnavailable) as exc:
         # Redis or PostgreSQL is unreachable: nothing was changed (a unit commits only
         # with its locks held) - try again later.

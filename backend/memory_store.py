@@ -6,13 +6,17 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp_realtime import Hub, TopicDef, TopicRef
 
+from .idempotency import KeyTaken, Remembered
 from .models import MAX_TEXT, Message, Session, Terminal
 from .store import (
     KEPT_MESSAGES,
+    MAX_IDEMPOTENCY_BYTES,
+    MAX_IDEMPOTENCY_KEYS,
     MAX_SESSION_TEXT_BYTES,
     MAX_SESSIONS,
     MAX_TERMINALS,
@@ -50,6 +54,53 @@ class _Log:
 Undo = Callable[[], None]
 
 
+class _Remembered:
+    """Idempotent writes' outcomes, oldest first (with one window for all, also the
+    first to expire), bounded in count and bytes: past a bound the oldest go first."""
+
+    __slots__ = ("bytes", "records")
+
+    def __init__(self) -> None:
+        self.records: OrderedDict[tuple[str, str], Remembered] = OrderedDict()
+        self.bytes = 0
+
+    def recall(self, scope: str, key: str, now: datetime) -> Remembered | None:
+        record = self.records.get((scope, key))
+        return record if record is not None and record.expires_at > now else None
+
+    def purge(self, now: datetime) -> None:
+        """Drop the expired ones at the front (forgotten for good: no undo needed)."""
+        while self.records:
+            record = next(iter(self.records.values()))
+            if record.expires_at > now:
+                return
+            self._drop(record)
+
+    def add(self, record: Remembered, max_count: int, max_bytes: int) -> Undo:
+        expired = self.records.get((record.scope, record.key))  # not yet purged
+        if expired is not None:
+            self._drop(expired)  # forgotten for good, as `purge` does
+        self.records[(record.scope, record.key)] = record
+        self.bytes += record.size
+        evicted = []
+        while len(self.records) > 1 and (len(self.records) > max_count or self.bytes > max_bytes):
+            evicted.append(next(iter(self.records.values())))
+            self._drop(evicted[-1])
+
+        def undo() -> None:
+            self._drop(record)
+            for gone in reversed(evicted):  # back at the front, in their order
+                self.records[(gone.scope, gone.key)] = gone
+                self.records.move_to_end((gone.scope, gone.key), last=False)
+                self.bytes += gone.size
+
+        return undo
+
+    def _drop(self, record: Remembered) -> None:
+        del self.records[(record.scope, record.key)]
+        self.bytes -= record.size
+
+
 class MemoryStore:
     """One process's state in dicts. Its units hold one `asyncio.Lock` (every topic at
     once: a unit is a few dict operations and an in-process publish); a unit's changes
@@ -65,17 +116,30 @@ class MemoryStore:
         max_terminals: int = MAX_TERMINALS,
         kept_messages: int = KEPT_MESSAGES,
         max_session_text_bytes: int = MAX_SESSION_TEXT_BYTES,
+        max_idempotency_keys: int = MAX_IDEMPOTENCY_KEYS,
+        max_idempotency_bytes: int = MAX_IDEMPOTENCY_BYTES,
     ) -> None:
-        check_limits(max_sessions, max_title_bytes, max_terminals, kept_messages, max_session_text_bytes)
+        check_limits(
+            max_sessions,
+            max_title_bytes,
+            max_terminals,
+            kept_messages,
+            max_session_text_bytes,
+            max_idempotency_keys,
+            max_idempotency_bytes,
+        )
         self.max_sessions = max_sessions
         self.max_title_bytes = max_title_bytes
         self.max_terminals = max_terminals
         self.kept_messages = kept_messages
         self.max_session_text_bytes = max_session_text_bytes
+        self.max_idempotency_keys = max_idempotency_keys
+        self.max_idempotency_bytes = max_idempotency_bytes
         self._sessions: dict[str, Session] = {}
         self._title_bytes = 0
         self._messages: dict[str, _Log] = {}
         self._terminals: dict[str, Terminal] = {}
+        self._remembered = _Remembered()
         self._lock = asyncio.Lock()
         self._hub: Hub | None = None
 
@@ -91,6 +155,9 @@ class MemoryStore:
     @property
     def healthy(self) -> bool:
         return True
+
+    async def check(self) -> None:
+        return None  # in this process: it answers whenever the process does
 
     @contextlib.asynccontextmanager
     async def write(self, topics: Iterable[Topic]) -> AsyncIterator[Tx]:
@@ -233,6 +300,13 @@ class MemoryStore:
 
         return True, undo
 
+    def _remember(self, record: Remembered, now: datetime) -> Undo:
+        kept = self._remembered
+        kept.purge(now)
+        if kept.recall(record.scope, record.key, now) is not None:
+            raise KeyTaken(record.key)
+        return kept.add(record, self.max_idempotency_keys, self.max_idempotency_bytes)
+
     def _delete_terminal(self, terminal_id: str) -> tuple[bool, Undo]:
         if terminal_id not in self._terminals:
             return False, lambda: None
@@ -304,6 +378,12 @@ class _MemoryTx:
         deleted, undo = self._store._delete_terminal(terminal_id)
         self._undo.append(undo)
         return deleted
+
+    async def recall(self, scope: str, key: str, now: datetime) -> Remembered | None:
+        return self._store._remembered.recall(scope, key, now)
+
+    async def remember(self, record: Remembered, now: datetime) -> None:
+        self._undo.append(self._store._remember(record, now))
 
     def _log(self, session_id: str, change: Callable[[_Log], bool]) -> bool:
         changed, undo = self._store._change_log(session_id, change)

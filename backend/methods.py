@@ -16,6 +16,11 @@ change made over the socket and one made over HTTP are the same change.
 Beside these, any call may answer `forbidden` (the token lacks the `write` scope),
 `rate_limited` (too many writes from this address), `unavailable` (the store or
 the broker is unreachable) and the library's own codes.
+
+Each honours the request's `idempotency_key` (`Caller.idempotency_key`) as the HTTP
+API honours `Idempotency-Key`, through the same service code (`idempotency.Once`): a
+resend with the same key answers the first result and changes nothing; the key of
+another call is `idempotency_key_reused`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from aiohttp_realtime import Caller, ErrorCode, MethodDef, MethodError, MethodRe
 
 from .access import may_write
 from .guard import Guard
+from .idempotency import Idempotency, KeyReused
 from .inputs import CreateSession, RemoveSession, SendMessage, SessionRemoved, UpdateSession
 from .models import Message, Session
 from .service import SessionService
@@ -73,31 +79,34 @@ R = TypeVar("R", bound=BaseModel)
 def build_methods(service: SessionService, guard: Guard) -> MethodRegistry:
     """The methods bound to `service`, behind the HTTP API's write checks."""
 
-    def write(run: Callable[[P], Awaitable[R | None]]) -> Callable[[P, Caller], Awaitable[R]]:
+    def write(
+        run: Callable[[P, Idempotency | None], Awaitable[R | None]],
+    ) -> Callable[[P, Caller], Awaitable[R]]:
         async def handler(params: P, caller: Caller) -> R:
             if not may_write(caller.principal):
                 raise MethodError(ErrorCode.FORBIDDEN, "this token may not change anything")
             if not guard.write_allowed(caller.address):
                 raise MethodError(ErrorCode.RATE_LIMITED, "too many writes; slow down")
+            key = Idempotency.of(caller.principal, caller.idempotency_key)
             async with _domain_errors():
-                result = await run(params)
+                result = await run(params, key)
             if result is None:
                 raise MethodError("not_found", "no such session")
             return result
 
         return handler
 
-    async def create(p: CreateSession) -> Session:
-        return await service.create_session(p.title)
+    async def create(p: CreateSession, key: Idempotency | None) -> Session:
+        return await service.create_session(p.title, key=key)
 
-    async def update(p: UpdateSession) -> Session | None:
-        return await service.update_session(p.id, title=p.title, state=p.state)
+    async def update(p: UpdateSession, key: Idempotency | None) -> Session | None:
+        return await service.update_session(p.id, title=p.title, state=p.state, key=key)
 
-    async def remove(p: RemoveSession) -> SessionRemoved | None:
-        return SessionRemoved(id=p.id) if await service.delete_session(p.id) else None
+    async def remove(p: RemoveSession, key: Idempotency | None) -> SessionRemoved | None:
+        return SessionRemoved(id=p.id) if await service.delete_session(p.id, key=key) else None
 
-    async def send(p: SendMessage) -> Message | None:
-        return await service.add_message(p.session_id, p.role, p.text)
+    async def send(p: SendMessage, key: Idempotency | None) -> Message | None:
+        return await service.add_message(p.session_id, p.role, p.text, key=key)
 
     registry = MethodRegistry()
     registry.add(CREATE, write(create))
@@ -114,5 +123,8 @@ async def _domain_errors() -> AsyncIterator[None]:
         yield
     except QuotaExceeded as exc:
         raise MethodError("quota_exceeded", exc.message) from None
+    except KeyReused as exc:
+        msg = f"{exc}; use a fresh idempotency_key for a new call"
+        raise MethodError(ErrorCode.IDEMPOTENCY_KEY_REUSED, msg) from None
     except StoreUnavailable:
         raise MethodError(ErrorCode.UNAVAILABLE, "the store is unreachable; retry later") from None

@@ -26,7 +26,9 @@ from pydantic import ConfigDict, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
 from aiohttp_realtime import HUB_KEY, allowed_host
+from aiohttp_realtime.protocol import IdempotencyKey
 
+from .idempotency import HEADER, WINDOW_S
 from .inputs import CreateSession, PatchSession, PostMessage
 from .models import Message, Session
 
@@ -83,7 +85,11 @@ _SCHEMAS: dict[str, tuple[Literal["validation", "serialization"], Any]] = {
 
 #: Each error status: its description (the `error` codes it carries) and its headers.
 _ERRORS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "400": ("invalid_json (not UTF-8, not JSON, nested too deep), invalid_body_encoding, body_aborted", ()),
+    "400": (
+        "invalid_json (not UTF-8, not JSON, nested too deep), invalid_body_encoding, body_aborted, "
+        "invalid_idempotency_key (empty, over 255 characters, not printable ASCII, or sent twice)",
+        (),
+    ),
     "401": ("unauthorized: no valid bearer token (only when authentication is on)", ("WWW-Authenticate",)),
     "403": (
         "host_not_allowed (the Host header), origin_not_allowed (a write's Origin), "
@@ -95,10 +101,19 @@ _ERRORS: dict[str, tuple[str, tuple[str, ...]]] = {
     "409": ("quota_exceeded: the store is at one of its limits", ()),
     "413": ("request_entity_too_large: the body exceeds the size limit", ()),
     "415": ("unsupported_media_type: a write's body must be Content-Type application/json", ()),
-    "422": ("invalid_body: fields that break the request schema; `details` lists them", ()),
+    "422": (
+        "invalid_body: fields that break the request schema; `details` lists them. "
+        "idempotency_key_reused: the Idempotency-Key was used for another request (another "
+        "operation, session or body) within its window; nothing was changed",
+        (),
+    ),
     "429": ("rate_limited: too many writes from this address", ("Retry-After",)),
     "500": ("internal_server_error: a bug; `request_id` names the log line", ()),
-    "503": ("unavailable: the database or the broker is unreachable; retry later", ("Retry-After",)),
+    "503": (
+        "unavailable: the database or the broker is unreachable; the change may already be saved: "
+        "retry later with the same Idempotency-Key",
+        ("Retry-After",),
+    ),
 }
 _HEADER_DOCS = {
     "WWW-Authenticate": "Always `Bearer`.",
@@ -108,6 +123,20 @@ _HEADER_DOCS = {
 _READ = ["401", "403", "500", "503"]
 _WRITE = ["400", "401", "403", "408", "409", "413", "415", "422", "429", "500", "503"]
 _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_IDEMPOTENCY_KEY = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes the write idempotent (draft-ietf-httpapi-idempotency-key-header): a fresh key per "
+        "write (a UUID), sent again when the write is retried after an unknown outcome (a timeout, "
+        f"503, a dropped connection). Within {WINDOW_S / 3600:g} h the first success is answered "
+        "again (same status and body) and nothing is changed; a failure keeps nothing, so its "
+        'retry runs again. Scoped per token principal. The draft\'s quoted form (`"…"`) or the '
+        "bare key."
+    ),
+    "schema": TypeAdapter(IdempotencyKey).json_schema(),
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -135,10 +164,13 @@ def _operation(
     *,
     body: str | None = None,
     public: bool = False,
+    idempotent: bool = False,
 ) -> dict[str, Any]:
     responses = dict(ok)
     responses.update({status: {"$ref": f"#/components/responses/{status}"} for status in errors})
     operation: dict[str, Any] = {"operationId": operation_id, "summary": summary}
+    if idempotent:
+        operation["parameters"] = [{"$ref": "#/components/parameters/IdempotencyKey"}]
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
     if public:
@@ -160,6 +192,7 @@ def _paths() -> dict[str, Any]:
                 {"201": _json("Session", "The new session.")},
                 _WRITE,
                 body="CreateSession",
+                idempotent=True,
             ),
         },
         "/api/sessions/{id}": {
@@ -171,12 +204,14 @@ def _paths() -> dict[str, Any]:
                 session,
                 [*_WRITE, "404"],
                 body="PatchSession",
+                idempotent=True,
             ),
             "delete": _operation(
                 "deleteSession",
                 "Delete a session (published)",
                 {"204": {"description": "Deleted."}},
-                ["401", "403", "404", "429", "500", "503"],
+                ["400", "401", "403", "404", "422", "429", "500", "503"],
+                idempotent=True,
             ),
         },
         "/api/sessions/{id}/messages": {
@@ -187,6 +222,7 @@ def _paths() -> dict[str, Any]:
                 {"201": _json("Message", "The new message.")},
                 [*_WRITE, "404"],
                 body="PostMessage",
+                idempotent=True,
             ),
         },
         OPENAPI_PATH: {
@@ -267,6 +303,7 @@ def document() -> dict[str, Any]:
                 status: _json("Error", description, headers)
                 for status, (description, headers) in _ERRORS.items()
             },
+            "parameters": {"IdempotencyKey": _IDEMPOTENCY_KEY},
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

@@ -47,6 +47,16 @@ CREATE TABLE IF NOT EXISTS realtime_outbox (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS realtime_outbox_by_topic ON realtime_outbox (topic, id);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    scope text NOT NULL,
+    key text NOT NULL,
+    operation text NOT NULL,
+    fingerprint text NOT NULL,
+    result text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_expiry ON idempotency_keys (expires_at);
 """
 #: Held while the schema is created: concurrent CREATE ... IF NOT EXISTS can collide.
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('realtime-demo schema', 0))"
@@ -161,3 +171,29 @@ ON CONFLICT (id) DO UPDATE SET
     exit_code = excluded.exit_code, updated_at = excluded.updated_at
 """
 TERMINAL_DELETE = "DELETE FROM terminals WHERE id = $1 RETURNING id"
+
+# ---------------------------------------------------------------- idempotent writes' outcomes
+
+IDEMPOTENCY_RECALL = """
+SELECT scope, key, operation, fingerprint, result, expires_at FROM idempotency_keys
+WHERE scope = $1 AND key = $2 AND expires_at > $3
+"""
+#: Expired outcomes, a batch at a time, skipping rows another unit is deleting (so two
+#: units never wait for each other here).
+IDEMPOTENCY_PURGE = """
+DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM idempotency_keys WHERE expires_at <= $1
+    ORDER BY expires_at LIMIT $2::integer FOR UPDATE SKIP LOCKED
+))
+"""
+#: Keep an outcome, replacing an expired one. A row another unit has inserted but not
+#: committed makes this wait for it (the primary key); none returned: the key is taken.
+IDEMPOTENCY_REMEMBER = """
+INSERT INTO idempotency_keys (scope, key, operation, fingerprint, result, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (scope, key) DO UPDATE SET
+    operation = excluded.operation, fingerprint = excluded.fingerprint,
+    result = excluded.result, expires_at = excluded.expires_at
+WHERE idempotency_keys.expires_at <= $7
+RETURNING 1
+"""

@@ -37,6 +37,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
@@ -44,6 +45,7 @@ import asyncpg
 from aiohttp_realtime import Hub, TopicDef, TopicRef
 
 from . import postgres_sql as sql
+from .idempotency import KeyTaken, Remembered
 from .models import MAX_TEXT, Message, Session, Terminal
 from .store import (
     KEPT_MESSAGES,
@@ -336,3 +338,18 @@ class _PostgresTx:
 
     async def delete_terminal(self, terminal_id: str) -> bool:
         return await self._conn.fetchval(sql.TERMINAL_DELETE, terminal_id) is not None
+
+    async def recall(self, scope: str, key: str, now: datetime) -> Remembered | None:
+        row = await self._conn.fetchrow(sql.IDEMPOTENCY_RECALL, scope, key, now)
+        return None if row is None else Remembered(**row)
+
+    async def remember(self, record: Remembered, now: datetime) -> None:
+        """Expired outcomes are deleted here, a batch per kept one: the table holds
+        about the window's worth."""
+        r = record
+        await self._conn.execute(sql.IDEMPOTENCY_PURGE, now, 100)
+        kept = await self._conn.fetchval(
+            sql.IDEMPOTENCY_REMEMBER, r.scope, r.key, r.operation, r.fingerprint, r.result, r.expires_at, now
+        )
+        if kept is None:
+            raise KeyTaken(r.key)

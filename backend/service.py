@@ -8,6 +8,10 @@ store's. There is no lock here: the store's units are the only serialisation.
 
 A change the store refuses (`store.QuotaExceeded`) propagates to the caller before
 anything is published: the HTTP API answers it with 409.
+
+The writes a client calls (create, update, delete a session; add a message) take an
+optional `Idempotency` key: under one, the use case runs at most once and every resend
+gets its first outcome (`idempotency.Once`, shared by the HTTP API and the methods).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from datetime import UTC, datetime
 
 from aiohttp_realtime import TopicRef
 
+from .idempotency import WINDOW_S, Idempotency, Once, utcnow
+from .inputs import SessionRemoved
 from .models import (
     ActivityEvent,
     ActivitySnapshot,
@@ -35,7 +41,7 @@ from .models import (
     TextDelta,
     no_control_characters,
 )
-from .store import Store
+from .store import Store, Topic, Tx
 from .streaming import TextCoalescer
 from .topics import ACTIVITY, SESSIONS, TERMINALS
 
@@ -57,8 +63,12 @@ def activity(session_id: str) -> TopicRef[ActivitySnapshot, ActivityEvent] | Non
 
 
 class SessionService:
-    def __init__(self, store: Store, *, coalesce_window_s: float = 0.05) -> None:
+    def __init__(
+        self, store: Store, *, coalesce_window_s: float = 0.05, idempotency_window_s: float = WINDOW_S
+    ) -> None:
         self.store = store
+        #: Runs the idempotent writes (its `clock` is replaceable in tests).
+        self.once = Once(store, window_s=idempotency_window_s, clock=utcnow)
         self._coalescer = TextCoalescer(self._publish_delta, coalesce_window_s)
 
     async def close(self) -> None:
@@ -66,19 +76,30 @@ class SessionService:
 
     # ------------------------------------------------------------ sessions
 
-    async def create_session(self, title: str) -> Session:
-        """Raises `QuotaExceeded` at the store's limits."""
-        t = now()
-        session = Session(id=new_id("s"), title=title, state="idle", created_at=t, updated_at=t)
-        async with self.store.write([SESSIONS]) as tx:
+    async def create_session(self, title: str, *, key: Idempotency | None = None) -> Session:
+        """Raises `QuotaExceeded` at the store's limits, `KeyReused` for a key of another
+        request."""
+
+        async def create(tx: Tx) -> Session:
+            t = now()
+            session = Session(id=new_id("s"), title=title, state="idle", created_at=t, updated_at=t)
             await tx.put_session(session)
             tx.publish(SESSIONS, SessionUpsert(op="upsert", session=session))
-        return session
+            return session
+
+        created = await self.once.run(key, "sessions.create", {"title": title}, [SESSIONS], Session, create)
+        assert created is not None
+        return created
 
     async def update_session(
-        self, session_id: str, *, title: str | None = None, state: SessionState | None = None
+        self,
+        session_id: str,
+        *,
+        title: str | None = None,
+        state: SessionState | None = None,
+        key: Idempotency | None = None,
     ) -> Session | None:
-        async with self.store.write([SESSIONS]) as tx:
+        async def update(tx: Tx) -> Session | None:
             session = await tx.session(session_id)
             if session is None:
                 return None
@@ -86,46 +107,68 @@ class SessionService:
             session = session.model_copy(update={**changes, "updated_at": now()})
             await tx.put_session(session)
             tx.publish(SESSIONS, SessionUpsert(op="upsert", session=session))
-        return session
+            return session
 
-    async def delete_session(self, session_id: str) -> bool:
+        arguments = {"id": session_id, "title": title, "state": state}
+        return await self.once.run(key, "sessions.update", arguments, [SESSIONS], Session, update)
+
+    async def delete_session(self, session_id: str, *, key: Idempotency | None = None) -> bool:
         """Delete the session, its messages, its pending text and its terminals."""
         topic = activity(session_id)
         if topic is None:
             return False
-        async with self.store.write([SESSIONS, TERMINALS, topic]) as tx:
+
+        async def delete(tx: Tx) -> SessionRemoved | None:
             terminals = await tx.delete_session(session_id)
             if terminals is None:
-                return False
+                return None
             tx.publish(SESSIONS, SessionRemove(op="remove", id=session_id))
             for terminal_id in terminals:
                 tx.publish(TERMINALS, TerminalRemove(op="remove", id=terminal_id))
+            return SessionRemoved(id=session_id)
+
+        topics: list[Topic] = [SESSIONS, TERMINALS, topic]
+        removed = await self.once.run(
+            key, "sessions.remove", {"id": session_id}, topics, SessionRemoved, delete
+        )
+        if removed is None:
+            return False
         self._coalescer.drop(session_id)
         return True
 
     # ------------------------------------------------------------ messages
 
     async def add_message(
-        self, session_id: str, role: Role, text: str, *, streaming: bool = False
+        self,
+        session_id: str,
+        role: Role,
+        text: str,
+        *,
+        streaming: bool = False,
+        key: Idempotency | None = None,
     ) -> Message | None:
         """None if the session is unknown. Raises `pydantic.ValidationError` for text that
         `models.MessageText` refuses (the API validates it first)."""
-        message = Message(
-            id=new_id("m"),
-            session_id=session_id,
-            role=role,
-            text=text,
-            streaming=streaming,
-            created_at=now(),
-        )
         topic = activity(session_id)
         if topic is None:
             return None
-        async with self.store.write([topic]) as tx:
+
+        async def add(tx: Tx) -> Message | None:
+            message = Message(
+                id=new_id("m"),
+                session_id=session_id,
+                role=role,
+                text=text,
+                streaming=streaming,
+                created_at=now(),
+            )
             if not await tx.put_message(message):
                 return None
             tx.publish(topic, MessageAppend(op="append", message=message))
-        return message
+            return message
+
+        arguments = {"session_id": session_id, "role": role, "text": text, "streaming": streaming}
+        return await self.once.run(key, "messages.send", arguments, [topic], Message, add)
 
     async def stream_text(self, session_id: str, message_id: str, text: str) -> bool:
         """Append streamed text now; its event is coalesced. False if the message is gone,

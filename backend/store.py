@@ -51,7 +51,8 @@ allows: every event payload is idempotent.
 
 Bounds: every table is bounded, so that neither memory nor a snapshot grows with
 uptime or with what API clients send; the snapshots' byte bounds (see `topics.py`) rest
-on these limits. Each is a store argument; the defaults are below.
+on these limits. Each is a store argument; the defaults are below. (PostgreSQL's table
+of idempotency outcomes is bounded by their window, 24 h, times the write rate, on disk.)
 """
 
 from __future__ import annotations
@@ -59,10 +60,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 from aiohttp_realtime import Hub, TopicDef, TopicRef
 
+from .idempotency import Remembered
 from .models import Message, Session, Terminal
 
 #: Sessions per store; one more is refused (`QuotaExceeded`).
@@ -77,6 +80,12 @@ KEPT_MESSAGES = 200
 #: UTF-8 bytes of message text kept per session. Older messages are dropped first;
 #: the newest is always kept (one message is at most `models.MAX_TEXT` characters).
 MAX_SESSION_TEXT_BYTES = 192 * 1024
+#: Outcomes of idempotent writes (`idempotency.py`) the in-memory store keeps, and the
+#: bytes of them (their results, keys and fingerprints); past either, the oldest are
+#: forgotten before their window ends (a resend of one runs again). PostgreSQL keeps
+#: every one for its window, deleting expired ones as new ones are kept.
+MAX_IDEMPOTENCY_KEYS = 10_000
+MAX_IDEMPOTENCY_BYTES = 32 * 1024 * 1024
 
 Quota = Literal["sessions", "terminals"]
 #: A topic a unit holds: a typed handle (`ACTIVITY.at(session_id=sid)`, `SESSIONS`).
@@ -178,6 +187,15 @@ class Tx(Protocol):
 
     async def delete_terminal(self, terminal_id: str) -> bool: ...
 
+    async def recall(self, scope: str, key: str, now: datetime) -> Remembered | None:
+        """The outcome kept under (scope, key), unless it expired by `now`."""
+
+    async def remember(self, record: Remembered, now: datetime) -> None:
+        """Keep an idempotent write's outcome with the unit's changes (committed with
+        them, or not at all), replacing one that expired by `now`. Raises
+        `idempotency.KeyTaken` if a live outcome holds the key: one a concurrent unit
+        committed (PostgreSQL); running the unit again finds it."""
+
 
 class Store(Protocol):
     """The demo's state: reads, and units of work (`write`) for every change.
@@ -196,7 +214,11 @@ class Store(Protocol):
 
     @property
     def healthy(self) -> bool:
-        """Whether the store answers (for readiness checks)."""
+        """Whether the store's background work last reached it (one input of readiness)."""
+
+    async def check(self) -> None:
+        """A bounded probe for readiness: returns if the store answers now, else raises
+        `StoreUnavailable` (within the store's probe timeout, never hangs)."""
 
     def write(self, topics: Iterable[Topic]) -> AbstractAsyncContextManager[Tx]:
         """A unit of work holding `topics` (see the module docstring)."""

@@ -58,9 +58,9 @@ def hold_creates(client: Client, monkeypatch: pytest.MonkeyPatch) -> Gate:
     gate = Gate()
     gate.armed = True
 
-    async def held(title: str) -> Any:
+    async def held(title: str, **kw: Any) -> Any:
         await gate.pass_()
-        return await create(title)
+        return await create(title, **kw)
 
     monkeypatch.setattr(service, "create_session", held)
     return gate
