@@ -13,13 +13,25 @@ here (`tests/test_core.py`, with hypothesis-generated interleavings).
   it is (a subclass: one object per connection, not two).
 - `Router`: topic → subscriptions; events are queued as published and fanned out
   once per tick, a run of one topic's events as one step per subscriber.
+- `ChannelInterest`: a node's wish for each backplane channel and the SUBSCRIBE /
+  UNSUBSCRIBE commands that keep the backplane's state equal to it, in order
+  (`tests/test_interest.py`: a hypothesis model against a fake backplane).
 - `ClientLimits`: a connection's rate limits (two token buckets and its strikes),
   with the clock passed in; `TokenBucket`: one bucket, for an app's own limits.
 """
 
 from .client import ClientState, Subscription
+from .interest import ChannelInterest
 from .outbox import Outbox
 from .ratelimit import ClientLimits, TokenBucket
 from .router import Router
 
-__all__ = ["ClientLimits", "ClientState", "Outbox", "Router", "Subscription", "TokenBucket"]
+__all__ = [
+    "ChannelInterest",
+    "ClientLimits",
+    "ClientState",
+    "Outbox",
+    "Router",
+    "Subscription",
+    "TokenBucket",
+]
