@@ -23,6 +23,7 @@ from aiohttp_realtime.auth import loopback_hosts, loopback_origins, parse_origin
 from .access import TokensFileError, load_tokens
 from .app import Config, build_app
 from .observability import LOG_FORMATS, configure_logging
+from .postgres_deadlines import TIMEOUT_S
 from .web import run_app
 
 #: How long a client may take to send a request's headers, and how long an idle
@@ -78,6 +79,14 @@ def parse_args(argv: list[str]) -> Config:
         metavar="URL",
         help="postgresql://user@host:port/db: keep the state in PostgreSQL, shared by several "
         "processes or hosts (env BACKEND_DATABASE; default: in memory, one process)",
+    )
+    parser.add_argument(
+        "--database-timeout",
+        type=float,
+        default=float(os.environ.get("BACKEND_DATABASE_TIMEOUT_S", TIMEOUT_S)),
+        metavar="SECONDS",
+        help="how long a read or write of the database may take before it answers 503 "
+        f"(env BACKEND_DATABASE_TIMEOUT_S, default {TIMEOUT_S:g})",
     )
     parser.add_argument(
         "--workers",
@@ -163,6 +172,8 @@ def parse_args(argv: list[str]) -> Config:
         parser.error(f"--broker {args.broker}: expected memory or redis://host:port/db")
     if args.database is not None and not args.database.startswith(("postgresql://", "postgres://")):
         parser.error(f"--database {args.database}: expected postgresql://user@host:port/db")
+    if args.database_timeout <= 0:
+        parser.error("--database-timeout must be positive")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.workers > 1 and args.broker == "memory":
@@ -184,6 +195,7 @@ def parse_args(argv: list[str]) -> Config:
         realtime=realtime,
         tokens=tokens,
         database=args.database,
+        database_timeout_s=args.database_timeout,
         headers_timeout_s=args.headers_timeout,
         broker_url=None if args.broker == "memory" else args.broker,
         redis_prefix=args.redis_prefix,

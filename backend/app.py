@@ -20,6 +20,7 @@ from .memory_store import MemoryStore
 from .methods import build_methods
 from .observability import setup_observability
 from .openapi import OPENAPI_PATH, openapi_document, serve_openapi
+from .postgres_deadlines import LOCK_TIMEOUT_S, TIMEOUT_S
 from .postgres_store import PostgresStore
 from .service import SessionService
 from .simulator import Simulator
@@ -46,6 +47,10 @@ class Config:
     #: None: the state in memory (one process). "postgresql://user@host:port/db": in
     #: PostgreSQL, shared by several processes or hosts (backend/postgres_store.py).
     database: str | None = None
+    #: How long any read or write of the PostgreSQL store may take before it fails
+    #: with 503 `unavailable` (`postgres_deadlines.py`: also its statement timeout, and
+    #: how soon PostgreSQL frees the topics of a node that stalls while holding them).
+    database_timeout_s: float = TIMEOUT_S
     #: None or "memory": the in-process broker (one process). "redis://host:port/db":
     #: a RedisBroker, for several processes or hosts (docs/scaling.md).
     broker_url: str | None = None
@@ -78,7 +83,11 @@ def make_broker(config: Config) -> Broker | None:
 
 def make_store(config: Config) -> Store:
     """The store `config` names: PostgreSQL for a `database` URL, else in memory."""
-    return MemoryStore() if config.database is None else PostgresStore(config.database)
+    if config.database is None:
+        return MemoryStore()
+    timeout = config.database_timeout_s
+    # The lock wait is part of a unit: at most the unit's timeout, 2 s by default.
+    return PostgresStore(config.database, timeout_s=timeout, lock_timeout_s=min(LOCK_TIMEOUT_S, timeout))
 
 
 def build_app(

@@ -64,17 +64,31 @@ SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('realtime-demo sche
 # ---------------------------------------------------------------- topic locks
 
 #: Volatile functions in the output are evaluated after ORDER BY: the locks are taken
-#: in key order, once per distinct key (two topics may share a hash).
+#: in key order, once per distinct key (two topics may share a hash). The same
+#: statement sets `idle_session_timeout` ($2, ms) for as long as they are held
+#: (`postgres_deadlines.py`: a stalled holder's session is ended, its locks released);
+#: if a lock wait fails (`lock_timeout`) the setting is rolled back with the statement,
+#: and the locks it did take are released with the connection's reset or end.
 LOCK = """
-SELECT pg_advisory_lock(key)
-FROM (SELECT DISTINCT hashtextextended(topic, 0) AS key FROM unnest($1::text[]) AS topic) AS keys
-ORDER BY key
+SELECT count(*) AS locked, set_config('idle_session_timeout', $2::text, false) FROM (
+    SELECT pg_advisory_lock(key)
+    FROM (SELECT DISTINCT hashtextextended(topic, 0) AS key FROM unnest($1::text[]) AS topic) AS keys
+    ORDER BY key
+) AS taken
 """
+#: Releases them, and the idle timeout with them.
 UNLOCK = """
-SELECT pg_advisory_unlock(key)
+SELECT count(pg_advisory_unlock(key)) AS released, set_config('idle_session_timeout', '0', false)
 FROM (SELECT DISTINCT hashtextextended(topic, 0) AS key FROM unnest($1::text[]) AS topic) AS keys
 """
-TRY_LOCK_ONE = "SELECT pg_try_advisory_lock(hashtextextended($1::text, 0))"
+#: One topic's lock if it is free (then with the idle timeout $2, as LOCK).
+TRY_LOCK_ONE = """
+SELECT CASE WHEN pg_try_advisory_lock(hashtextextended($1::text, 0))
+    THEN set_config('idle_session_timeout', $2::text, false) IS NOT NULL
+    ELSE false END
+"""
+#: The readiness probe.
+PROBE = "SELECT 1"
 
 # ---------------------------------------------------------------- outbox
 

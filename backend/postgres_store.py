@@ -28,6 +28,11 @@ unit of another node; the unit's publish fails when that connection is gone, but
 fencing token in the broker would be needed to close the window entirely.
 
 Reads are plain queries on any pooled connection, outside units.
+
+Every read and unit fails within `timeout_s` (`StoreUnavailable`, the API's 503) when
+the database does not answer, and a unit waits at most `lock_timeout_s` for a topic
+that another unit holds; PostgreSQL ends the session of a node that stalls while it
+holds a topic, releasing the topic for the others (`postgres_deadlines.py`).
 """
 
 from __future__ import annotations
@@ -47,6 +52,15 @@ from aiohttp_realtime import Hub, TopicDef, TopicRef
 from . import postgres_sql as sql
 from .idempotency import KeyTaken, Remembered
 from .models import MAX_TEXT, Message, Session, Terminal
+from .postgres_deadlines import (
+    LOCK_TIMEOUT_S,
+    PROBE_TIMEOUT_S,
+    TIMEOUT_S,
+    Deadlines,
+    Probe,
+    connection,
+    terminate,
+)
 from .store import (
     KEPT_MESSAGES,
     MAX_SESSION_TEXT_BYTES,
@@ -83,6 +97,9 @@ class PostgresStore:
         pool_size: int = 10,
         sweep_interval_s: float = 1.0,
         sweep_age_s: float = 1.0,
+        timeout_s: float = TIMEOUT_S,
+        lock_timeout_s: float = LOCK_TIMEOUT_S,
+        probe_timeout_s: float = PROBE_TIMEOUT_S,
     ) -> None:
         check_limits(max_sessions, max_title_bytes, max_terminals, kept_messages, max_session_text_bytes)
         self.max_sessions = max_sessions
@@ -94,7 +111,9 @@ class PostgresStore:
         self._pool_size = pool_size
         self._sweep_interval_s = sweep_interval_s
         self._sweep_age_s = sweep_age_s
+        self._deadlines = Deadlines(timeout_s, lock_timeout_s, probe_timeout_s)
         self._pool: Pool | None = None
+        self._probe = Probe(dsn, self._deadlines)
         self._hub: Hub | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._healthy = False
@@ -106,7 +125,15 @@ class PostgresStore:
 
     async def start(self) -> None:
         """Connect, create the tables if missing, start the outbox sweeper."""
-        self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._pool_size)
+        d = self._deadlines
+        self._pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=1,
+            max_size=self._pool_size,
+            timeout=d.timeout_s,  # to connect
+            command_timeout=d.timeout_s,
+            server_settings=d.server_settings(),
+        )
         async with self._pool.acquire() as conn:
             encoding = await conn.fetchval("SHOW server_encoding")
             if encoding != "UTF8":  # the text budgets count UTF-8 bytes (octet_length)
@@ -123,15 +150,28 @@ class PostgresStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        self._probe.close()
         if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            try:
+                async with asyncio.timeout(self._deadlines.timeout_s):
+                    await pool.close()  # waits for the connections in use, and says goodbye
+            except TimeoutError:  # a database that does not answer: just hang up
+                pool.terminate()
         self._healthy = False
 
     @property
     def healthy(self) -> bool:
         """Started, and the sweeper's last look at the database succeeded."""
         return self._healthy
+
+    async def check(self) -> None:
+        """Readiness: `SELECT 1` within `probe_timeout_s`, on a connection of its own (a
+        pool busy with writes does not make a node unready; a database that does not
+        answer does). Raises `StoreUnavailable`."""
+        if self._pool is None:
+            raise StoreUnavailable("the store is not started")
+        await self._probe.check()
 
     def _ready(self) -> tuple[Pool, Hub]:
         if self._pool is None or self._hub is None:
@@ -142,15 +182,15 @@ class PostgresStore:
 
     @contextlib.asynccontextmanager
     async def write(self, topics: Iterable[Topic]) -> AsyncIterator[Tx]:
-        async with _reachable(), self._unit(topics) as tx:
+        async with self._unit(topics) as tx:
             yield tx
 
     @contextlib.asynccontextmanager
     async def _unit(self, topics: Iterable[Topic]) -> AsyncIterator[Tx]:
         pool, hub = self._ready()
         events = Events(topics)
-        async with pool.acquire() as conn:
-            await conn.execute(sql.LOCK, events.topics)
+        async with connection(pool, self._deadlines.timeout_s) as conn:
+            await conn.execute(sql.LOCK, events.topics, self._deadlines.idle_while_locked)
             try:
                 await self._drain(conn, hub, events.topics)
                 tx = _PostgresTx(self, conn, events)
@@ -189,10 +229,10 @@ class PostgresStore:
         how many were published."""
         pool, hub = self._ready()
         published = 0
-        async with pool.acquire() as conn:
+        async with connection(pool, self._deadlines.timeout_s) as conn:
             for row in await conn.fetch(sql.OUTBOX_STALE_TOPICS, self._sweep_age_s):
                 topic: str = row["topic"]
-                if not await conn.fetchval(sql.TRY_LOCK_ONE, topic):
+                if not await conn.fetchval(sql.TRY_LOCK_ONE, topic, self._deadlines.idle_while_locked):
                     continue  # a live unit holds it: it publishes the leftovers first
                 try:
                     published += await self._drain(conn, hub, [topic])
@@ -206,7 +246,7 @@ class PostgresStore:
             try:
                 await self.sweep()
                 self._healthy = True
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (StoreUnavailable, asyncpg.PostgresError) as exc:
                 self._healthy = False
                 log.warning("outbox sweep failed: %s", exc)
             except Exception:  # e.g. the broker is down: the rows stay for the next sweep
@@ -216,8 +256,8 @@ class PostgresStore:
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         pool, _ = self._ready()
-        async with _reachable():
-            return await pool.fetch(query, *args)
+        async with connection(pool, self._deadlines.timeout_s) as conn:
+            return await conn.fetch(query, *args)
 
     async def sessions(self) -> list[Session]:
         return [Session(**row) for row in await self._fetch(sql.SESSIONS)]
@@ -237,32 +277,17 @@ class PostgresStore:
         return [Terminal(**row) for row in await self._fetch(sql.TERMINALS)]
 
 
-#: What a database that went away raises, through asyncpg.
-_GONE = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,  # shut down, or the connection terminated
-    asyncpg.exceptions.InvalidCatalogNameError,  # the database was dropped
-)
-
-
-@contextlib.asynccontextmanager
-async def _reachable() -> AsyncIterator[None]:
-    """Turn "the database went away" into `StoreUnavailable` (the API's 503)."""
-    try:
-        yield
-    except _GONE as exc:
-        raise StoreUnavailable(f"the database is unreachable: {exc!r}") from exc
-
-
 async def _unlock(conn: Connection, topics: Sequence[str]) -> None:
+    """Release the topics' locks (and their idle timeout). If that fails the connection
+    is terminated, which releases them too: the unit's outcome stands (a change already
+    committed and published is not reported as failed because its unlock was not heard)."""
     try:
         await conn.execute(sql.UNLOCK, topics)
-    except BaseException:
-        conn.terminate()  # the server releases a closed session's locks
-        raise
+    except BaseException as exc:
+        terminate(conn)  # the server releases a closed session's locks
+        if not isinstance(exc, Exception):
+            raise
+        log.warning("could not release %s (connection terminated instead): %r", list(topics), exc)
 
 
 class _PostgresTx:

@@ -12,10 +12,12 @@ import glob
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -44,33 +46,100 @@ def _binary(name: str) -> str:
     return found
 
 
+@dataclass
+class Cluster:
+    """A PostgreSQL cluster of the tests' own (trust auth, user postgres), which a test
+    may freeze (SIGSTOP every process of it: connections and new connects hang, as a
+    black-holed server's do), thaw, or restart."""
+
+    directory: Path
+    port: int
+    as_user: list[str]
+
+    @property
+    def url(self) -> str:
+        """Its admin URL (the `postgres` database)."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    def pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self.as_user, _binary("pg_ctl"), "-D", str(self.data), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.pg_ctl("-o", options, "-l", f"{self.directory}/log", "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self.pg_ctl("-m", mode, "-w", "stop")
+
+    def pids(self) -> list[int]:
+        """The postmaster first, then its children (backends and helpers)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+                if int(stat.read_text().rpartition(")")[2].split()[1]) == postmaster:
+                    children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
+    def freeze(self) -> None:
+        """SIGSTOP the whole cluster: the postmaster first, so that it forks no more."""
+        for pid in self.pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in reversed(self.pids()):
+            os.kill(pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        self.freeze()
+        try:
+            yield
+        finally:
+            self.thaw()
+
+
 @contextlib.contextmanager
-def throwaway_cluster() -> Iterator[str]:
-    """A cluster of its own (trust auth, user postgres): yields its admin URL."""
-    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+def own_cluster() -> Iterator[Cluster]:
+    """A started cluster in a temporary directory, on a free port; removed on exit."""
+    initdb = _binary("initdb")
     # initdb refuses to run as root: then the cluster belongs to the postgres user.
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     with tempfile.TemporaryDirectory(prefix="rt-pg-") as directory:
-        data, port = Path(directory) / "data", free_port()
+        cluster = Cluster(Path(directory), free_port(), as_user)
         if as_user:
             shutil.chown(directory, "postgres")
+        options = ["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
         subprocess.run(
-            [*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-            check=True,
-            stdout=subprocess.DEVNULL,
+            [*as_user, initdb, "-D", str(cluster.data), *options], check=True, stdout=subprocess.DEVNULL
         )
-        options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(
-            [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", f"{directory}/log", "-w", "start"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        cluster.start()
         try:
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            yield cluster
         finally:
+            with contextlib.suppress(OSError, subprocess.CalledProcessError):
+                cluster.thaw()  # a test that failed while it was frozen
             subprocess.run(
-                [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], stdout=subprocess.DEVNULL
+                [*as_user, _binary("pg_ctl"), "-D", str(cluster.data), "-m", "immediate", "stop"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
+
+
+@contextlib.contextmanager
+def throwaway_cluster() -> Iterator[str]:
+    """A cluster of its own (trust auth, user postgres): yields its admin URL."""
+    with own_cluster() as cluster:
+        yield cluster.url
 
 
 @pytest.fixture(scope="session")

@@ -174,7 +174,7 @@ async def test_a_later_commit_never_overtakes_an_earlier_publish(nodes: Nodes, m
     that the check above catches it), B's event is numbered first and clients end with
     A's state while the database holds B's."""
     if locks == "removed":
-        monkeypatch.setattr(postgres_sql, "LOCK", "SELECT $1::text[]")
+        monkeypatch.setattr(postgres_sql, "LOCK", "SELECT $1::text[], $2::text")
         monkeypatch.setattr(postgres_sql, "UNLOCK", "SELECT $1::text[]")
     a, b = await nodes()
     session = await a.service.create_session("s")
