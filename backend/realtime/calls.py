@@ -146,24 +146,40 @@ class Calls:
         started = time.perf_counter()
         published = Published()
         PUBLISHED.set(published)  # this task's context only
+        loop = asyncio.get_running_loop()
         deadline = asyncio.timeout(self._settings.request_timeout_s)
+        when = deadline.when()
+        assert when is not None
+        # The deadline cancels the handler, but a cancelled handler may take long to
+        # unwind (its cleanup awaiting a database that does not answer): the timeout is
+        # answered at the deadline by this timer, not when the task gets there. The
+        # task still runs to its end, holding its in-flight slot, and sends nothing more.
+        timed_out = False
+
+        def time_out() -> None:
+            nonlocal timed_out
+            timed_out = True
+            msg = f"the method did not finish within {self._settings.request_timeout_s:g} s"
+            self._send(conn, response_error_frame(request_id, ErrorCode.TIMEOUT, msg), ErrorCode.TIMEOUT)
+
+        late = loop.call_at(when, time_out)
         try:
             try:
                 async with deadline:
                     value = await bound.handler(params, caller)
             finally:
                 published.open = False
+                late.cancel()
             frame = result_frame(request_id, method.encode_result(value))
             outcome = "ok"
-            # After the events it published, wherever the broker delivers them from.
-            await self._hub.delivered(conn, published.seqs, self._settings.request_timeout_s)
+            # After the events it published, wherever the broker delivers them from,
+            # within what is left of the request's time.
+            await self._hub.delivered(conn, published.seqs, max(0.0, when - loop.time()))
         except TimeoutError:
             if not deadline.expired():  # the handler's own (a database's, say): a failure
                 frame, outcome = self._internal(conn, method.name, request_id)
-            else:
-                outcome = ErrorCode.TIMEOUT
-                msg = f"the method did not finish within {self._settings.request_timeout_s:g} s"
-                frame = response_error_frame(request_id, outcome, msg)
+            else:  # answered by the timer, at the deadline
+                frame, outcome = b"", ErrorCode.TIMEOUT
         except MethodError as exc:
             frame, outcome = self._method_error(conn, method.name, request_id, exc, method.answers(exc.code))
         except BrokerUnavailable as exc:
@@ -176,7 +192,8 @@ class Calls:
         except Exception:
             frame, outcome = self._internal(conn, method.name, request_id)
         metrics.request_ran(method.name, time.perf_counter() - started)
-        self._send(conn, frame, outcome)
+        if not timed_out:  # else the timer answered it
+            self._send(conn, frame, outcome)
 
     def _method_error(
         self, conn: Connection, name: str, request_id: str, exc: MethodError, declared: bool

@@ -148,9 +148,29 @@ class BoundTopic:
         provider: Any = self.provider
         state = provider(params, principal) if self.wants_principal else provider(params)
         if inspect.isawaitable(state):
-            async with asyncio.timeout(timeout):
-                state = await state
+            state = await _within(state, timeout)
         return self.topic.encode_snapshot(state)
+
+
+async def _within(awaitable: Awaitable[Any], timeout: float) -> Any:
+    """`awaitable`'s result, or TimeoutError at `timeout`: then, not once the cancelled
+    provider has unwound (a read stuck on a database that does not answer may wait on
+    it again in its cleanup). It unwinds on its own; its outcome is dropped."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.wait((task,), timeout=timeout)
+    finally:
+        if not task.done():  # too slow, or the subscribe itself was cancelled
+            task.cancel()
+            task.add_done_callback(_drop_outcome)
+    if not task.done():
+        raise TimeoutError(f"no snapshot within {timeout:g} s")
+    return task.result()
+
+
+def _drop_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: asyncio does not log it as lost
 
 
 def _takes_two(provider: Callable[..., Any]) -> bool:
