@@ -30,6 +30,17 @@ function report(error) {
     throw error;
   });
 }
+function randomKey() {
+  const crypto = host.crypto;
+  if (typeof crypto?.randomUUID === "function") return crypto.randomUUID();
+  const bytes = new Uint8Array(16);
+  if (typeof crypto?.getRandomValues === "function") crypto.getRandomValues(bytes);
+  else for (let i = 0; i < 16; i += 1) bytes[i] = Math.floor(Math.random() * 256);
+  bytes[6] = (bytes[6] ?? 0) & 15 | 64;
+  bytes[8] = (bytes[8] ?? 0) & 63 | 128;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
 var Listeners = class {
   fns = /* @__PURE__ */ new Set();
   add(fn) {
@@ -152,15 +163,16 @@ function reconnectAdvice(code) {
 var ClientRequestFailure = {
   /** The connection dropped (or `close()` was called) before the response arrived.
    * Whether the method ran is unknown: the server finishes it but drops the
-   * response, and the request is never resent. The snapshots after the reconnect
-   * show whether it took effect. */
+   * response. `request()` resends it with the same idempotency key once live again
+   * (`retries`); this code means the resends were used up, or the client stopped. */
   DISCONNECTED: "disconnected",
   /** `request()` was called while the connection was not live: nothing was sent
    * (requests are not queued until a connection is). */
   NOT_CONNECTED: "not_connected",
   /** No response within the client's timeout (`requestTimeoutMs`, or the call's
    * `timeout`). Not the server's `timeout` code, which says the server cancelled the
-   * method; here the outcome is unknown, and a late response is ignored. */
+   * method; here the outcome is unknown, and a late response is ignored. Resent with
+   * the same idempotency key (`retries`) before the call fails with it. */
   REQUEST_TIMEOUT: "request_timeout",
   /** The call's `signal` aborted, before it was sent or while it was pending (the
    * server is not told: the method may still run; its response is ignored). */
@@ -258,8 +270,8 @@ var PendingRequests = class {
     return entry !== void 0;
   }
   /** The connection is gone: fail every pending request with `disconnected`. They are
-   * not kept for the next connection: their outcome is unknown, and resending could
-   * run a method twice. */
+   * not kept for the next connection: their outcome is unknown, and only a resend
+   * with the same idempotency key (`request()`, retries.ts) may not run them twice. */
   disconnected(why) {
     for (const [id, entry] of [...this.pending]) {
       this.fail(id, new RequestError(entry.method, ClientRequestFailure.DISCONNECTED, why));
@@ -278,7 +290,65 @@ var PendingRequests = class {
   }
 };
 function aborted(method, signal) {
-  return new RequestError(method, ClientRequestFailure.ABORTED, "aborted", void 0, signal.reason);
+  return new RequestError(method, ClientRequestFailure.ABORTED, "aborted", void 0, signal?.reason);
+}
+
+// src/retries.ts
+var UNKNOWN_OUTCOME = /* @__PURE__ */ new Set([
+  ClientRequestFailure.DISCONNECTED,
+  ClientRequestFailure.REQUEST_TIMEOUT,
+  "unavailable",
+  // ErrorCode.UNAVAILABLE: PostgreSQL or Redis unreachable (the change may be saved)
+  "timeout"
+  // ErrorCode.TIMEOUT: the server cancelled the method (it may have committed)
+]);
+async function resending(attempt, plan) {
+  const backoff = new Backoff(plan.backoff);
+  let last = null;
+  for (let left = plan.retries; ; left -= 1) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!(error instanceof RequestError)) throw error;
+      const outcome = last !== null && error.code === ClientRequestFailure.NOT_CONNECTED ? last : error;
+      if (left <= 0 || !UNKNOWN_OUTCOME.has(outcome.code)) throw outcome;
+      last = outcome;
+      await pause(plan, backoff.next(), outcome);
+    }
+  }
+}
+function pause(plan, delayMs, last) {
+  const { clock, signal } = plan;
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(aborted(plan.method, signal));
+      return;
+    }
+    let delay = null;
+    let deadline = null;
+    let stopWaiting = () => void 0;
+    let settled = false;
+    const settle = (fn) => {
+      settled = true;
+      clock.clearTimeout(delay);
+      clock.clearTimeout(deadline);
+      stopWaiting();
+      signal?.removeEventListener("abort", onAbort);
+      fn();
+    };
+    const onAbort = () => settle(() => reject(aborted(plan.method, signal)));
+    signal?.addEventListener("abort", onAbort);
+    stopWaiting = plan.untilLive((live) => live || settle(() => reject(last)));
+    if (settled) return;
+    delay = clock.setTimeout(() => {
+      delay = null;
+      stopWaiting();
+      if (Number.isFinite(plan.liveWithinMs)) {
+        deadline = clock.setTimeout(() => settle(() => reject(last)), Math.max(0, plan.liveWithinMs));
+      }
+      stopWaiting = plan.untilLive((live) => settle(live ? resolve : () => reject(last)));
+    }, delayMs);
+  });
 }
 
 // src/client.ts
@@ -324,7 +394,8 @@ var RealtimeClient = class {
       pongTimeoutMs: options.pongTimeoutMs ?? 5e3,
       connectTimeoutMs: options.connectTimeoutMs ?? 1e4,
       goingAwayJitterMs: options.goingAwayJitterMs ?? 250,
-      requestTimeoutMs: options.requestTimeoutMs ?? 3e4
+      requestTimeoutMs: options.requestTimeoutMs ?? 3e4,
+      retries: options.retries ?? 2
     };
     this.requests = new PendingRequests(this.clock);
   }
@@ -403,25 +474,43 @@ var RealtimeClient = class {
    *   `too_many_requests`, …) or one the method declares (`M[K]["errors"]`);
    * - `not_connected`: the connection is not live. Nothing is sent or queued: wait for
    *   the `live` status (`onStatus`) and call again.
-   * - `disconnected`: the connection dropped (or `close()` was called) first. The
-   *   request is **not** resent after the reconnect: whether it ran is unknown, and
-   *   the fresh snapshots show whether it took effect.
+   * - `disconnected`: the connection dropped (or `close()` was called) first, and the
+   *   resends (below) were used up or the client stopped. Whether it ran is unknown.
    * - `request_timeout`: no response within `options.timeout` ms (default: the client's
-   *   `requestTimeoutMs`); a late response is ignored.
+   *   `requestTimeoutMs`), each time it was sent; a late response is ignored.
    * - `aborted`: `options.signal` aborted (or already had); the server is not told.
+   *
+   * Every request carries an `idempotency_key` (`options.idempotencyKey`, else a fresh
+   * UUID). After `disconnected`, `request_timeout`, or the server's `unavailable` or
+   * `timeout`, the call is resent with that same key, after a backoff delay and once
+   * the client is live again (waiting at most `options.timeout` for it), at most
+   * `options.retries` times (default: the client's `retries`, 2); a server method that
+   * honours keys runs once and answers the resend with its first outcome. Only when
+   * the resends are used up does the call reject, with the last of those codes.
    *
    * `hello.max_requests_in_flight` is not enforced here: more calls than that at once
    * are sent anyway and the extra ones answered `too_many_requests`.
    */
   request(method, params, options = {}) {
-    return this.requests.start(
+    const timeout = options.timeout ?? this.opts.requestTimeoutMs;
+    const key = options.idempotencyKey ?? randomKey();
+    const attempt = () => this.requests.start(
       method,
       this.isLive(),
-      options.timeout ?? this.opts.requestTimeoutMs,
+      timeout,
       options.signal,
-      (id) => JSON.stringify({ type: "request", id, method, params }),
+      (id) => JSON.stringify({ type: "request", id, method, params, idempotency_key: key }),
       (data) => this.socket?.send(data)
     );
+    return resending(attempt, {
+      method,
+      retries: options.retries ?? this.opts.retries,
+      backoff: this.backoffOptions,
+      clock: this.clock,
+      liveWithinMs: timeout,
+      signal: options.signal,
+      untilLive: (then) => this.untilLive(then)
+    });
   }
   /** Whether `error` is the `RequestError` of a `request(method, …)` call, typed with
    * the codes that call may reject with (an exhaustive `switch (error.code)` compiles). */
@@ -613,6 +702,21 @@ var RealtimeClient = class {
   // ---------------------------------------------------------------- helpers
   isLive() {
     return this.socket !== null && this.current.state === "live";
+  }
+  /** `then(true)` once live, `then(false)` once stopped (at once if it is now);
+   * returns what cancels the wait. */
+  untilLive(then) {
+    if (this.isLive() || this.current.state === "stopped") {
+      then(this.isLive());
+      return () => void 0;
+    }
+    const off = this.statusListeners.add((status) => {
+      if (status.state === "live" || status.state === "stopped") {
+        off();
+        then(status.state === "live");
+      }
+    });
+    return off;
   }
   send(message) {
     this.socket?.send(JSON.stringify(message));

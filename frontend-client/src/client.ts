@@ -23,8 +23,10 @@
  *
  * Requests (requests.ts): with the app's method map as the second type parameter
  * (`RealtimeClient<Topics, Methods>`), `request(method, params)` calls a method over
- * the same socket, typed end to end. A request lives on one connection: it fails with
- * `disconnected` when that connection goes and is never resent on the next one.
+ * the same socket, typed end to end. Each carries a fresh idempotency key; one whose
+ * outcome is unknown (its connection went, it timed out, the server was `unavailable`)
+ * is resent with the same key once the client is live again, a bounded number of times
+ * (`retries`, retries.ts), so a server that honours keys runs it once.
  */
 import { protocolsFor, TokenError, type TokenProvider, withProtocols } from "./auth.js";
 import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
@@ -35,6 +37,7 @@ import {
   defaultUrl,
   defaultWebSocket,
   Listeners,
+  randomKey,
   report,
   type SocketLike,
   systemClock,
@@ -48,6 +51,7 @@ import {
   type RequestErrorOf,
   type RequestOptions,
 } from "./requests.js";
+import { resending } from "./retries.js";
 
 /** The payload types of one topic's `snapshot` and `event` frames. */
 export interface TopicPayloads {
@@ -115,6 +119,9 @@ export interface ClientOptions {
    * longer than a server's own limit (`hello.request_timeout_s`, 10 s by default), so
    * that its `timeout` answer normally comes first. */
   requestTimeoutMs?: number | undefined;
+  /** How many times `request()` resends a call whose outcome is unknown, with its
+   * idempotency key (a call's own `retries` overrides it). Default 2; 0: never. */
+  retries?: number | undefined;
   clock?: Clock | undefined;
   /** Uniform random number in [0, 1), for the jitter. */
   random?: (() => number) | undefined;
@@ -152,7 +159,13 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
   private readonly backoffOptions: BackoffOptions;
   private readonly backoff: Backoff;
   private readonly opts: Record<
-    "healthyAfterMs" | "idlePingMs" | "pongTimeoutMs" | "connectTimeoutMs" | "goingAwayJitterMs" | "requestTimeoutMs",
+    | "healthyAfterMs"
+    | "idlePingMs"
+    | "pongTimeoutMs"
+    | "connectTimeoutMs"
+    | "goingAwayJitterMs"
+    | "requestTimeoutMs"
+    | "retries",
     number
   >;
   private readonly WebSocket: WebSocketConstructor;
@@ -190,6 +203,7 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
       goingAwayJitterMs: options.goingAwayJitterMs ?? 250,
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+      retries: options.retries ?? 2,
     };
     this.requests = new PendingRequests(this.clock);
   }
@@ -281,12 +295,19 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
    *   `too_many_requests`, …) or one the method declares (`M[K]["errors"]`);
    * - `not_connected`: the connection is not live. Nothing is sent or queued: wait for
    *   the `live` status (`onStatus`) and call again.
-   * - `disconnected`: the connection dropped (or `close()` was called) first. The
-   *   request is **not** resent after the reconnect: whether it ran is unknown, and
-   *   the fresh snapshots show whether it took effect.
+   * - `disconnected`: the connection dropped (or `close()` was called) first, and the
+   *   resends (below) were used up or the client stopped. Whether it ran is unknown.
    * - `request_timeout`: no response within `options.timeout` ms (default: the client's
-   *   `requestTimeoutMs`); a late response is ignored.
+   *   `requestTimeoutMs`), each time it was sent; a late response is ignored.
    * - `aborted`: `options.signal` aborted (or already had); the server is not told.
+   *
+   * Every request carries an `idempotency_key` (`options.idempotencyKey`, else a fresh
+   * UUID). After `disconnected`, `request_timeout`, or the server's `unavailable` or
+   * `timeout`, the call is resent with that same key, after a backoff delay and once
+   * the client is live again (waiting at most `options.timeout` for it), at most
+   * `options.retries` times (default: the client's `retries`, 2); a server method that
+   * honours keys runs once and answers the resend with its first outcome. Only when
+   * the resends are used up does the call reject, with the last of those codes.
    *
    * `hello.max_requests_in_flight` is not enforced here: more calls than that at once
    * are sent anyway and the extra ones answered `too_many_requests`.
@@ -296,14 +317,26 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
     params: M[K]["params"],
     options: RequestOptions = {},
   ): Promise<M[K]["result"]> {
-    return this.requests.start(
+    const timeout = options.timeout ?? this.opts.requestTimeoutMs;
+    const key = options.idempotencyKey ?? randomKey();
+    const attempt = (): Promise<unknown> =>
+      this.requests.start(
+        method,
+        this.isLive(),
+        timeout,
+        options.signal,
+        (id) => JSON.stringify({ type: "request", id, method, params, idempotency_key: key } satisfies ClientMessage),
+        (data) => this.socket?.send(data),
+      );
+    return resending(attempt, {
       method,
-      this.isLive(),
-      options.timeout ?? this.opts.requestTimeoutMs,
-      options.signal,
-      (id) => JSON.stringify({ type: "request", id, method, params } satisfies ClientMessage),
-      (data) => this.socket?.send(data),
-    ) as Promise<M[K]["result"]>;
+      retries: options.retries ?? this.opts.retries,
+      backoff: this.backoffOptions,
+      clock: this.clock,
+      liveWithinMs: timeout,
+      signal: options.signal,
+      untilLive: (then) => this.untilLive(then),
+    }) as Promise<M[K]["result"]>;
   }
 
   /** Whether `error` is the `RequestError` of a `request(method, …)` call, typed with
@@ -521,6 +554,22 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
 
   private isLive(): boolean {
     return this.socket !== null && this.current.state === "live";
+  }
+
+  /** `then(true)` once live, `then(false)` once stopped (at once if it is now);
+   * returns what cancels the wait. */
+  private untilLive(then: (live: boolean) => void): () => void {
+    if (this.isLive() || this.current.state === "stopped") {
+      then(this.isLive());
+      return () => undefined;
+    }
+    const off = this.statusListeners.add((status) => {
+      if (status.state === "live" || status.state === "stopped") {
+        off();
+        then(status.state === "live");
+      }
+    });
+    return off;
   }
 
   private send(message: ClientMessage): void {

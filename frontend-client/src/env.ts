@@ -37,6 +37,8 @@ interface Host {
   queueMicrotask(fn: () => void): void;
   WebSocket?: WebSocketConstructor;
   location?: { protocol: string; host: string };
+  /** Web Crypto: browsers (`randomUUID` in secure contexts only: https, localhost), Node >= 19. */
+  crypto?: { randomUUID?: () => string; getRandomValues?: (array: Uint8Array) => Uint8Array };
 }
 
 const host = globalThis as unknown as Host;
@@ -78,6 +80,21 @@ export function report(error: unknown): void {
   host.queueMicrotask(() => {
     throw error;
   });
+}
+
+/** A fresh random key (a version 4 UUID) for a request's `idempotency_key`: Web Crypto's
+ * `randomUUID`, else 16 bytes of `getRandomValues` (a page served over plain http on a
+ * non-local host has only that), else Math.random (no Web Crypto at all). */
+export function randomKey(): string {
+  const crypto = host.crypto;
+  if (typeof crypto?.randomUUID === "function") return crypto.randomUUID();
+  const bytes = new Uint8Array(16);
+  if (typeof crypto?.getRandomValues === "function") crypto.getRandomValues(bytes);
+  else for (let i = 0; i < 16; i += 1) bytes[i] = Math.floor(Math.random() * 256);
+  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x40;
+  bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 export class Listeners<A> {

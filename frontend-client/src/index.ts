@@ -29,6 +29,7 @@ export {
   type RequestOptions,
   type ResponseErrorCode,
 } from "./requests.js";
+export { UNKNOWN_OUTCOME } from "./retries.js";
 export type { Clock, SocketLike, WebSocketConstructor } from "./env.js";
 // The protocol, generated (scripts/generate-types): frames, ErrorCode, CloseCode,
 // RECONNECT_ADVICE, PROTOCOL_VERSION. The same for every app.

@@ -10,7 +10,8 @@
  * What this module keeps: the requests sent on the current connection and not yet
  * answered, each with its client-side timeout and its abort listener. The client
  * (client.ts) sends the frames, hands every `response` here and fails everything
- * pending when its socket goes: a request is never resent on another connection.
+ * pending when its socket goes; a failure whose outcome is unknown is resent with the
+ * same idempotency key, as a new request (retries.ts).
  */
 import type { Clock } from "./env.js";
 import type { ErrorCode, ErrorFrame, ResponseFrame } from "./protocol.js";
@@ -34,15 +35,16 @@ export type MethodMap = { readonly [method: string]: MethodSignature };
 export const ClientRequestFailure = {
   /** The connection dropped (or `close()` was called) before the response arrived.
    * Whether the method ran is unknown: the server finishes it but drops the
-   * response, and the request is never resent. The snapshots after the reconnect
-   * show whether it took effect. */
+   * response. `request()` resends it with the same idempotency key once live again
+   * (`retries`); this code means the resends were used up, or the client stopped. */
   DISCONNECTED: "disconnected",
   /** `request()` was called while the connection was not live: nothing was sent
    * (requests are not queued until a connection is). */
   NOT_CONNECTED: "not_connected",
   /** No response within the client's timeout (`requestTimeoutMs`, or the call's
    * `timeout`). Not the server's `timeout` code, which says the server cancelled the
-   * method; here the outcome is unknown, and a late response is ignored. */
+   * method; here the outcome is unknown, and a late response is ignored. Resent with
+   * the same idempotency key (`retries`) before the call fails with it. */
   REQUEST_TIMEOUT: "request_timeout",
   /** The call's `signal` aborted, before it was sent or while it was pending (the
    * server is not told: the method may still run; its response is ignored). */
@@ -113,6 +115,16 @@ export interface RequestOptions {
   timeout?: number | undefined;
   /** Rejects the call with `aborted` when it aborts (at once if it already has). */
   signal?: AbortSignalLike | undefined;
+  /** Resends after an unknown outcome (`disconnected`, `request_timeout`, the server's
+   * `unavailable` or `timeout`), each with the same idempotency key; default: the
+   * client's `retries` (2). 0: none. Pass 0 for a method whose server does not honour
+   * keys and that must not run twice. */
+  retries?: number | undefined;
+  /** The request's `idempotency_key` (1-255 printable ASCII characters); default: a
+   * fresh random UUID per call. Give your own to resend a call yourself after
+   * `request()` gave up (kept across a page reload, say): the server answers the
+   * first outcome, for as long as it keeps keys (the demo: 24 h). */
+  idempotencyKey?: string | undefined;
 }
 
 interface Pending {
@@ -213,8 +225,8 @@ export class PendingRequests {
   }
 
   /** The connection is gone: fail every pending request with `disconnected`. They are
-   * not kept for the next connection: their outcome is unknown, and resending could
-   * run a method twice. */
+   * not kept for the next connection: their outcome is unknown, and only a resend
+   * with the same idempotency key (`request()`, retries.ts) may not run them twice. */
   disconnected(why: string): void {
     for (const [id, entry] of [...this.pending]) {
       this.fail(id, new RequestError(entry.method, ClientRequestFailure.DISCONNECTED, why));
@@ -235,6 +247,6 @@ export class PendingRequests {
   }
 }
 
-function aborted(method: string, signal: AbortSignalLike): RequestError {
-  return new RequestError(method, ClientRequestFailure.ABORTED, "aborted", undefined, signal.reason);
+export function aborted(method: string, signal: AbortSignalLike | undefined): RequestError {
+  return new RequestError(method, ClientRequestFailure.ABORTED, "aborted", undefined, signal?.reason);
 }

@@ -1,6 +1,7 @@
 // request(method, params) with fake sockets and a manual clock: the frame sent, the
 // response matched by id, every way a request fails, and what is never done (queueing
-// before a connection, resending after a reconnect).
+// before a connection; resending after a reconnect with `retries: 0`, the default
+// here: resends are in retries.test.ts).
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 import type { Methods, Session, Topics } from "@aiohttp-realtime/demo-types";
@@ -32,6 +33,7 @@ function client(options: ClientOptions = {}): RealtimeClient<Topics, Methods> {
     idlePingMs: 60_000,
     connectTimeoutMs: 2000,
     requestTimeoutMs: 5000,
+    retries: 0,
     ...options,
   });
 }
@@ -92,8 +94,11 @@ describe("requests", () => {
     const c = live();
     const created = c.request("sessions.create", { title: "Deploy" });
     const [frame] = requests();
-    assert.deepEqual(frame, { type: "request", id: frame?.id, method: "sessions.create", params: { title: "Deploy" } });
+    const key = frame?.idempotency_key;
+    const expected = { type: "request", id: frame?.id, method: "sessions.create", params: { title: "Deploy" } };
+    assert.deepEqual(frame, { ...expected, idempotency_key: key });
     assert.ok(typeof frame?.id === "string" && frame.id.length > 0 && frame.id.length <= 128);
+    assert.match(String(key), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, "a UUID");
     respond(frame.id, { result: session("s-1", "Deploy") });
     const result: Session = await created;
     assert.deepEqual(result, session("s-1", "Deploy"));
