@@ -18,14 +18,15 @@ publishes them first, in id order, under the topics' locks: before any later cha
 event, so the order holds. A topic nobody writes again is swept: every
 `sweep_interval_s` a background task looks for rows older than `sweep_age_s` and, for
 each of their topics whose lock is free, does the same (a taken lock means a live unit
-holds the topic, and that unit published any leftovers before its own change). An
-event may so be published twice (published, then the node died before its DELETE): it
-is then republished before any later event of its topic, and payloads are idempotent.
+holds the topic, and that unit published any leftovers before its own change).
 
-What the design does not cover: a node that keeps running after losing its database
-connection (and so its locks) between commit and publish could publish after a newer
-unit of another node; the unit's publish fails when that connection is gone, but a
-fencing token in the broker would be needed to close the window entirely.
+Every publish is fenced by its outbox row id, which grows with each topic's commit
+order (the rows are inserted under the topic's lock): the broker numbers an event only
+if its fence is above the topic's last one (`Broker.publish`). So a unit whose publish
+timed out but reaches Redis late, or a node that lost its database connection (and so
+its locks) between commit and publish, is refused once a newer change of the topic
+was published - no subscriber is left on an older state - and a leftover that its own
+unit did publish after all is not delivered twice.
 
 Reads are plain queries on any pooled connection, outside units.
 
@@ -197,7 +198,7 @@ class PostgresStore:
                 async with conn.transaction():
                     yield tx
                     ids = await self._to_outbox(conn, events)
-                await events.publish_to(hub)
+                await events.publish_to(hub, fences=ids)
                 if ids:
                     await conn.execute(sql.OUTBOX_DELETE, ids)
             finally:
@@ -217,7 +218,9 @@ class PostgresStore:
         died after its commit left. The caller holds the topics' locks."""
         rows = await conn.fetch(sql.OUTBOX_LEFT, topics)
         for row in rows:
-            await hub.publish(row["topic"], json.loads(row["payload"]))
+            # Fenced by its row id: refused if it was published already (by its unit,
+            # late) or a newer change of the topic was - never delivered twice or stale.
+            await hub.publish(row["topic"], json.loads(row["payload"]), fence=row["id"])
         if rows:
             log.warning("published %d event(s) a unit left in the outbox", len(rows))
             await conn.execute(sql.OUTBOX_DELETE, [row["id"] for row in rows])

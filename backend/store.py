@@ -58,7 +58,7 @@ of idempotency outcomes is bounded by their window, 24 h, times the write rate, 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
@@ -141,9 +141,13 @@ class Events:
             raise ValueError(f"this unit does not hold {ref.name!r}: publish only on the topics it locked")
         self.queued.append((ref, event, ref.topic.encode_event(event).decode()))
 
-    async def publish_to(self, hub: Hub) -> None:
-        for ref, event, _ in self.queued:
-            await hub.publish(ref, event)
+    async def publish_to(self, hub: Hub, fences: Sequence[int] | None = None) -> None:
+        """Publish the queued events in order; with `fences` (one per event: the outbox
+        row ids, which grow with each topic's commit order), each is fenced, so that a
+        publisher that reaches the broker late is refused rather than delivered after a
+        newer change (`Broker.publish`)."""
+        for i, (ref, event, _) in enumerate(self.queued):
+            await hub.publish(ref, event, fence=None if fences is None else fences[i])
 
 
 class Tx(Protocol):

@@ -140,9 +140,9 @@ def network_latency(node: Node, monkeypatch: Any, rng: random.Random) -> None:
     has (in one process the two would follow each other almost in lockstep)."""
     publish = node.hub.publish
 
-    async def later(topic: Any, payload: Any) -> int:
+    async def later(topic: Any, payload: Any, *, fence: int | None = None) -> int:
         await asyncio.sleep(rng.uniform(0, 0.01))
-        return await publish(topic, payload)
+        return await publish(topic, payload, fence=fence)
 
     monkeypatch.setattr(node.hub, "publish", later)
 
@@ -167,13 +167,14 @@ async def test_concurrent_updates_of_one_session_on_two_nodes_converge_exactly(n
     assert followers[0].seqs[1:] == list(range(first + 1, first + UPDATES + 1))  # every update, once
 
 
-@pytest.mark.parametrize("locks", ["held", "removed"])
-async def test_a_later_commit_never_overtakes_an_earlier_publish(nodes: Nodes, monkeypatch, locks):
+@pytest.mark.parametrize("guards", ["locks and fences", "fences only", "neither"])
+async def test_a_later_commit_never_overtakes_an_earlier_publish(nodes: Nodes, monkeypatch, guards):
     """Node A commits and is slow to publish; node B then changes the same session. With
-    the topic's lock, B waits until A's event is numbered. With the lock removed (to show
-    that the check above catches it), B's event is numbered first and clients end with
-    A's state while the database holds B's."""
-    if locks == "removed":
+    the topic's lock, B waits until A's event is numbered. Without it, B's event is
+    numbered first, and A's late one is refused by its fence (its outbox id is below
+    B's). With neither (to show that the check catches it), clients end with A's state
+    while the database holds B's."""
+    if guards != "locks and fences":
         monkeypatch.setattr(postgres_sql, "LOCK", "SELECT $1::text[], $2::text")
         monkeypatch.setattr(postgres_sql, "UNLOCK", "SELECT $1::text[]")
     a, b = await nodes()
@@ -182,10 +183,10 @@ async def test_a_later_commit_never_overtakes_an_earlier_publish(nodes: Nodes, m
     entered, gate = asyncio.Event(), asyncio.Event()
     publish = a.hub.publish
 
-    async def slow_publish(topic: Any, payload: Any) -> int:
+    async def slow_publish(topic: Any, payload: Any, *, fence: int | None = None) -> int:
         entered.set()
         await gate.wait()
-        return await publish(topic, payload)
+        return await publish(topic, payload, fence=None if guards == "neither" else fence)
 
     monkeypatch.setattr(a.hub, "publish", slow_publish)
     first = asyncio.create_task(a.service.update_session(session.id, title="A"))
@@ -198,7 +199,7 @@ async def test_a_later_commit_never_overtakes_an_earlier_publish(nodes: Nodes, m
     await asyncio.gather(first, second)
     stored = await a.store.session(session.id)
     assert stored is not None and stored.title == "B"  # the database's order: A, then B
-    if locks == "held":
+    if guards != "neither":
         await assert_converged(followers, a)
     else:
         with pytest.raises(AssertionError):
@@ -224,11 +225,11 @@ def dies_after_commit_once(node: Node, monkeypatch: Any) -> Any:
     publish = node.hub.publish
     died = []
 
-    async def die_once(topic: Any, payload: Any) -> int:
+    async def die_once(topic: Any, payload: Any, *, fence: int | None = None) -> int:
         if not died:
             died.append(topic)
             raise RuntimeError("the node died")
-        return await publish(topic, payload)
+        return await publish(topic, payload, fence=fence)
 
     monkeypatch.setattr(node.hub, "publish", die_once)
     yield died
