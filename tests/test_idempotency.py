@@ -3,7 +3,8 @@
 with the same key answers the first outcome and changes nothing; another request under
 the key is refused; failures keep nothing; keys are per principal; concurrent resends
 write once; and a write that committed but whose publish failed (503 / `unavailable`)
-is answered by its resend with the first outcome, saved once."""
+is answered by its resend with the first outcome, saved once - also as the Python
+client resends it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 
 from aiohttp_realtime import BearerTokens, BrokerUnavailable, Principal
+from aiohttp_realtime.client import RequestError, connect
 from backend.api import SERVICE_KEY
 from backend.app import Config, build_app
 from backend.store import Store
@@ -336,3 +338,25 @@ async def test_a_write_saved_but_not_published_is_a_503_whose_resend_answers_the
             assert await conn.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = $1", k) == 1
         finally:
             await conn.close()
+
+
+async def test_the_python_client_resends_an_unavailable_call_with_its_key(demo):
+    d = await demo()
+    once = [BrokerUnavailable("down for one publish")]
+
+    async def down_once(_topic: str, _payload: Any) -> None:
+        if once:
+            raise once.pop()
+
+    d.broker.before_publish = down_once
+    async with connect(str(d.client.make_url("/api/realtime")), session=d.client.session) as rt:
+        # Answered `unavailable` (saved, not published), resent with its key: the first outcome.
+        created = await rt.request("sessions.create", {"title": "resent"})
+        assert once == [] and [s.id for s in await d.store.sessions()] == [created["id"]]
+        k = key()
+        mine = await rt.request("sessions.create", {"title": "my key"}, idempotency_key=k)
+        assert await Http(d.client).write("create", {"title": "my key"}, k) == ("ok", mine)
+        once.append(BrokerUnavailable("down again"))
+        with pytest.raises(RequestError) as refused:
+            await rt.request("sessions.create", {"title": "not resent"}, retries=0)
+        assert refused.value.code == "unavailable"

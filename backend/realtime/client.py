@@ -17,6 +17,14 @@ response's error code otherwise. Several requests may run at once, and beside a
 reader of the other messages: whoever reads hands each response to its request, and
 keeps the other messages, in order, for the next `recv`.
 
+Every request carries an `idempotency_key` (yours, or a fresh UUID). An answer
+`unavailable` or `timeout` leaves the call's outcome unknown: `request` resends it
+with the same key, at most `retries` times (default 2), after a short backoff, so a
+method that honours keys runs once and answers with its first outcome. A client is one
+connection and does not reconnect: after `ClosedError` (or your own `timeout`), connect
+again and call `request` again with the *same* `idempotency_key` — pass your own key
+for any call you may have to resend that way.
+
 A token goes in `Authorization: Bearer <token>` (a Python client can send headers; a
 browser offers it as the subprotocol `auth.<token>` instead), never in the URL, which
 ends up in logs. Every connect offers the subprotocol `realtime.v1`.
@@ -26,7 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import re
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -58,9 +68,15 @@ Message = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | Res
 R = TypeVar("R", bound=BaseModel)
 #: How many abandoned request ids a client remembers (to drop their late responses).
 _ABANDONED_KEPT = 1024
+#: The response error codes after which a call's outcome is unknown: resent with its key.
+UNKNOWN_OUTCOME = frozenset({"unavailable", "timeout"})
+#: Backoff before the n-th resend (n = 0, 1, ...): random(0, min(cap, base * 2**n)) seconds.
+RETRY_BASE_S = 0.1
+RETRY_CAP_S = 2.0
 
 __all__ = [
     "SUBPROTOCOL",
+    "UNKNOWN_OUTCOME",
     "ClosedError",
     "ErrorFrame",
     "EventFrame",
@@ -160,6 +176,8 @@ class RealtimeClient:
         *,
         result: type[R],
         timeout: float | None = None,
+        idempotency_key: str | None = None,
+        retries: int = 2,
     ) -> R: ...
     @overload
     async def request(
@@ -169,6 +187,8 @@ class RealtimeClient:
         *,
         result: None = None,
         timeout: float | None = None,
+        idempotency_key: str | None = None,
+        retries: int = 2,
     ) -> dict[str, Any]: ...
 
     async def request(
@@ -178,11 +198,19 @@ class RealtimeClient:
         *,
         result: type[BaseModel] | None = None,
         timeout: float | None = None,
+        idempotency_key: str | None = None,
+        retries: int = 2,
     ) -> Any:
         """Call `method` and wait for its response: the result, parsed into `result` (a
         model generated from methods.json) if given, else a dict. Raises `RequestError`
-        for an error response, `ClosedError` if the connection closes first (the call's
-        outcome is then unknown: it is not replayed), TimeoutError after `timeout`.
+        for an error response, `ClosedError` if the connection closes first, TimeoutError
+        after `timeout` (per send); after either, the call's outcome is unknown.
+
+        The request carries `idempotency_key` (default: a fresh UUID). Answered
+        `unavailable` or `timeout` (the outcome unknown), it is sent again with the same
+        key, after a short random backoff, at most `retries` times; then that error is
+        raised. To resend after `ClosedError` or TimeoutError, call again with the same
+        key (on a new connection after `ClosedError`): give your own key for that.
 
         Frames that arrive while it waits (events of your subscriptions) are kept, in
         order, for `recv` and iteration: a program that subscribes must read them, or
@@ -191,6 +219,22 @@ class RealtimeClient:
             body = params.model_dump(mode="json", exclude_none=True, by_alias=True)
         else:
             body = dict(params or {})
+        key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
+        for attempt in itertools.count():
+            response = await self._call(method, body, key, timeout)
+            error = response.error
+            if error is None:
+                value = response.result or {}
+                return value if result is None else result.model_validate(value)
+            if error.code not in UNKNOWN_OUTCOME or attempt >= retries:
+                raise RequestError(method, error.code, error.message, error.details)
+            await asyncio.sleep(random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt)))
+        raise AssertionError("unreachable")
+
+    async def _call(
+        self, method: str, body: dict[str, Any], key: str, timeout: float | None
+    ) -> ResponseFrame:
+        """Send the request once (a fresh id) and wait for its response."""
         if self.ws.closed:
             raise ClosedError(self.ws.close_code)
         request_id = f"r{next(self._ids)}"
@@ -199,7 +243,10 @@ class RealtimeClient:
         answered = False
         try:
             try:
-                await self.send(RequestFrame(type="request", id=request_id, method=method, params=body))
+                frame = RequestFrame(
+                    type="request", id=request_id, method=method, params=body, idempotency_key=key
+                )
+                await self.send(frame)
             except (ConnectionError, aiohttp.ClientConnectionError):
                 raise ClosedError(self.ws.close_code) from None
             async with asyncio.timeout(timeout):
@@ -211,11 +258,7 @@ class RealtimeClient:
                 self._abandoned[request_id] = None
                 while len(self._abandoned) > _ABANDONED_KEPT:
                     del self._abandoned[next(iter(self._abandoned))]
-        if response.error is not None:
-            error = response.error
-            raise RequestError(method, error.code, error.message, error.details)
-        value = response.result or {}
-        return value if result is None else result.model_validate(value)
+        return response
 
     async def _answer(self, answer: asyncio.Future[ResponseFrame]) -> ResponseFrame:
         """Until `answer` is set: by this task reading, or by whoever else reads."""
