@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 
+import prometheus_client
 import pytest
 import redis.asyncio as aioredis
 
@@ -17,6 +18,13 @@ from aiohttp_realtime import BrokerUnavailable
 from aiohttp_realtime.redis_broker import RedisBroker
 from tests.redis_support import RedisServer, own_redis, redis_base_url, redis_prefix  # noqa: F401
 from tests.support import until
+
+
+def resyncs(reason: str) -> float:
+    value = prometheus_client.REGISTRY.get_sample_value(
+        "realtime_backplane_resyncs_total", {"reason": reason}
+    )
+    return value or 0.0
 
 
 class Node:
@@ -109,6 +117,7 @@ async def test_a_silent_connection_is_detected_reported_lost_and_replaced(
     ).start()
     assert own_redis.process is not None
     pid = own_redis.process.pid
+    silent_before = resyncs("silent")
     try:
         await node.broker.watch("t")
         await node.broker.check()
@@ -117,6 +126,7 @@ async def test_a_silent_connection_is_detected_reported_lost_and_replaced(
         await until(lambda: node.lost == ["t"], timeout=10)
         assert time.monotonic() - stopped_at < 0.3 + 0.5 + 0.5  # the bound, plus a ping period
         assert not node.broker.healthy
+        assert resyncs("silent") == silent_before + 1
         started = time.monotonic()
         with pytest.raises(BrokerUnavailable):
             await node.broker.check()
@@ -145,8 +155,10 @@ async def test_an_event_numbered_but_never_delivered_is_caught_by_the_audit(
         assert await node.broker.last_seq("t") == 0  # as the hub does for the first subscriber
         first = await node.broker.publish("t", b"{}")
         await until(lambda: node.events.get("t") == [first], timeout=5)
+        audit_before = resyncs("audit")
         await commands.incr(f"{redis_prefix}seq:t")  # numbered, never published: lost
         await until(lambda: node.lost == ["t"], timeout=5)
+        assert resyncs("audit") == audit_before + 1
         assert len(node.broker) == 0  # given up: the next subscriber watches anew
         await node.broker.watch("t")
         seq = await node.broker.publish("t", b"{}")

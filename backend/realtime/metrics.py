@@ -39,6 +39,9 @@ ENABLED = _prom is not None
 #: Why the server closed a connection it did not want to keep (the `reason` label).
 EVICTION_REASONS = ("queue_full", "snapshot_no_room", "rate_limited", "backplane_lost")
 
+#: Why a node resynced its backplane subscription (the `reason` label).
+RESYNC_REASONS = ("lost", "silent", "audit")
+
 #: Close codes counted under their own label (the catalogue plus the standard range).
 _KNOWN_CODES = frozenset(range(1000, 1016)) | frozenset(int(code) for code in CloseCode)
 
@@ -151,6 +154,14 @@ _requests = _family(
     "Requests answered, by outcome: `ok` or the response's error code.",
     "outcome",
 )
+_resyncs = _family(
+    "Counter",
+    "realtime_backplane_resyncs",
+    "Times this node stopped trusting its backplane subscription and resynced: `lost` (the "
+    "connection failed), `silent` (it stopped answering: half-open), `audit` (an event was "
+    "numbered and never arrived).",
+    "reason",
+)
 _request_seconds = _family(
     "Histogram",
     "realtime_request_seconds",
@@ -218,6 +229,11 @@ def answered(outcome: str) -> None:
     """A request was answered: `ok`, or its error code (a catalogue code, or one a
     registered method declares: bounded)."""
     _requests.child(outcome).inc()
+
+
+def backplane_resynced(reason: str) -> None:
+    """The backplane subscription was given up: one of `RESYNC_REASONS`."""
+    _resyncs.child(reason).inc()
 
 
 def request_ran(method: str, seconds: float) -> None:

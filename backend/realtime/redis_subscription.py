@@ -42,6 +42,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from . import metrics
 from .broker import BrokerUnavailable, Deliver, Lost
 from .core.interest import ChannelInterest, Kind, OutOfOrder
 
@@ -190,6 +191,7 @@ class Subscription:
             except (RedisError, OSError, TimeoutError, Deaf, OutOfOrder) as exc:
                 if self._connected.is_set():
                     log.warning("redis subscription lost (%r): resyncing %d topic(s)", exc, len(self))
+                    metrics.backplane_resynced("silent" if isinstance(exc, Deaf) else "lost")
                 self._on_disconnect()
             except Exception:
                 log.exception("redis subscription failed: resyncing %d topic(s)", len(self))
@@ -315,6 +317,7 @@ class Subscription:
         heard = max(self._heard.get(topic, 0), floor)
         if heard < owed:
             log.warning("%s: seq %d was numbered but only %d arrived; resyncing", topic, owed, heard)
+            metrics.backplane_resynced("audit")
             self.unwatch(topic)
             if self._lost is not None:
                 self._lost(topic)
