@@ -65,7 +65,10 @@ STORE_TIMEOUT_S = 5.0
 LOCK_DEADLINE_S = 5.0
 #: Scheduling slack on a loaded 2-core machine, added to every bound a client measures.
 SLACK_S = 1.5
-#: An event published after a subscriber's snapshot reaches it within this (case 1).
-DELIVERY_S = 5.0
+#: An event published after a subscriber's snapshot reaches it within this, or the
+#: subscriber is deaf (case 1). Delivery takes milliseconds; this is slack for a loaded
+#: machine, and short of the Redis broker's seq audit (2 x 4 s), which would turn a deaf
+#: subscriber into a closed one after the fact.
+DELIVERY_S = 2.0
 #: After healing, followers equal the database within this.
 CONVERGE_S = 30.0
