@@ -126,11 +126,6 @@ class Remembered:
     result: str
     expires_at: datetime
 
-    @property
-    def size(self) -> int:
-        """Bytes it costs, roughly (the in-memory store's bound counts them)."""
-        return sum(map(len, (self.scope, self.key, self.operation, self.fingerprint, self.result)))
-
 
 def fingerprint(operation: str, arguments: Mapping[str, Any]) -> str:
     """What identifies a request under its key: the operation and its validated

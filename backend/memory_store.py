@@ -54,6 +54,12 @@ class _Log:
 Undo = Callable[[], None]
 
 
+def _size(record: Remembered) -> int:
+    """The UTF-8 bytes of a kept outcome's strings (what `max_idempotency_bytes` counts)."""
+    r = record
+    return sum(map(utf8_size, (r.scope, r.key, r.operation, r.fingerprint, r.result)))
+
+
 class _Remembered:
     """Idempotent writes' outcomes, oldest first (with one window for all, also the
     first to expire), bounded in count and bytes: past a bound the oldest go first."""
@@ -81,7 +87,7 @@ class _Remembered:
         if expired is not None:
             self._drop(expired)  # forgotten for good, as `purge` does
         self.records[(record.scope, record.key)] = record
-        self.bytes += record.size
+        self.bytes += _size(record)
         evicted = []
         while len(self.records) > 1 and (len(self.records) > max_count or self.bytes > max_bytes):
             evicted.append(next(iter(self.records.values())))
@@ -92,13 +98,13 @@ class _Remembered:
             for gone in reversed(evicted):  # back at the front, in their order
                 self.records[(gone.scope, gone.key)] = gone
                 self.records.move_to_end((gone.scope, gone.key), last=False)
-                self.bytes += gone.size
+                self.bytes += _size(gone)
 
         return undo
 
     def _drop(self, record: Remembered) -> None:
         del self.records[(record.scope, record.key)]
-        self.bytes -= record.size
+        self.bytes -= _size(record)
 
 
 class MemoryStore:
