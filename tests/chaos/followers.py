@@ -197,15 +197,21 @@ def _backoff(failures: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**failures))
 
 
-async def all_live(followers: list[Follower], *, timeout: float) -> None:
-    """Until every follower holds a snapshot of each of its topics (polled)."""
-    try:
+async def live_within(followers: list[Follower], *, timeout: float) -> list[str]:
+    """Until every follower holds a snapshot of each of its topics (polled): the names
+    of those that still do not after `timeout`."""
+    with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
             while not all(f.live for f in followers):  # noqa: ASYNC110 - many sockets, no one event
                 await asyncio.sleep(0.05)
-    except TimeoutError:
-        stuck = [f.name for f in followers if not f.live]
-        raise AssertionError(f"followers not live after {timeout} s: {stuck}") from None
+    return [f.name for f in followers if not f.live]
+
+
+async def all_live(followers: list[Follower], *, timeout: float) -> None:
+    """As `live_within`, raising if one is not (for a test's set-up)."""
+    stuck = await live_within(followers, timeout=timeout)
+    if stuck:
+        raise AssertionError(f"followers not live after {timeout} s: {stuck}")
 
 
 async def until_disturbed(followers: list[Follower], *, since: float, timeout: float) -> None:
