@@ -9,7 +9,8 @@ Readiness asks the dependencies now, it does not trust a flag: the broker's `che
 (PostgreSQL answers `SELECT 1`) run concurrently, each bounded by
 `probes.PROBE_TIMEOUT_S` (2 s), so a stalled dependency turns `/readyz` into 503
 within about that long. Each dependency has one probe in flight at most; callers that
-arrive meanwhile share its outcome (`probes.SharedProbe`). The broker's `healthy` and
+arrive meanwhile share its outcome, and once a dependency has failed a probe, polls are
+answered 503 at once while the next probe runs (`probes.SharedProbe`). The broker's `healthy` and
 the store's `healthy` (its outbox sweeper's last look) are further inputs: a check is
 true only if both say so.
 

@@ -18,12 +18,15 @@ PROBE_TIMEOUT_S = 2.0
 
 class SharedProbe:
     """Runs `check` (returns when the dependency answers, raises when it does not) at
-    most once at a time.
+    most once at a time, each run bounded by `timeout_s`.
 
-    A check still running `timeout_s` after it started counts as failed and is
-    cancelled; until it has actually ended (a cancelled check may take a while to
-    unwind), callers get that failure at once instead of starting another one, so
-    probes never pile up behind a stalled dependency."""
+    While the dependency answered at the last probe, a caller waits for the probe in
+    flight (a new one if none is): a dependency that stalls is reported within
+    `timeout_s`. Once a probe has failed, callers are answered at once - failing -
+    while the next probe finds out whether it still is: a poll during an outage costs
+    no wait, and the first probe that succeeds makes the next poll ready again. A
+    check that does not end at its timeout (cancelled, but slow to unwind) stays the
+    one in flight: probes never pile up behind a stalled dependency."""
 
     def __init__(self, name: str, check: Callable[[], Awaitable[None]], timeout_s: float = PROBE_TIMEOUT_S):
         if timeout_s <= 0:
@@ -33,7 +36,7 @@ class SharedProbe:
         self._timeout_s = timeout_s
         self._task: asyncio.Task[bool] | None = None
         self._deadline = 0.0
-        self._answered = True  # what was last logged: a change is logged once
+        self._answered = True  # at the last probe
 
     @property
     def running(self) -> bool:
@@ -41,18 +44,20 @@ class SharedProbe:
         return self._task is not None and not self._task.done()
 
     async def ok(self) -> bool:
-        """Whether the dependency answered: the running probe's outcome, or a new one's."""
+        """Whether the dependency answers (see the class docstring for when)."""
         loop = asyncio.get_running_loop()
         task = self._task
         if task is None or task.done():
             task = self._task = loop.create_task(self._run(), name=f"probe-{self.name}")
             self._deadline = loop.time() + self._timeout_s
+        if not self._answered:
+            return False
         remaining = self._deadline - loop.time()
         if remaining > 0:
             await asyncio.wait((task,), timeout=remaining)  # never cancels the shared task
         if task.done():
             return not task.cancelled() and task.result()
-        task.cancel()  # past its deadline: failed, whenever it ends
+        # Past its deadline and still unwinding (its own timeout cancelled it): failed.
         self._note(False, f"no answer within {self._timeout_s:g} s")
         return False
 
@@ -65,7 +70,11 @@ class SharedProbe:
 
     async def _run(self) -> bool:
         try:
-            await self._check()
+            async with asyncio.timeout(self._timeout_s):
+                await self._check()
+        except TimeoutError:
+            self._note(False, f"no answer within {self._timeout_s:g} s")
+            return False
         except Exception as exc:
             self._note(False, repr(exc))
             return False
