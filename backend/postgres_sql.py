@@ -60,6 +60,10 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_by_expiry ON idempotency_keys (expir
 """
 #: Held while the schema is created: concurrent CREATE ... IF NOT EXISTS can collide.
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('realtime-demo schema', 0))"
+#: Start-up is not a client's request: nodes starting together wait their turn for the
+#: schema (and a migration may be slow) longer than a unit waits for a topic.
+SCHEMA_DEADLINES = "SET LOCAL lock_timeout = '60s'; SET LOCAL statement_timeout = '60s'"
+SCHEMA_TIMEOUT_S = 60.0
 
 # ---------------------------------------------------------------- topic locks
 

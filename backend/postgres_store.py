@@ -140,8 +140,10 @@ class PostgresStore:
             if encoding != "UTF8":  # the text budgets count UTF-8 bytes (octet_length)
                 raise RuntimeError(f"the database's encoding is {encoding}; the store needs UTF8")
             async with conn.transaction():
-                await conn.execute(sql.SCHEMA_LOCK)  # nodes starting together create it once
-                await conn.execute(sql.SCHEMA)
+                await conn.execute(sql.SCHEMA_DEADLINES)
+                # Nodes starting together create it once.
+                await conn.execute(sql.SCHEMA_LOCK, timeout=sql.SCHEMA_TIMEOUT_S)
+                await conn.execute(sql.SCHEMA, timeout=sql.SCHEMA_TIMEOUT_S)
         self._healthy = True
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="outbox-sweeper")
 
