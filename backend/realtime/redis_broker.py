@@ -32,6 +32,8 @@ Needs the `redis` extra: ``pip install aiohttp-realtime[redis]``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -146,26 +148,27 @@ class RedisBroker:
         return int(seq)
 
     async def last_seq(self, topic: str) -> int:
-        for attempt in (1, 2):  # a read: safe to try again on a fresh connection
-            try:
-                async with asyncio.timeout(self._timeout_s):
-                    value = await self._commands.get(self._seq_key(topic))
-                seq = int(value) if value is not None else 0
-                self._subscription.read_seq(topic, seq)
-                return seq
-            except (RedisError, OSError, TimeoutError) as exc:
-                if attempt == 2:
-                    raise BrokerUnavailable(f"redis: {exc!r}") from exc
-        raise AssertionError("unreachable")
+        value = await self._read(self._commands.get, self._seq_key(topic))
+        seq = int(value) if value is not None else 0
+        self._subscription.read_seq(topic, seq)
+        return seq
 
     async def check(self) -> None:
         if not self._subscription.healthy:
             raise BrokerUnavailable("the redis subscription connection is down or silent")
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await self._commands.ping()
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise BrokerUnavailable(f"redis: {exc!r}") from exc
+        await self._read(self._commands.ping)
+
+    async def _read(self, command: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """A command that changes nothing, tried twice: a pooled connection left over
+        from before a Redis restart fails its first use, and is replaced for the second."""
+        for attempt in (1, 2):
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    return await command(*args)
+            except (RedisError, OSError, TimeoutError) as exc:
+                if attempt == 2:
+                    raise BrokerUnavailable(f"redis: {exc!r}") from exc
+        raise AssertionError("unreachable")
 
     def __len__(self) -> int:
         """Topics watched by this node."""
