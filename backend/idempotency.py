@@ -46,6 +46,8 @@ from pydantic import BaseModel, TypeAdapter
 from aiohttp_realtime import Principal
 from aiohttp_realtime.protocol import MAX_IDEMPOTENCY_KEY, IdempotencyKey
 
+from .outcomes import KeyTaken, Remembered
+
 if TYPE_CHECKING:
     from .store import Store, Topic, Tx
 
@@ -67,11 +69,6 @@ class InvalidKey(ValueError):
 class KeyReused(Exception):
     """The key was used for another request (another operation, or other arguments)
     within the window: nothing was run (HTTP 422, socket `idempotency_key_reused`)."""
-
-
-class KeyTaken(Exception):
-    """Raised by `Tx.remember`: a concurrent unit committed an outcome under the key
-    first. The unit is rolled back; running it again finds that outcome."""
 
 
 def scope_of(principal: Principal | None) -> str:
@@ -110,21 +107,6 @@ class Idempotency:
     @classmethod
     def of(cls, principal: Principal | None, key: str | None) -> Idempotency | None:
         return None if key is None else cls(scope_of(principal), valid_key(key))
-
-
-@dataclass(frozen=True, slots=True)
-class Remembered:
-    """A use case's first outcome, as a store keeps it under (scope, key)."""
-
-    scope: str
-    key: str
-    #: The use case's name (`sessions.create`): with the result, the HTTP response.
-    operation: str
-    #: `fingerprint(operation, arguments)`: a resend must match it.
-    fingerprint: str
-    #: The use case's result as JSON.
-    result: str
-    expires_at: datetime
 
 
 def fingerprint(operation: str, arguments: Mapping[str, Any]) -> str:

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from aiohttp_realtime import Hub, TopicDef, TopicRef
 
-from .idempotency import KeyTaken, Remembered
 from .models import MAX_TEXT, Message, Session, Terminal
+from .outcomes import KeyTaken, Remembered
 from .store import (
     KEPT_MESSAGES,
     MAX_IDEMPOTENCY_BYTES,

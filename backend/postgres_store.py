@@ -51,8 +51,8 @@ import asyncpg
 from aiohttp_realtime import Hub, TopicDef, TopicRef
 
 from . import postgres_sql as sql
-from .idempotency import KeyTaken, Remembered
 from .models import MAX_TEXT, Message, Session, Terminal
+from .outcomes import KeyTaken, Remembered
 from .postgres_deadlines import (
     LOCK_TIMEOUT_S,
     PROBE_TIMEOUT_S,

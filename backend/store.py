@@ -65,8 +65,8 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from aiohttp_realtime import Hub, TopicDef, TopicRef
 
-from .idempotency import Remembered
 from .models import Message, Session, Terminal
+from .outcomes import Remembered
 
 #: Sessions per store; one more is refused (`QuotaExceeded`).
 MAX_SESSIONS = 1000

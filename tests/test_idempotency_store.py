@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
-from backend.idempotency import Idempotency, KeyReused, KeyTaken, Remembered, fingerprint
+from backend.idempotency import Idempotency, KeyReused, fingerprint
 from backend.memory_store import MemoryStore
+from backend.outcomes import KeyTaken, Remembered
 from backend.postgres_store import PostgresStore
 from backend.service import SessionService
 from backend.store import Store
