@@ -77,7 +77,11 @@ class Postgres:
         self.cluster.freeze()
 
     def thaw(self) -> None:
-        self.cluster.thaw()
+        """SIGCONT every process of it; one that exits meanwhile is no error (unlike
+        `Cluster.thaw`, which stops at it and leaves the rest stopped)."""
+        for pid in reversed(self.cluster.pids()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     @contextlib.contextmanager
     def thawed_on_exit(self) -> Iterator[None]:
