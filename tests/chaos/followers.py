@@ -121,6 +121,7 @@ class Follower:
                 await asyncio.sleep(_backoff(failures))  # reconnect backoff, as clients do
                 continue
             self.connects += 1
+            connected_at = time.monotonic()
             socket = self._socket
             socket.read_into(self._on_frame)
             topics = [t for t, v in self.views.items() if not v.gone]
@@ -131,8 +132,8 @@ class Follower:
             for view in self.views.values():
                 view.live = False
             await socket.close()
-            lived = time.monotonic() - self.closes[-1][0]
-            failures = 1 if lived > 5 else failures + 1
+            lived = self.closes[-1][0] - connected_at
+            failures = 1 if lived > 5 else failures + 1  # backoff resets once a connection lasted
             await asyncio.sleep(_backoff(failures))
 
     def _on_frame(self, frame: Frame) -> None:

@@ -52,8 +52,7 @@ class _Pipe:
 class _Link:
     """One proxied connection: the node's socket and the server's."""
 
-    def __init__(self, proxy: FaultProxy, client: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
-        self.proxy = proxy
+    def __init__(self, client: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
         self.client_reader = reader
         self.client = client
         self.server: asyncio.StreamWriter | None = None
@@ -111,6 +110,7 @@ class FaultProxy:
         self.cut_done = asyncio.Event()
         #: Markers to watch for in forwarded upstream chunks: marker -> times forwarded.
         self._watched: dict[bytes, list[float]] = {}
+        #: Connections accepted so far.
         self.connections = 0
 
     # ------------------------------------------------------------ lifecycle
@@ -188,15 +188,11 @@ class FaultProxy:
         forwarded to the server (a list that grows)."""
         return self._watched.setdefault(marker, [])
 
-    @property
-    def url_host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     # ------------------------------------------------------------ forwarding
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        link = _Link(self, writer, reader)
+        link = _Link(writer, reader)
         self._links.add(link)
         if self.mode == "pass":
             await self._connect(link)
@@ -210,15 +206,15 @@ class FaultProxy:
             return
         up, down = _Pipe(), _Pipe()
         link.tasks += [
-            asyncio.create_task(self._read(link, link.client_reader, up, upstream=True)),
+            asyncio.create_task(self._read(link, link.client_reader, up)),
             asyncio.create_task(self._write(link, up, link.server, upstream=True)),
-            asyncio.create_task(self._read(link, link.server_reader, down, upstream=False)),
+            asyncio.create_task(self._read(link, link.server_reader, down)),
             asyncio.create_task(self._write(link, down, link.client, upstream=False)),
         ]
         if self.mode == "pass":  # else cut while connecting: held
             link.flowing.set()
 
-    async def _read(self, link: _Link, reader: asyncio.StreamReader, pipe: _Pipe, *, upstream: bool) -> None:
+    async def _read(self, link: _Link, reader: asyncio.StreamReader, pipe: _Pipe) -> None:
         try:
             while True:
                 await link.flowing.wait()

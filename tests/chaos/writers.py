@@ -138,18 +138,20 @@ class SocketCaller:
         self._pending: dict[str, asyncio.Future[Frame]] = {}
         self.request_timeout_s: float | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._connecting = asyncio.Lock()
 
     async def _connected(self) -> RawSocket:
-        if self._socket is None or self._socket.closed.is_set():
-            if self._socket is not None:
-                await self._socket.close()
-            self._socket = None
-            socket = await RawSocket.connect(self.http, self.node.ws_url)
-            self.request_timeout_s = float(socket.hello["request_timeout_s"])
-            socket.read_into(self._on_frame)
-            self._socket = socket
-            self._watcher = asyncio.create_task(self._fail_pending_on_close(socket))
-        return self._socket
+        async with self._connecting:  # concurrent requests share one connection
+            if self._socket is None or self._socket.closed.is_set():
+                if self._socket is not None:
+                    await self._socket.close()
+                self._socket = None
+                socket = await RawSocket.connect(self.http, self.node.ws_url)
+                self.request_timeout_s = float(socket.hello["request_timeout_s"])
+                socket.read_into(self._on_frame)
+                self._socket = socket
+                self._watcher = asyncio.create_task(self._fail_pending_on_close(socket))
+            return self._socket
 
     async def _fail_pending_on_close(self, socket: RawSocket) -> None:
         await socket.closed.wait()
