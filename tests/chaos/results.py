@@ -66,5 +66,9 @@ def table(rows: list[dict[str, Any]]) -> str:
     for i, line in enumerate(cells):
         out.append("  ".join([*(cell.ljust(widths[j]) for j, cell in enumerate(line[:3])), line[3]]))
         if i:
-            out += [f"{' ' * (widths[0] + 2)}missed: {m}" for m in rows[i - 1]["missed"]]
+            out += [f"{' ' * (widths[0] + 2)}missed: {_cut(m)}" for m in rows[i - 1]["missed"]]
     return "\n".join(out)
+
+
+def _cut(text: str, limit: int = 240) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
