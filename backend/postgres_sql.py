@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS realtime_outbox (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS realtime_outbox_by_topic ON realtime_outbox (topic, id);
+CREATE TABLE IF NOT EXISTS realtime_meta (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    generation text NOT NULL
+);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     scope text NOT NULL,
     key text NOT NULL,
@@ -59,6 +63,16 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 CREATE INDEX IF NOT EXISTS idempotency_keys_by_expiry ON idempotency_keys (expires_at);
 """
 #: Held while the schema is created: concurrent CREATE ... IF NOT EXISTS can collide.
+#: The scope of the store's publish fences (`aiohttp_realtime.Fence`): drawn once per
+#: database, with the database's own oid (a dump restored into another database, whose
+#: outbox ids start again lower, gets another scope even though its rows came along).
+GENERATION = """
+WITH drawn AS (
+    INSERT INTO realtime_meta (generation) VALUES ($1) ON CONFLICT (one) DO NOTHING RETURNING generation
+)
+SELECT (SELECT generation FROM drawn UNION ALL SELECT generation FROM realtime_meta LIMIT 1)
+    || '.' || (SELECT oid FROM pg_database WHERE datname = current_database())::text
+"""
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('realtime-demo schema', 0))"
 #: Start-up is not a client's request: nodes starting together wait their turn for the
 #: schema (and a migration may be slow) longer than a unit waits for a topic.

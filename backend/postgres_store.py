@@ -42,13 +42,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from aiohttp_realtime import Hub, TopicDef, TopicRef
+from aiohttp_realtime import Fence, Hub, TopicDef, TopicRef
 
 from . import postgres_sql as sql
 from .models import MAX_TEXT, Message, Session, Terminal
@@ -118,6 +119,8 @@ class PostgresStore:
         self._hub: Hub | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._healthy = False
+        #: The scope of this database's publish fences (`sql.GENERATION`), read at start.
+        self._fence_scope = ""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -144,6 +147,7 @@ class PostgresStore:
                 # Nodes starting together create it once.
                 await conn.execute(sql.SCHEMA_LOCK, timeout=sql.SCHEMA_TIMEOUT_S)
                 await conn.execute(sql.SCHEMA, timeout=sql.SCHEMA_TIMEOUT_S)
+                self._fence_scope = await conn.fetchval(sql.GENERATION, secrets.token_hex(8))
         self._healthy = True
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="outbox-sweeper")
 
@@ -200,7 +204,7 @@ class PostgresStore:
                 async with conn.transaction():
                     yield tx
                     ids = await self._to_outbox(conn, events)
-                await events.publish_to(hub, fences=ids)
+                await events.publish_to(hub, fences=[Fence(self._fence_scope, i) for i in ids])
                 if ids:
                     await conn.execute(sql.OUTBOX_DELETE, ids)
             finally:
@@ -214,15 +218,15 @@ class PostgresStore:
         payloads = [payload for _, _, payload in events.queued]
         return [row["id"] for row in await conn.fetch(sql.OUTBOX_INSERT, topics, payloads)]
 
-    @staticmethod
-    async def _drain(conn: Connection, hub: Hub, topics: Sequence[str]) -> int:
+    async def _drain(self, conn: Connection, hub: Hub, topics: Sequence[str]) -> int:
         """Publish (in id order) and delete the outbox rows of `topics`: what a unit that
         died after its commit left. The caller holds the topics' locks."""
         rows = await conn.fetch(sql.OUTBOX_LEFT, topics)
         for row in rows:
             # Fenced by its row id: refused if it was published already (by its unit,
             # late) or a newer change of the topic was - never delivered twice or stale.
-            await hub.publish(row["topic"], json.loads(row["payload"]), fence=row["id"])
+            fence = Fence(self._fence_scope, row["id"])
+            await hub.publish(row["topic"], json.loads(row["payload"]), fence=fence)
         if rows:
             log.warning("published %d event(s) a unit left in the outbox", len(rows))
             await conn.execute(sql.OUTBOX_DELETE, [row["id"] for row in rows])

@@ -63,7 +63,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
-from aiohttp_realtime import Hub, TopicDef, TopicRef
+from aiohttp_realtime import Fence, Hub, TopicDef, TopicRef
 
 from .models import Message, Session, Terminal
 from .outcomes import Remembered
@@ -141,7 +141,7 @@ class Events:
             raise ValueError(f"this unit does not hold {ref.name!r}: publish only on the topics it locked")
         self.queued.append((ref, event, ref.topic.encode_event(event).decode()))
 
-    async def publish_to(self, hub: Hub, fences: Sequence[int] | None = None) -> None:
+    async def publish_to(self, hub: Hub, fences: Sequence[Fence] | None = None) -> None:
         """Publish the queued events in order; with `fences` (one per event: the outbox
         row ids, which grow with each topic's commit order), each is fenced, so that a
         publisher that reaches the broker late is refused rather than delivered after a

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp_realtime import Hub, MemoryBroker
+from aiohttp_realtime import Fence, Hub, MemoryBroker
 from backend.memory_store import MemoryStore
 from backend.models import Message, Session, Terminal
 from backend.postgres_store import PostgresStore
@@ -45,7 +45,7 @@ class RecordingBroker(MemoryBroker):
         self.published: list[tuple[str, Any]] = []
         self.before_publish: Callable[[str, Any], Awaitable[None]] | None = None
 
-    async def publish(self, topic: str, payload: bytes, fence: int | None = None) -> int:
+    async def publish(self, topic: str, payload: bytes, fence: Fence | None = None) -> int:
         if self.before_publish is not None:
             await self.before_publish(topic, json.loads(payload))
         self.published.append((topic, json.loads(payload)))

@@ -21,7 +21,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from aiohttp_realtime import HUB_KEY, Hub
+from aiohttp_realtime import HUB_KEY, Fence, Hub
 from aiohttp_realtime.redis_broker import RedisBroker
 from backend import postgres_sql
 from backend.api import SERVICE_KEY
@@ -140,7 +140,7 @@ def network_latency(node: Node, monkeypatch: Any, rng: random.Random) -> None:
     has (in one process the two would follow each other almost in lockstep)."""
     publish = node.hub.publish
 
-    async def later(topic: Any, payload: Any, *, fence: int | None = None) -> int:
+    async def later(topic: Any, payload: Any, *, fence: Fence | None = None) -> int:
         await asyncio.sleep(rng.uniform(0, 0.01))
         return await publish(topic, payload, fence=fence)
 
@@ -183,7 +183,7 @@ async def test_a_later_commit_never_overtakes_an_earlier_publish(nodes: Nodes, m
     entered, gate = asyncio.Event(), asyncio.Event()
     publish = a.hub.publish
 
-    async def slow_publish(topic: Any, payload: Any, *, fence: int | None = None) -> int:
+    async def slow_publish(topic: Any, payload: Any, *, fence: Fence | None = None) -> int:
         entered.set()
         await gate.wait()
         return await publish(topic, payload, fence=None if guards == "neither" else fence)
@@ -225,7 +225,7 @@ def dies_after_commit_once(node: Node, monkeypatch: Any) -> Any:
     publish = node.hub.publish
     died = []
 
-    async def die_once(topic: Any, payload: Any, *, fence: int | None = None) -> int:
+    async def die_once(topic: Any, payload: Any, *, fence: Fence | None = None) -> int:
         if not died:
             died.append(topic)
             raise RuntimeError("the node died")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from aiohttp_realtime import (
     Caller,
     ErrorCode,
+    Fence,
     Hub,
     MemoryBroker,
     MethodDef,
@@ -99,7 +100,7 @@ class LateBroker(MemoryBroker):
     """Delivers each event a few loop turns after `publish` returns its seq, as a network
     broker does (Redis: PUBLISH answers before the subscription connection delivers)."""
 
-    async def publish(self, topic: str, payload: bytes, fence: int | None = None) -> int:
+    async def publish(self, topic: str, payload: bytes, fence: Fence | None = None) -> int:
         deliver, self._deliver = self._deliver, None  # numbered now, delivered later
         try:
             seq = await super().publish(topic, payload)
@@ -114,7 +115,7 @@ class LateBroker(MemoryBroker):
 class NeverBroker(MemoryBroker):
     """Numbers events and never delivers them (a backplane that lost them silently)."""
 
-    async def publish(self, topic: str, payload: bytes, fence: int | None = None) -> int:
+    async def publish(self, topic: str, payload: bytes, fence: Fence | None = None) -> int:
         deliver, self._deliver = self._deliver, None
         try:
             return await super().publish(topic, payload)

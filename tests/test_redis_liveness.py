@@ -14,7 +14,7 @@ import prometheus_client
 import pytest
 import redis.asyncio as aioredis
 
-from aiohttp_realtime import BrokerUnavailable
+from aiohttp_realtime import BrokerUnavailable, Fence
 from aiohttp_realtime.redis_broker import RedisBroker
 from tests.redis_support import RedisServer, own_redis, redis_base_url, redis_prefix  # noqa: F401
 from tests.support import until
@@ -189,9 +189,12 @@ async def test_a_fenced_publish_not_above_the_last_fence_is_refused(nodes: tuple
     change after a newer one, nor one change twice."""
     x, _ = nodes
     await x.broker.watch("t")
-    assert await x.broker.publish("t", b'{"v":5}', fence=5) == 1
-    assert await x.broker.publish("t", b'{"v":5}', fence=5) == 0  # the same change again
-    assert await x.broker.publish("t", b'{"v":4}', fence=4) == 0  # an older one, late
-    assert await x.broker.publish("t", b'{"v":7}', fence=7) == 2
+    assert await x.broker.publish("t", b'{"v":5}', fence=Fence("db", 5)) == 1
+    assert await x.broker.publish("t", b'{"v":5}', fence=Fence("db", 5)) == 0  # the same change again
+    assert await x.broker.publish("t", b'{"v":4}', fence=Fence("db", 4)) == 0  # an older one, late
+    assert await x.broker.publish("t", b'{"v":7}', fence=Fence("db", 7)) == 2
     assert await x.broker.publish("t", b'{"free":1}') == 3  # unfenced: always numbered
-    await until(lambda: x.events.get("t") == [1, 2, 3], timeout=5)
+    # Another scope (a database recreated or restored: its ids start again) is its own
+    # numbering, never compared with the first's.
+    assert await x.broker.publish("t", b'{"v":1}', fence=Fence("db2", 1)) == 4
+    await until(lambda: x.events.get("t") == [1, 2, 3, 4], timeout=5)

@@ -17,7 +17,7 @@ from .auth import (
     allowed_origin,
     request_token,
 )
-from .broker import Broker, BrokerUnavailable, MemoryBroker
+from .broker import Broker, BrokerUnavailable, Fence, MemoryBroker
 from .closecodes import CloseCode, Reconnect
 from .errors import ErrorCode
 from .handler import HUB_KEY
@@ -42,6 +42,7 @@ __all__ = [
     "Caller",
     "CloseCode",
     "ErrorCode",
+    "Fence",
     "Hub",
     "MemoryBroker",
     "MethodDef",

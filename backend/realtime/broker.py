@@ -16,6 +16,7 @@ and closes the affected connections; clients resync. Never a silent gap.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 #: Local fan-out: (topic, seq, serialised payload). Must not await or raise.
@@ -23,6 +24,19 @@ Deliver = Callable[[str, int, bytes], None]
 #: A watched topic's events may have been lost (a backplane connection dropped): its
 #: local subscribers must resync. Must not await or raise.
 Lost = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Orders a topic's publishes by the commit order of their changes (`Broker.publish`).
+
+    `token` grows with that order (the demo's PostgreSQL store: the event's outbox row
+    id, inserted under the topic's lock); `scope` names the numbering it comes from (the
+    store: its database's generation), so that tokens of another numbering - a database
+    recreated or restored, whose ids start again lower - are never compared with these."""
+
+    scope: str
+    token: int
 
 
 class BrokerUnavailable(Exception):
@@ -47,15 +61,13 @@ class Broker(Protocol):
     def unwatch(self, topic: str) -> None:
         """This node's last subscriber of `topic` left (must not await or raise)."""
 
-    async def publish(self, topic: str, payload: bytes, fence: int | None = None) -> int:
+    async def publish(self, topic: str, payload: bytes, fence: Fence | None = None) -> int:
         """Assign the next seq of `topic`, deliver to every node watching it, return the
         seq (0 when the implementation knows nobody watches and numbered nothing).
 
-        `fence` (optional) is a token that grows with the order in which the topic's
-        changes committed (the demo's PostgreSQL store passes its outbox row id). A
-        fenced publish whose token is not greater than the topic's last fenced one is
-        refused and returns 0: a late or repeated publisher never delivers an older
-        state after a newer one (docs/scaling.md)."""
+        A fenced publish whose token is not greater than the last one published on the
+        topic in the same scope is refused and returns 0: a late or repeated publisher
+        never delivers an older state after a newer one (docs/scaling.md)."""
 
     async def last_seq(self, topic: str) -> int:
         """The seq of the latest event published on `topic` (0 if none)."""
@@ -95,7 +107,7 @@ class MemoryBroker:
     def unwatch(self, topic: str) -> None:
         self._seqs.pop(topic, None)
 
-    async def publish(self, topic: str, payload: bytes, fence: int | None = None) -> int:
+    async def publish(self, topic: str, payload: bytes, fence: Fence | None = None) -> int:
         # One process: a unit's commit and publish cannot be overtaken, so `fence` has
         # nothing to refuse here.
         seq = self._seqs.get(topic)

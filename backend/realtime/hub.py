@@ -28,7 +28,7 @@ from typing import Any, TypeVar, overload
 
 from . import metrics
 from .auth import Authenticate, Authorize
-from .broker import Broker, BrokerUnavailable, MemoryBroker
+from .broker import Broker, BrokerUnavailable, Fence, MemoryBroker
 from .calls import PUBLISHED, Calls
 from .closecodes import CloseCode
 from .connection import Connection
@@ -95,13 +95,17 @@ class Hub:
 
     @overload
     async def publish(
-        self, topic: TopicRef[Any, E] | TopicDef[Any, E], payload: E, *, fence: int | None = None
+        self, topic: TopicRef[Any, E] | TopicDef[Any, E], payload: E, *, fence: Fence | None = None
     ) -> int: ...
     @overload
-    async def publish(self, topic: str, payload: Any, *, fence: int | None = None) -> int: ...
+    async def publish(self, topic: str, payload: Any, *, fence: Fence | None = None) -> int: ...
 
     async def publish(
-        self, topic: TopicRef[Any, Any] | TopicDef[Any, Any] | str, payload: Any, *, fence: int | None = None
+        self,
+        topic: TopicRef[Any, Any] | TopicDef[Any, Any] | str,
+        payload: Any,
+        *,
+        fence: Fence | None = None,
     ) -> int:
         """Publish an event; returns its seq.
 

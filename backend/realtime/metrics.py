@@ -162,6 +162,12 @@ _resyncs = _family(
     "numbered and never arrived).",
     "reason",
 )
+_refused = _single(
+    "Counter",
+    "realtime_publishes_refused",
+    "Fenced publishes the broker refused: a newer change of the topic was published first "
+    "(a late publisher, or a leftover already published).",
+)
 _request_seconds = _family(
     "Histogram",
     "realtime_request_seconds",
@@ -234,6 +240,10 @@ def answered(outcome: str) -> None:
 def backplane_resynced(reason: str) -> None:
     """The backplane subscription was given up: one of `RESYNC_REASONS`."""
     _resyncs.child(reason).inc()
+
+
+def publish_refused() -> None:
+    _refused.inc()
 
 
 def request_ran(method: str, seconds: float) -> None:

@@ -32,6 +32,7 @@ Needs the `redis` extra: ``pip install aiohttp-realtime[redis]``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,11 +41,15 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from .broker import BrokerUnavailable, Deliver, Lost
+from . import metrics
+from .broker import BrokerUnavailable, Deliver, Fence, Lost
 from .redis_subscription import Subscription
 
-#: KEYS: seq, channel, fence. ARGV: payload, fence ('' for none). Returns the seq, or 0
-#: when the fence is not above the topic's last one (nothing numbered or published).
+#: KEYS: seq, channel, fence. ARGV: payload, fence token ('' for none), the fence key's
+#: lifetime in seconds. Returns the seq, or 0 when the token is not above the topic's
+#: last one in the fence's scope (nothing numbered or published).
+log = logging.getLogger(__name__)
+
 _PUBLISH = """
 if ARGV[2] ~= '' then
   local fence = tonumber(ARGV[2])
@@ -52,12 +57,18 @@ if ARGV[2] ~= '' then
   if fence <= last then
     return 0
   end
-  redis.call('SET', KEYS[3], ARGV[2])
+  redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
 end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('PUBLISH', KEYS[2], seq .. ' ' .. ARGV[1])
 return seq
 """
+
+
+#: How long a topic's fence outlives its last fenced publish. A late publisher arrives
+#: within seconds (its publish's timeout); the lifetime bounds the keys of topics and
+#: scopes no longer written.
+_FENCE_TTL_S = 24 * 3600
 
 
 class RedisBroker:
@@ -110,8 +121,8 @@ class RedisBroker:
     def _seq_key(self, topic: str) -> str:
         return f"{self._prefix}seq:{topic}"
 
-    def _fence_key(self, topic: str) -> str:
-        return f"{self._prefix}fence:{topic}"
+    def _fence_key(self, topic: str, scope: str) -> str:
+        return f"{self._prefix}fence:{scope}:{topic}"
 
     def _channel(self, topic: str) -> str:
         return f"{self._prefix}ch:{topic}"
@@ -129,6 +140,7 @@ class RedisBroker:
     async def stop(self) -> None:
         await self._subscription.stop()
         await self._commands.aclose()
+        await self._commands.connection_pool.aclose()  # a pool passed in is not closed with the client
 
     # ------------------------------------------------------------ the contract
 
@@ -138,17 +150,23 @@ class RedisBroker:
     def unwatch(self, topic: str) -> None:
         self._subscription.unwatch(topic)
 
-    async def publish(self, topic: str, payload: bytes, fence: int | None = None) -> int:
-        keys = [self._seq_key(topic), self._channel(topic), self._fence_key(topic)]
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                seq = await self._publish_script(keys=keys, args=[payload, "" if fence is None else fence])
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise BrokerUnavailable(f"redis: {exc!r}") from exc
-        return int(seq)
+    async def publish(self, topic: str, payload: bytes, fence: Fence | None = None) -> int:
+        if fence is None:
+            # Not retried: a retry of a publish that did reach Redis would number it twice.
+            keys = [self._seq_key(topic), self._channel(topic), self._channel(topic)]
+            return int(await self._command(self._publish_script, keys, [payload, "", 0], attempts=1))
+        # Retried once (a stale pooled connection fails its first use): a publish that
+        # did reach Redis the first time is refused the second, by its own fence.
+        keys = [self._seq_key(topic), self._channel(topic), self._fence_key(topic, fence.scope)]
+        seq = int(await self._command(self._publish_script, keys, [payload, fence.token, _FENCE_TTL_S]))
+        if not seq:
+            metrics.publish_refused()
+            msg = "%s: a publish fenced at %s:%d was refused (a newer one went out)"
+            log.info(msg, topic, fence.scope, fence.token)
+        return seq
 
     async def last_seq(self, topic: str) -> int:
-        value = await self._read(self._commands.get, self._seq_key(topic))
+        value = await self._command(self._commands.get, self._seq_key(topic))
         seq = int(value) if value is not None else 0
         self._subscription.read_seq(topic, seq)
         return seq
@@ -156,17 +174,18 @@ class RedisBroker:
     async def check(self) -> None:
         if not self._subscription.healthy:
             raise BrokerUnavailable("the redis subscription connection is down or silent")
-        await self._read(self._commands.ping)
+        await self._command(self._commands.ping)
 
-    async def _read(self, command: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """A command that changes nothing, tried twice: a pooled connection left over
-        from before a Redis restart fails its first use, and is replaced for the second."""
-        for attempt in (1, 2):
+    async def _command(self, command: Callable[..., Awaitable[Any]], *args: Any, attempts: int = 2) -> Any:
+        """A command within `timeout_s` per attempt. Twice by default, for commands that
+        may be repeated (reads, fenced publishes): a pooled connection left over from
+        before a Redis restart fails its first use, and is replaced for the second."""
+        for attempt in range(1, attempts + 1):
             try:
                 async with asyncio.timeout(self._timeout_s):
                     return await command(*args)
             except (RedisError, OSError, TimeoutError) as exc:
-                if attempt == 2:
+                if attempt == attempts:
                     raise BrokerUnavailable(f"redis: {exc!r}") from exc
         raise AssertionError("unreachable")
 

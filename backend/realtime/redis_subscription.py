@@ -110,9 +110,10 @@ class Subscription:
         self._heard_at = 0.0
         #: Topic → the last seq delivered here.
         self._heard: dict[str, int] = {}
-        #: Topic → (the seq first read after the channel was confirmed, the seq read at the
-        #: previous audit).
-        self._audited: dict[str, tuple[int, int]] = {}
+        #: Topic → [the seq first read after the channel was confirmed, the seq read at
+        #: the previous audit]; a new list each time the topic is watched anew, so an
+        #: audit read that started before can tell (identity) and is skipped.
+        self._audited: dict[str, list[int]] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -170,7 +171,7 @@ class Subscription:
         after `watch`, for the first subscriber's snapshot): the audit's starting point -
         every event numbered after it must arrive here."""
         if topic not in self._audited and self._interest.ready(topic):
-            self._audited[topic] = (seq, seq)
+            self._audited[topic] = [seq, seq]
 
     def _forget(self, topic: str) -> None:
         self._heard.pop(topic, None)
@@ -220,13 +221,12 @@ class Subscription:
         # would hide what was lost meanwhile, and redis-py swallows its own pongs,
         # which are this connection's proof of life (`_keepalive`). TCP keepalive is a
         # second, slower net.
-        options = {socket.TCP_KEEPIDLE: 5, socket.TCP_KEEPINTVL: 2, socket.TCP_KEEPCNT: 3}
+        tcp: dict[str, Any] = {}
+        if not self._url.startswith("unix:"):  # a Unix socket has no TCP keepalive
+            options = {socket.TCP_KEEPIDLE: 5, socket.TCP_KEEPINTVL: 2, socket.TCP_KEEPCNT: 3}
+            tcp = {"socket_keepalive": True, "socket_keepalive_options": options}
         return aioredis.Redis.from_url(
-            self._url,
-            socket_connect_timeout=self._timeout_s,
-            socket_keepalive=True,
-            socket_keepalive_options=options,
-            retry=Retry(NoBackoff(), 0),
+            self._url, socket_connect_timeout=self._timeout_s, retry=Retry(NoBackoff(), 0), **tcp
         )
 
     async def _connect(self) -> None:
@@ -278,10 +278,11 @@ class Subscription:
                 while j < len(outgoing) and outgoing[j][0] == kind:
                     j += 1
                 channels = [self._channel(topic) for _kind, topic in outgoing[i:j]]
-                if kind == "subscribe":
-                    await _uncancelled(self._pubsub.subscribe(*channels))
-                else:
-                    await _uncancelled(self._pubsub.unsubscribe(*channels))
+                command = self._pubsub.subscribe if kind == "subscribe" else self._pubsub.unsubscribe
+                # A write that cannot finish in time (a full send buffer: Redis frozen,
+                # or the connection cut) ends the connection, like silence does.
+                async with asyncio.timeout(self._timeout_s):
+                    await _uncancelled(command(*channels))
                 i = j
 
     async def _keepalive(self) -> None:
@@ -291,29 +292,33 @@ class Subscription:
             if silent > self._ping_interval_s + self._timeout_s:
                 raise Deaf(f"nothing heard for {silent:.1f} s")
             if silent >= self._ping_interval_s:
-                await _uncancelled(self._pubsub.ping())  # answered by a `pong` message, read by `_read`
+                async with asyncio.timeout(self._timeout_s):  # a write that blocks is silence too
+                    await _uncancelled(self._pubsub.ping())  # answered by a `pong` message, read by `_read`
 
     async def _audit(self) -> None:
         while True:
             await asyncio.sleep(self._audit_interval_s)  # a period, not a synchronisation
-            topics = [topic for topic in self._interest.topics() if self._interest.ready(topic)]
-            for start in range(0, len(topics), _AUDIT_BATCH):
-                batch = topics[start : start + _AUDIT_BATCH]
-                async with asyncio.timeout(self._timeout_s):
-                    values = await self._commands.mget([self._seq_key(topic) for topic in batch])
-                for topic, value in zip(batch, values, strict=True):
-                    self._check(topic, int(value) if value is not None else 0)
+            audited = list(self._audited.items())  # started by `read_seq`, after confirmation
+            for start in range(0, len(audited), _AUDIT_BATCH):
+                batch = audited[start : start + _AUDIT_BATCH]
+                try:
+                    async with asyncio.timeout(self._timeout_s):
+                        values = await self._commands.mget([self._seq_key(topic) for topic, _ in batch])
+                except (RedisError, OSError, TimeoutError) as exc:
+                    # The command pool's trouble (busy, a stale connection, a slow
+                    # Redis), not this connection's: skip this round. The next one
+                    # compares with the last good read, so nothing is missed.
+                    log.info("seq audit skipped: %r", exc)
+                    break
+                for (topic, marks), value in zip(batch, values, strict=True):
+                    # Skipped if the topic was given up (and maybe watched anew) meanwhile.
+                    if self._audited.get(topic) is marks and self._interest.ready(topic):
+                        self._check(topic, marks, int(value) if value is not None else 0)
 
-    def _check(self, topic: str, seq: int) -> None:
+    def _check(self, topic: str, marks: list[int], seq: int) -> None:
         """One audit of `topic`: everything numbered by the previous audit (and after the
         seq first read once Redis had confirmed the channel) must have arrived."""
-        if not self._interest.ready(topic):
-            return  # dropped or re-subscribing while the audit read
-        audited = self._audited.get(topic)
-        if audited is None:
-            self._audited[topic] = (seq, seq)
-            return
-        floor, owed = audited
+        floor, owed = marks
         heard = max(self._heard.get(topic, 0), floor)
         if heard < owed:
             log.warning("%s: seq %d was numbered but only %d arrived; resyncing", topic, owed, heard)
@@ -322,7 +327,7 @@ class Subscription:
             if self._lost is not None:
                 self._lost(topic)
             return
-        self._audited[topic] = (floor, seq)
+        marks[1] = seq
 
     def _on_disconnect(self) -> None:
         self._connected.clear()
