@@ -40,6 +40,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import metrics
 from .broker import BrokerUnavailable, Deliver, Fence, Lost
@@ -177,14 +178,18 @@ class RedisBroker:
         await self._command(self._commands.ping)
 
     async def _command(self, command: Callable[..., Awaitable[Any]], *args: Any, attempts: int = 2) -> Any:
-        """A command within `timeout_s` per attempt. Twice by default, for commands that
-        may be repeated (reads, fenced publishes): a pooled connection left over from
-        before a Redis restart fails its first use, and is replaced for the second."""
+        """A command within `timeout_s`. Commands that may be repeated (reads, fenced
+        publishes) are tried again once after a connection error - a pooled connection
+        left over from before a Redis restart fails its first use at once - but never
+        after a timeout: a slow Redis is not asked twice (a unit holding its topics'
+        locks would hold them twice as long)."""
         for attempt in range(1, attempts + 1):
             try:
                 async with asyncio.timeout(self._timeout_s):
                     return await command(*args)
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (TimeoutError, RedisTimeoutError) as exc:
+                raise BrokerUnavailable(f"redis: {exc!r}") from exc
+            except (RedisError, OSError) as exc:
                 if attempt == attempts:
                     raise BrokerUnavailable(f"redis: {exc!r}") from exc
         raise AssertionError("unreachable")
