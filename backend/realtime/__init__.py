@@ -6,6 +6,13 @@ Methods a client calls over the same socket: `MethodDef`, `MethodRegistry`.
 See docs/embedding.md.
 """
 
+if __name__ != "aiohttp_realtime":
+    # In a checkout this folder is also reachable as `backend.realtime`. Imported under
+    # both names, every module would exist twice - two hubs' worth of classes that fail
+    # isinstance checks, and prometheus-client's DuplicateTimeseries at the second
+    # import of `metrics` - so the one name is enforced here.
+    raise ImportError(f"the realtime library is imported as `aiohttp_realtime`, not `{__name__}`")
+
 from .app import close_all, setup_realtime
 from .auth import (
     PRINCIPAL_KEY,
