@@ -155,13 +155,6 @@ async def _opened(
     connection_id = f"{_ID_PREFIX}{next(_ids_issued):x}"
     who = principal.id if principal is not None else None
     hello = hello_frame(connection_id, time.time_ns() // 1000, hub.hello_limits, principal=who)
-    try:
-        # The 101 response's headers wait for the first write (GuardedWebSocketResponse
-        # buffers them): handshake and `hello` leave in one send. (The hello's few
-        # hundred bytes bypass the outbox: nothing is queued before it.)
-        await writer.write(ws_text_frame(hello))
-    except ConnectionError:
-        return None
     conn = Connection(
         ws,
         transport,
@@ -173,7 +166,17 @@ async def _opened(
         address=address,
         limits=settings,
     )
+    # Counted before its `hello` leaves: a client that has the hello finds itself in
+    # the connection count (metrics, limits), whichever worker it asks.
     hub.connect(conn)
+    try:
+        # The 101 response's headers wait for the first write (GuardedWebSocketResponse
+        # buffers them): handshake and `hello` leave in one send. (The hello's few
+        # hundred bytes bypass the outbox: nothing is queued before it.)
+        await writer.write(ws_text_frame(hello))
+    except ConnectionError:
+        hub.disconnect(conn)
+        return None
     return conn
 
 
