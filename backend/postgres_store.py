@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -215,7 +214,7 @@ class PostgresStore:
         if not events.queued:
             return []
         topics = [ref.name for ref, _, _ in events.queued]
-        payloads = [payload for _, _, payload in events.queued]
+        payloads = [payload.decode() for _, _, payload in events.queued]
         return [row["id"] for row in await conn.fetch(sql.OUTBOX_INSERT, topics, payloads)]
 
     async def _drain(self, conn: Connection, hub: Hub, topics: Sequence[str]) -> int:
@@ -225,8 +224,9 @@ class PostgresStore:
         for row in rows:
             # Fenced by its row id: refused if it was published already (by its unit,
             # late) or a newer change of the topic was - never delivered twice or stale.
+            # Its JSON was validated and encoded when its unit queued it: not again.
             fence = Fence(self._fence_scope, row["id"])
-            await hub.publish(row["topic"], json.loads(row["payload"]), fence=fence)
+            await hub.publish_encoded(row["topic"], row["payload"].encode(), fence=fence)
         if rows:
             log.warning("published %d event(s) a unit left in the outbox", len(rows))
             await conn.execute(sql.OUTBOX_DELETE, [row["id"] for row in rows])

@@ -133,21 +133,22 @@ class Events:
         refs = [t.ref() if isinstance(t, TopicDef) else t for t in topics]
         #: The topics' names, sorted: the order their locks are taken in.
         self.topics: list[str] = sorted({ref.name for ref in refs})
-        self.queued: list[tuple[TopicRef[Any, Any], Any, str]] = []
+        #: (topic, event, its JSON as `encode_event` made it: published as it is).
+        self.queued: list[tuple[TopicRef[Any, Any], Any, bytes]] = []
 
     def publish(self, topic: TopicRef[Any, E] | TopicDef[Any, E], event: E) -> None:
         ref = topic.ref() if isinstance(topic, TopicDef) else topic
         if ref.name not in self.topics:
             raise ValueError(f"this unit does not hold {ref.name!r}: publish only on the topics it locked")
-        self.queued.append((ref, event, ref.topic.encode_event(event).decode()))
+        self.queued.append((ref, event, ref.topic.encode_event(event)))
 
     async def publish_to(self, hub: Hub, fences: Sequence[Fence] | None = None) -> None:
         """Publish the queued events in order; with `fences` (one per event: the outbox
         row ids, which grow with each topic's commit order), each is fenced, so that a
         publisher that reaches the broker late is refused rather than delivered after a
         newer change (`Broker.publish`)."""
-        for i, (ref, event, _) in enumerate(self.queued):
-            await hub.publish(ref, event, fence=None if fences is None else fences[i])
+        for i, (ref, _event, data) in enumerate(self.queued):  # validated and encoded once, when queued
+            await hub.publish_encoded(ref, data, fence=None if fences is None else fences[i])
 
 
 class Tx(Protocol):

@@ -138,17 +138,20 @@ async def outbox_rows(url: str) -> int:
 def network_latency(node: Node, monkeypatch: Any, rng: random.Random) -> None:
     """0-10 ms between a node's commit and the broker numbering its event, as a network
     has (in one process the two would follow each other almost in lockstep)."""
-    publish = node.hub.publish
+    publish = node.hub.publish_encoded
 
-    async def later(topic: Any, payload: Any, *, fence: Fence | None = None) -> int:
+    async def later(topic: Any, data: bytes, *, fence: Fence | None = None) -> int:
         await asyncio.sleep(rng.uniform(0, 0.01))
-        return await publish(topic, payload, fence=fence)
+        return await publish(topic, data, fence=fence)
 
-    monkeypatch.setattr(node.hub, "publish", later)
+    monkeypatch.setattr(node.hub, "publish_encoded", later)
 
 
 async def test_concurrent_updates_of_one_session_on_two_nodes_converge_exactly(nodes: Nodes, monkeypatch):
-    a, b = await nodes()
+    # 200 writers queue on one topic's lock at once: the last waits for all the others,
+    # longer than the default lock deadline (2 s, a 503 by design) on a loaded machine.
+    # This test is about their order, so the deadlines are out of its way.
+    a, b = await nodes(lock_timeout_s=60.0, timeout_s=60.0)
     rng = random.Random(7)
     for node in (a, b):
         network_latency(node, monkeypatch, rng)
@@ -181,14 +184,14 @@ async def test_a_later_commit_never_overtakes_an_earlier_publish(nodes: Nodes, m
     session = await a.service.create_session("s")
     followers = [await Follower.open(node, "sessions.state") for node in (a, b)]
     entered, gate = asyncio.Event(), asyncio.Event()
-    publish = a.hub.publish
+    publish = a.hub.publish_encoded
 
-    async def slow_publish(topic: Any, payload: Any, *, fence: Fence | None = None) -> int:
+    async def slow_publish(topic: Any, data: bytes, *, fence: Fence | None = None) -> int:
         entered.set()
         await gate.wait()
-        return await publish(topic, payload, fence=None if guards == "neither" else fence)
+        return await publish(topic, data, fence=None if guards == "neither" else fence)
 
-    monkeypatch.setattr(a.hub, "publish", slow_publish)
+    monkeypatch.setattr(a.hub, "publish_encoded", slow_publish)
     first = asyncio.create_task(a.service.update_session(session.id, title="A"))
     await asyncio.wait_for(entered.wait(), 10)  # A committed and is publishing
     second = asyncio.create_task(b.service.update_session(session.id, title="B"))
@@ -222,18 +225,18 @@ async def waiting_for_a_lock(store: PostgresStore) -> bool:
 @contextlib.contextmanager
 def dies_after_commit_once(node: Node, monkeypatch: Any) -> Any:
     """The node's next publish raises, as a node that died after its commit."""
-    publish = node.hub.publish
+    publish = node.hub.publish_encoded
     died = []
 
-    async def die_once(topic: Any, payload: Any, *, fence: Fence | None = None) -> int:
+    async def die_once(topic: Any, data: bytes, *, fence: Fence | None = None) -> int:
         if not died:
             died.append(topic)
             raise RuntimeError("the node died")
-        return await publish(topic, payload, fence=fence)
+        return await publish(topic, data, fence=fence)
 
-    monkeypatch.setattr(node.hub, "publish", die_once)
+    monkeypatch.setattr(node.hub, "publish_encoded", die_once)
     yield died
-    monkeypatch.setattr(node.hub, "publish", publish)
+    monkeypatch.setattr(node.hub, "publish_encoded", publish)
 
 
 async def test_the_next_unit_publishes_what_a_dead_node_left_first(nodes: Nodes, pg_url, monkeypatch):  # noqa: F811

@@ -12,6 +12,7 @@ from typing import Any
 import pydantic
 import pytest
 
+from aiohttp_realtime import TopicDef
 from backend.models import MAX_TEXT, SessionRemove, SessionUpsert, TerminalUpsert, TextDelta
 from backend.store import QuotaExceeded
 from backend.topics import ACTIVITY, SESSIONS, TERMINALS
@@ -362,3 +363,28 @@ async def test_units_holding_the_same_topics_in_any_order_never_deadlock(open_st
     async with asyncio.timeout(20):
         await asyncio.gather(*(unit(orders[i % len(orders)]) for i in range(60)))
     assert done == 60
+
+
+async def test_an_event_is_validated_and_encoded_once_from_the_unit_to_the_broker(
+    open_store: Open, monkeypatch: pytest.MonkeyPatch
+):
+    """The unit validates and encodes each event when it is queued (its outbox keeps that
+    JSON); the hub publishes those bytes as they are, not validated and encoded again."""
+    opened = await open_store()
+    encoded: list[str] = []
+    encode_event = TopicDef.encode_event
+
+    def counting(self: TopicDef[Any, Any], payload: Any) -> bytes:
+        encoded.append(self.pattern)
+        return encode_event(self, payload)
+
+    monkeypatch.setattr(TopicDef, "encode_event", counting)
+    s = session(1)
+    async with opened.store.write([SESSIONS]) as tx:
+        await tx.put_session(s)
+        tx.publish(SESSIONS, SessionUpsert(op="upsert", session=s))
+    assert encoded == ["sessions.state"]
+    assert opened.broker.published[-1] == (
+        "sessions.state",
+        SessionUpsert(op="upsert", session=s).model_dump(mode="json"),
+    )

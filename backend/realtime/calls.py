@@ -36,7 +36,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pydantic
 import pydantic_core
@@ -52,7 +52,6 @@ from .settings import RealtimeSettings
 
 if TYPE_CHECKING:
     from .connection import Connection
-    from .hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +75,34 @@ class Published:
 PUBLISHED: ContextVar[Published | None] = ContextVar("aiohttp_realtime_published", default=None)
 
 
-class Calls:
-    """Runs the requests of one hub's connections."""
+class Deliveries(Protocol):
+    """What the calls need of the hub: the wait that orders a response after its events."""
 
-    def __init__(self, hub: Hub, methods: MethodRegistry | None, settings: RealtimeSettings) -> None:
-        self._hub = hub
+    async def delivered(self, conn: Connection, published: dict[str, int], timeout: float) -> None:
+        """Until what `conn` is owed of `published` (topic → seq) was routed to it, or
+        `timeout` passed."""
+
+
+class Calls:
+    """Runs the requests of one hub's connections. `settings` is read per call (a hub's
+    settings may be replaced while it serves)."""
+
+    def __init__(
+        self,
+        deliveries: Deliveries,
+        methods: MethodRegistry | None,
+        settings: Callable[[], RealtimeSettings],
+    ) -> None:
+        self._deliveries = deliveries
         self._methods = methods
-        self._settings = settings
+        self._current_settings = settings
         self._tasks: set[asyncio.Task[None]] = set()
         #: Closed connections whose calls still run → what releases their slot.
         self._releases: dict[Connection, Callable[[], None]] = {}
+
+    @property
+    def _settings(self) -> RealtimeSettings:
+        return self._current_settings()
 
     def __len__(self) -> int:
         """Calls running now (all connections)."""
@@ -174,7 +191,7 @@ class Calls:
             outcome = "ok"
             # After the events it published, wherever the broker delivers them from,
             # within what is left of the request's time.
-            await self._hub.delivered(conn, published.seqs, max(0.0, when - loop.time()))
+            await self._deliveries.delivered(conn, published.seqs, max(0.0, when - loop.time()))
         except TimeoutError:
             if not deadline.expired():  # the handler's own (a database's, say): a failure
                 frame, outcome = self._internal(conn, method.name, request_id)

@@ -24,7 +24,6 @@ from typing import Protocol
 from aiohttp import web
 
 from . import metrics
-from .closecodes import CloseCode
 from .core import ClientState, Subscription
 from .core.ratelimit import ClientLimits
 from .frames import Frame
@@ -36,12 +35,6 @@ log = logging.getLogger(__name__)
 
 #: How often `wait_room` re-reads what is in flight.
 ROOM_POLL_S = 0.005
-
-#: Close codes the core sends on its own, as eviction reasons.
-_CORE_EVICTIONS: dict[int, str] = {
-    CloseCode.SLOW_CONSUMER: "queue_full",
-    CloseCode.TRY_AGAIN_LATER: "backplane_lost",
-}
 
 
 class Owner(Protocol):
@@ -59,7 +52,6 @@ class Connection:
         "_close_timeout_s",
         "_closed",
         "_closer",
-        "_eviction",
         "_owner",
         "_peer_closed",
         "_transport",
@@ -105,8 +97,6 @@ class Connection:
         self._close_timeout_s = close_timeout_s
         self._closer: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
-        #: Why the server closes it, when it chose to (`metrics.EVICTION_REASONS`).
-        self._eviction: str | None = None
         self._peer_closed = False
 
     # ------------------------------------------------------------ state
@@ -138,9 +128,7 @@ class Connection:
     def close(self, code: int, reason: str, *, eviction: str | None = None) -> None:
         """Close after the frames already queued are written (or the deadline passes).
         `eviction` names why, when the server closes a client it will not keep."""
-        if not self.closing:
-            self._eviction = eviction
-        self.state.close(code, reason)
+        self.state.close(code, reason, eviction)
 
     def closed_by_peer(self, code: int) -> None:
         """The peer closed (or left): answer with its code; not the server's choice."""
@@ -149,9 +137,7 @@ class Connection:
         self.state.close(code, "")
 
     def evict(self, reason: str = "queue_full") -> None:
-        if not self.closing:
-            self._eviction = reason
-        self.state.evict()
+        self.state.evict(reason)
 
     def in_flight(self) -> int:
         return self._writer.measure()
@@ -203,11 +189,7 @@ class Connection:
 
     def _closing(self, code: int) -> None:
         """Report a close as it begins (once per connection)."""
-        eviction = self._eviction
-        if eviction is None and not self._peer_closed:
-            # Closes the core decided, without this class: a budget overflow while
-            # routing, or a backplane that lost the connection's topics.
-            eviction = _CORE_EVICTIONS.get(code)
+        eviction = None if self._peer_closed else self.state.eviction
         metrics.closing(code, eviction, self.state.outbox.cost)
         extra = {"connection_id": self.id, "close_code": code}
         if eviction is not None:

@@ -13,6 +13,10 @@ here (`tests/test_core.py`, with hypothesis-generated interleavings).
   it is (a subclass: one object per connection, not two).
 - `Router`: topic → subscriptions; events are queued as published and fanned out
   once per tick, a run of one topic's events as one step per subscriber.
+- `subscribe.Subscribe`: one subscribe's steps and their order (registered, watched,
+  seq read, snapshot built, fitted, live); the hub performs the steps that await.
+- `responses`: which events a call's response must follow (`owed`), and the
+  responses held until the fan-out routed them (`Holds`).
 - `ChannelInterest`: a node's wish for each backplane channel and the SUBSCRIBE /
   UNSUBSCRIBE commands that keep the backplane's state equal to it, in order
   (`tests/test_interest.py`: a hypothesis model against a fake backplane).

@@ -66,13 +66,15 @@ class ClientState(Outbox):
     object per connection, not two: memory per idle connection is a target, and the
     fan-out reaches the budget without one more pointer); `outbox` names that part."""
 
-    __slots__ = ("close_code", "close_reason", "io", "subscriptions")
+    __slots__ = ("close_code", "close_reason", "eviction", "io", "subscriptions")
 
     def __init__(self, limit: int, io: ClientIO) -> None:
         super().__init__(limit)
         self.subscriptions: dict[str, Subscription] = {}
         self.close_code: int | None = None
         self.close_reason = ""
+        #: Why the server closes it, when it chose to (`metrics.EVICTION_REASONS`).
+        self.eviction: str | None = None
         #: The I/O layer below (its `ready` is called by `Router.fan_out` too, which
         #: inlines `deliver`'s common case).
         self.io = io
@@ -107,19 +109,20 @@ class ClientState(Outbox):
             else:
                 self.evict()
 
-    def close(self, code: int, reason: str) -> None:
-        """Ask the I/O layer to close after what is queued (the first request wins)."""
+    def close(self, code: int, reason: str, eviction: str | None = None) -> None:
+        """Ask the I/O layer to close after what is queued (the first request wins).
+        `eviction` names why, when the server closes a client it will not keep."""
         if self.close_code is None:
-            self.close_code, self.close_reason = code, reason
+            self.close_code, self.close_reason, self.eviction = code, reason, eviction
             for sub in self.subscriptions.values():
                 self._release(sub)
             self.io.ready(self)
 
-    def evict(self) -> None:
+    def evict(self, reason: str = "queue_full") -> None:
         """Slow consumer: drop everything queued for it, then close with 4008."""
         if self.close_code is None:
             self.outbox.discard()
-            self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer", reason)
 
     # ------------------------------------------------------------ subscriptions
 
