@@ -525,3 +525,21 @@ def test_the_model_fails_when_a_response_does_not_wait_for_its_events() -> None:
                 lambda ops: run(Subscribe, ops, lambda _state, _p: {})
             )
         )()
+
+
+def test_the_fan_outs_inlined_budget_step_equals_outbox_extend() -> None:
+    """`Router._deliver` inlines `Outbox.extend` (the one copy of the budget's
+    arithmetic outside `Outbox`): the same run leaves the same outbox either way."""
+    wire, router = Wire(limit=10_000), Router()
+    live(wire, router, "t")
+    wire.client.set_downstream(1234)
+    twin = ClientState(10_000, Wire())
+    twin.set_downstream(1234)
+    for seq in (1, 2, 3):
+        router.queue("t", seq, PAYLOAD)
+    [(_topic, _last, delivered)] = router.fan_out()
+    assert delivered == 3
+    frames = list(wire.client.frames)
+    assert twin.extend(frames, sum(f.size for f in frames))
+    client = wire.client
+    assert (client.pending, client.room, client.frames) == (twin.pending, twin.room, twin.frames)

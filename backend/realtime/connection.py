@@ -167,12 +167,8 @@ class Connection:
         outbox = state  # the client state is its outbox
         frames = outbox.frames
         if frames:
-            # Outbox.take and set_downstream inlined: this runs once per ready connection
-            # per tick, and in steady traffic that is once per subscriber per event.
             outbox.frames = []
-            in_flight = self._writer.write(frames)  # an upper bound, cheap
-            outbox.room += outbox.pending + outbox.downstream - in_flight
-            outbox.pending, outbox.downstream = 0, in_flight
+            outbox.written(self._writer.write(frames))  # in flight: an upper bound, cheap
         else:
             outbox.set_downstream(self._writer.in_flight)
         if outbox.room < 0 and state.close_code is None:
