@@ -3,7 +3,8 @@
 The receive loop must always run: it answers WebSocket pings, notices dead
 peers through the heartbeat, and is where a client's messages are handled one
 at a time, in order. Bad input becomes an `error` frame, never an exception
-that ends the loop.
+that ends the loop. What a parsed frame asks is decided by the core
+(`core.inbound.plan`, `core.ClientLimits`); this module performs it.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from . import metrics
 from .auth import SUBPROTOCOL, allowed_host, allowed_origin, offered_protocols
 from .closecodes import CloseCode
 from .connection import Connection
+from .core.inbound import plan
 from .errors import ErrorCode
-from .frames import error_frame, hello_frame, pong_frame, response_error_frame, ws_text_frame
+from .frames import error_frame, hello_frame, response_error_frame, ws_text_frame
 from .hub import Hub
 from .jsonguard import depth_exceeds, safe_name
 from .principal import Principal
-from .protocol import PingFrame, RequestFrame, SubscribeFrame, client_message_adapter
+from .protocol import client_message_adapter
 from .settings import RealtimeSettings
 from .wsguard import GuardedWebSocketResponse, guard_protocol, handshake_tail, has_backlog
 
@@ -225,31 +227,23 @@ async def _handle_text(data: str, conn: Connection, hub: Hub) -> bool:
     except pydantic.ValidationError as exc:
         _send_error(conn, *_validation_error(data, exc))
         return True
-    served = True
-    if isinstance(message, PingFrame):
-        conn.send(pong_frame(message.id))
-    elif isinstance(message, RequestFrame):
-        hub.calls.request(conn, message)
-    elif isinstance(message, SubscribeFrame):
-        loop = asyncio.get_running_loop()
-        built = False
-        for topic in dict.fromkeys(message.topics):
-            if not conn.limits.take_subscribe(loop.time()):
-                served = False
-                conn.limits.refused()
-                msg = "too many subscribes; slow down"
-                _send_error(conn, ErrorCode.RATE_LIMITED, msg, id=message.id, topic=topic)
-                continue
-            if built:
-                # One snapshot per loop turn: a 100-topic frame never holds the loop.
-                # (After the frame's last one, the receive loop's own yield does it.)
-                await asyncio.sleep(0)
-            await hub.subscribe(conn, topic, message.id)
-            built = True
-    else:
-        for topic in message.topics:
-            hub.unsubscribe(conn, topic)
-    return served
+    # What the frame asks, decided by the core; done here.
+    todo = plan(message, conn.limits, asyncio.get_running_loop().time())
+    for code in todo.errors:
+        metrics.client_error(code)
+    for frame in todo.frames:
+        conn.send(frame)
+    if todo.call is not None:
+        hub.calls.request(conn, todo.call)
+    for i, topic in enumerate(todo.subscribe):
+        if i:
+            # One snapshot per loop turn: a 100-topic frame never holds the loop.
+            # (After the frame's last one, the receive loop's own yield does it.)
+            await asyncio.sleep(0)
+        await hub.subscribe(conn, topic, todo.request_id)
+    for topic in todo.unsubscribe:
+        hub.unsubscribe(conn, topic)
+    return todo.served
 
 
 def _rate_limited(conn: Connection, data: str | None, depth: int) -> None:

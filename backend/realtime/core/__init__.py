@@ -13,6 +13,8 @@ here (`tests/test_core.py`, with hypothesis-generated interleavings).
   it is (a subclass: one object per connection, not two).
 - `Router`: topic → subscriptions; events are queued as published and fanned out
   once per tick, a run of one topic's events as one step per subscriber.
+- `inbound.plan`: what one parsed client frame asks (a pong, a call, topics to
+  subscribe to - each charged to the rate limit - or to leave, refusals).
 - `subscribe.Subscribe`: one subscribe's steps and their order (registered, watched,
   seq read, snapshot built, fitted, live); the hub performs the steps that await.
 - `responses`: which events a call's response must follow (`owed`), and the
