@@ -393,6 +393,12 @@ class Model:
     def step(self, op: str, topic: str, index: int) -> None:
         client = self.wire.client
         if op == "subscribe":
+            if topic in client.subscriptions:
+                # A re-subscribe ends the old subscription: a response owed on it is then
+                # ordered by the new snapshot (which reflects the change), as after an
+                # unsubscribe - docs/protocol.md, "Requests".
+                self.drain()
+                self.order.append(("unsubscribed", topic, 0))
             flow = self.flow(client, self.router, topic, None, max_snapshot_bytes=1 << 20)
             first = flow.start(known=True, max_topics=10, authorize=False)
             if first is not None:
