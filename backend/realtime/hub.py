@@ -16,7 +16,7 @@ import asyncio
 import inspect
 import logging
 import time
-from typing import Any, TypeVar
+from typing import Any
 
 from . import metrics
 from .auth import Authenticate, Authorize
@@ -34,8 +34,6 @@ from .slots import Slots
 from .topics import TopicDef, TopicRegistry, UnknownTopic
 
 log = logging.getLogger(__name__)
-
-E = TypeVar("E")
 
 
 class Hub(Publisher):
