@@ -52,3 +52,26 @@ async def test_publishing_to_an_unregistered_topic_or_a_bad_payload_raises(lib_c
         await hub.publish("nope", {"op": "set", "key": "x", "value": 1})
     with pytest.raises(pydantic.ValidationError):
         await hub.publish("items", {"op": "set", "key": "x"})
+
+
+async def test_subscribers_of_one_topic_version_share_one_provider_call_and_one_frame(lib_client):
+    """A reconnect storm's subscribes of one topic, with no event meanwhile: the provider
+    runs once (single flight) and every subscriber gets the same snapshot; the topic's
+    next event makes the next subscriber's snapshot a new build."""
+    from tests.support import until
+
+    client, hub, state, _broker = await lib_client()
+    state.gate.armed = True  # the first build is held until every subscribe waits on it
+    sockets = [await WsClient.connect(client) for _ in range(90)]  # the test client pools 100
+    for ws in sockets:
+        await ws.subscribe("items")
+    await until(lambda: hub.subscriber_count("items") == 90)
+    state.gate.release()
+    snapshots = [(await ws.barrier())[0] for ws in sockets]
+    assert state.builds == 1
+    assert {(s["type"], s["seq"], str(s["payload"])) for s in snapshots} == {("snapshot", 0, "{'items': {}}")}
+    await state.set(hub, "x", 1)
+    late = await WsClient.connect(client)
+    await late.subscribe("items")
+    [snap] = await late.barrier()
+    assert (snap["seq"], snap["payload"], state.builds) == (1, {"items": {"x": 1}}, 2)

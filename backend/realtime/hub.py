@@ -24,14 +24,16 @@ from .broker import Broker, BrokerUnavailable, MemoryBroker
 from .calls import Calls
 from .closecodes import CloseCode
 from .connection import Connection
+from .core.snapshots import Key as SnapshotKey
+from .core.snapshots import key as snapshot_key
 from .core.subscribe import Step, Subscribe
 from .errors import ErrorCode
-from .frames import hello_limits
+from .frames import Frame, hello_limits, snapshot_frame
 from .methods import MethodRegistry
 from .publisher import Publisher
 from .settings import RealtimeSettings
 from .slots import Slots
-from .topics import TopicDef, TopicRegistry, UnknownTopic
+from .topics import BoundTopic, TopicDef, TopicRegistry, UnknownTopic
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +49,19 @@ class Hub(Publisher):
         authorize: Authorize | None = None,
         methods: MethodRegistry | None = None,
     ) -> None:
-        super().__init__(registry, broker if broker is not None else MemoryBroker())
+        settings = settings or RealtimeSettings()
+        super().__init__(
+            registry,
+            broker if broker is not None else MemoryBroker(),
+            snapshot_cache_bytes=settings.snapshot_cache_bytes,
+        )
         #: The methods `request` frames call (None: every request is `method_not_found`).
         self.methods = methods
         #: None: authentication is off (every connection's principal is None).
         self.authenticate = authenticate
         #: None: every principal may subscribe to every registered topic.
         self.authorize = authorize
-        self.settings = settings or RealtimeSettings()
+        self.settings = settings
         self._hello: tuple[RealtimeSettings, bytes] | None = None
         self.connections: set[Connection] = set()
         self.slots = Slots(lambda: self.settings)
@@ -126,12 +133,7 @@ class Hub(Publisher):
                 elif step is Step.READ_SEQ:
                     step = flow.seq_read(await self.broker.last_seq(topic))
                 elif step is Step.BUILD:
-                    started = time.perf_counter()
-                    payload = await bound.snapshot_json(
-                        params, timeout=settings.snapshot_timeout_s, principal=conn.principal
-                    )
-                    metrics.snapshot_built(bound.topic.pattern, time.perf_counter() - started)
-                    step = flow.built(payload)
+                    step = flow.built(await self._snapshot(conn, bound, params, topic, flow.seq))
                 elif step is Step.FIT:
                     assert flow.snapshot is not None
                     step = flow.fitted(
@@ -155,6 +157,46 @@ class Hub(Publisher):
                 step = flow.failed(ErrorCode.SNAPSHOT_FAILED, "could not build the snapshot")
         if flow.error is not None:
             metrics.client_error(flow.error)
+
+    def state_changed(self, topic: str) -> None:
+        """`topic`'s state changed without an event (an operator's repair, a change an
+        app publishes nothing for): subscribers from now on get a snapshot built anew.
+        Snapshots are shared by the subscribers of one topic version (`_snapshot`), and
+        a version is its seq: without an event or this call, the seq says nothing moved."""
+        self._snapshots.event(topic)
+
+    async def _snapshot(
+        self, conn: Connection, bound: BoundTopic, params: dict[str, str], topic: str, seq: int
+    ) -> Frame:
+        """The snapshot frame of `topic` at `seq` for `conn`'s view: built once for every
+        subscriber who asks for the same (topic, seq, view), and the same bytes handed to
+        each (`core.snapshots` says why that keeps the promise)."""
+        principal = conn.principal
+        view = principal.id if bound.wants_principal and principal is not None else ""
+        k = snapshot_key(topic, seq, view)
+        build = self._snapshots.get(k)
+        if build is None:
+            build = asyncio.ensure_future(self._build(bound, params, principal, k))
+            build.add_done_callback(_retrieved)
+            self._snapshots.put(k, build)
+        return await asyncio.shield(build)  # a subscriber that leaves does not end it for the others
+
+    async def _build(
+        self, bound: BoundTopic, params: dict[str, str], principal: Any, k: SnapshotKey
+    ) -> Frame:
+        topic, seq, _view = k
+        started = time.perf_counter()
+        try:
+            payload = await bound.snapshot_json(
+                params, timeout=self.settings.snapshot_timeout_s, principal=principal
+            )
+        except BaseException:
+            self._snapshots.drop(k)  # the next subscriber tries anew
+            raise
+        metrics.snapshot_built(bound.topic.pattern, time.perf_counter() - started)
+        frame = Frame(snapshot_frame(topic, seq, payload))
+        self._snapshots.sized(k, frame.size)
+        return frame
 
     async def _authorized(self, conn: Connection, topic: TopicDef[Any, Any], params: dict[str, str]) -> bool:
         if self.authorize is None:
@@ -180,6 +222,9 @@ class Hub(Publisher):
             self._watches.pop(topic, None)
             self._patterns.pop(topic, None)
             self._wake(self._holds.release(topic))  # no local subscriber left to order against
+            # Unwatched, a broker may number the topic anew (the in-process one forgets
+            # its counter): a seq no longer names one version of it here.
+            self._snapshots.event(topic)
             self.broker.unwatch(topic)
 
     def _lost(self, topic: str) -> None:
@@ -190,6 +235,7 @@ class Hub(Publisher):
         self._watches.pop(topic, None)
         pattern = self._patterns.pop(topic, "unknown")
         self._wake(self._holds.release(topic))
+        self._snapshots.event(topic)
         subs = self._router.pop(topic)
         msg = "%s: backplane lost; closing its %d subscribers"
         log.warning(msg, topic, len(subs), extra={"topic": topic})
@@ -220,3 +266,10 @@ class Hub(Publisher):
             await asyncio.shield(pending)
         elif pending is not None:
             pending.result()
+
+
+def _retrieved(build: asyncio.Future[Frame]) -> None:
+    """A failed build's error is every waiter's; if none is left, it is not an
+    unretrieved exception (they were logged by the subscribes that saw them)."""
+    if not build.cancelled():
+        build.exception()

@@ -27,6 +27,8 @@ from .broker import Broker, Fence
 from .calls import PUBLISHED
 from .core import Router
 from .core.responses import Holds, owed
+from .core.snapshots import SnapshotCache
+from .frames import Frame
 from .topics import TopicDef, TopicRef, TopicRegistry
 from .writer import Flusher
 
@@ -39,7 +41,7 @@ E = TypeVar("E")
 
 
 class Publisher:
-    def __init__(self, registry: TopicRegistry, broker: Broker) -> None:
+    def __init__(self, registry: TopicRegistry, broker: Broker, *, snapshot_cache_bytes: int) -> None:
         self.registry = registry
         self.broker = broker
         self.flusher = Flusher(prepare=self._fan_out)
@@ -52,6 +54,9 @@ class Publisher:
         self._queued_at = 0.0
         #: Calls' responses waiting for a seq of a topic to be routed here.
         self._holds: Holds[asyncio.Future[None]] = Holds()
+        #: Snapshots shared by the subscribers of one (topic, seq, view): builds in
+        #: flight, then their frames (`Hub._snapshot`); a topic's go at its next event.
+        self._snapshots: SnapshotCache[asyncio.Future[Frame]] = SnapshotCache(snapshot_cache_bytes)
 
     @overload
     async def publish(
@@ -129,6 +134,8 @@ class Publisher:
         routed = self._router.fan_out()
         delivered = False
         for topic, seq, frames in routed:
+            if self._snapshots:  # the topic moved on: its shared snapshots are of older seqs
+                self._snapshots.event(topic)
             if self._holds:
                 self._wake(self._holds.reached(topic, seq))
             if frames and metrics.ENABLED:

@@ -55,6 +55,9 @@ class RealtimeSettings:
     compress: bool = False
     #: A snapshot provider slower than this fails the subscribe with `snapshot_failed`.
     snapshot_timeout_s: float = 10.0
+    #: Bytes of built snapshots kept for sharing (`core.snapshots`: one per topic, seq
+    #: and view, dropped at the topic's next event), least recently used dropped first.
+    snapshot_cache_bytes: int = 64 * 1024 * 1024
     #: How long a close handshake (eviction, shutdown, protocol error) may take before
     #: the transport is aborted.
     close_timeout_s: float = 2.0

@@ -237,6 +237,7 @@ async def test_seq_gap_makes_the_page_resync_the_topic(demo: Demo, page: Page) -
     hidden = Session(id="s-hidden", title="Only in the snapshot", state="done", created_at=t, updated_at=t)
     async with demo.service.store.write([SESSIONS]) as tx:
         await tx.put_session(hidden)
+    demo.hub.state_changed("sessions.state")  # a change without an event: snapshots anew
     ghost = hidden.model_copy(update={"id": "s-ghost", "title": "From the bogus event"})
     (conn,) = demo.hub.connections
     sub = conn.subscriptions["sessions.state"]

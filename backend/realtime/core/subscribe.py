@@ -30,7 +30,7 @@ from __future__ import annotations
 import enum
 
 from ..errors import ErrorCode
-from ..frames import Frame, error_frame, snapshot_frame
+from ..frames import Frame, error_frame
 from .client import ClientState, Subscription
 from .router import Router
 
@@ -54,7 +54,6 @@ class Subscribe:
     __slots__ = (
         "_max_snapshot_bytes",
         "_message",
-        "_payload",
         "_router",
         "_seq",
         "_state",
@@ -89,7 +88,6 @@ class Subscribe:
         #: It is the topic's first on this node: the I/O layer asks the broker to watch.
         self.first = False
         self._seq = 0
-        self._payload = b""
         self.snapshot: Frame | None = None
         #: The error code the subscribe ended with, if it was refused or failed.
         self.error: ErrorCode | None = None
@@ -140,13 +138,20 @@ class Subscribe:
         self._seq = seq
         return self._after(Step.READ_SEQ)
 
-    def built(self, payload: bytes) -> Step | None:
-        """Step 4 done: the snapshot reflects every event up to the seq."""
-        self._payload = payload
+    @property
+    def seq(self) -> int:
+        """The seq read (step 3): the snapshot must reflect at least it."""
+        return self._seq
+
+    def built(self, snapshot: Frame) -> Step | None:
+        """Step 4 done: the snapshot frame of `topic` at `seq` (built for this
+        subscriber, or shared: `core.snapshots` says when that is the same thing)."""
+        self.snapshot = snapshot
         return self._after(Step.BUILD)
 
     def _snapshot(self) -> Step | None:
-        snapshot = self.snapshot = Frame(snapshot_frame(self.topic, self._seq, self._payload))
+        snapshot = self.snapshot
+        assert snapshot is not None
         if snapshot.size > self._max_snapshot_bytes:
             # Evicting instead would make the client reconnect, resubscribe and be
             # evicted again, forever; queuing it would let one subscribe pin any amount
