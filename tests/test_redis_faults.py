@@ -26,23 +26,7 @@ from backend.postgres_store import PostgresStore
 from tests.pg_support import new_database, pg_admin_url, pg_url  # noqa: F401 - fixtures
 from tests.redis_support import RedisServer, own_redis, redis_base_url, redis_prefix  # noqa: F401
 from tests.support import WsClient, until
-
-
-class Node:
-    """A broker with what it delivered and what it reported lost."""
-
-    def __init__(self, url: str, prefix: str, **options: Any) -> None:
-        self.broker = RedisBroker(url, prefix=prefix, **options)
-        self.events: dict[str, list[int]] = {}
-        self.lost: list[str] = []
-
-    def _deliver(self, topic: str, seq: int, _payload: bytes) -> None:
-        self.events.setdefault(topic, []).append(seq)
-
-    async def start(self) -> Node:
-        await self.broker.start(self._deliver, self.lost.append)
-        return self
-
+from tests.test_redis_liveness import Node
 
 # ---------------------------------------------------------------- 1. unix:// broker URLs
 

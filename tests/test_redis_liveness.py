@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import prometheus_client
 import pytest
@@ -30,8 +31,8 @@ def resyncs(reason: str) -> float:
 class Node:
     """A broker with what it delivered and what it reported lost."""
 
-    def __init__(self, url: str, prefix: str, **options: float) -> None:
-        self.broker = RedisBroker(url, prefix=prefix, **options)  # type: ignore[arg-type]
+    def __init__(self, url: str, prefix: str, **options: Any) -> None:
+        self.broker = RedisBroker(url, prefix=prefix, **options)
         self.events: dict[str, list[int]] = {}
         self.lost: list[str] = []
         self.arrived = asyncio.Event()
