@@ -73,7 +73,7 @@ async def tail(
         print(f"tail: {url}: {exc}", file=err, flush=True)
         return 1
     print(f"tail: connection closed (code {code})", file=err, flush=True)
-    return 0 if code in (1000, 1001) else 1
+    return 0 if code in (1000, 1001, 1012) else 1
 
 
 def _token(value: str) -> str | None:

@@ -206,7 +206,7 @@ async def _serve(
 
     The signals set an event instead of raising out of the loop (as aiohttp's
     `handle_signals` does): `asyncio.run` would then cancel every task, WebSocket
-    handlers included, before `runner.cleanup()` could close their sockets with 1001.
+    handlers included, before `runner.cleanup()` could close their sockets with 1012.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -9,7 +9,7 @@ without both.
 
 The parent prints one `serving on …` line once every worker serves. SIGTERM or
 SIGINT to the parent is passed on to every worker, each of which closes its clients
-with 1001 as a single process does; whatever has not exited after
+with 1012 as a single process does; whatever has not exited after
 `STOP_TIMEOUT_S` is killed. A worker that dies on its own stops the others (exit
 status 1): a supervisor (systemd, Kubernetes) restarts the whole set.
 

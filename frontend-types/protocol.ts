@@ -282,7 +282,7 @@ export const CloseCode = {
    */
   NORMAL: 1000,
   /**
-   * The server is shutting down or restarting. Reconnect now and resync; another node (or the restarted one) will answer. Reconnect: now.
+   * The server is going away (shutting down). Reconnect and resync after a short random delay (within `reconnect_within_ms=N` when the reason gives it); another node (or the restarted one) will answer. A restarting server sends 1012. Reconnect: now.
    */
   GOING_AWAY: 1001,
   /**
@@ -305,6 +305,10 @@ export const CloseCode = {
    * Unexpected server error. Reconnect with backoff. Reconnect: backoff.
    */
   INTERNAL_ERROR: 1011,
+  /**
+   * The server is restarting (a deploy, a worker restart) and closes its clients in batches. Reconnect and resync after a random delay within the window the close reason gives (`reconnect_within_ms=N`; the client's own window when absent), so that every tab does not come back in the same instant. Reconnect: now.
+   */
+  SERVICE_RESTART: 1012,
   /**
    * The server lost its backplane (several nodes share events through it), so events of this connection's topics may be missing. Reconnect with backoff and resync from fresh snapshots. Reconnect: backoff.
    */
@@ -337,6 +341,7 @@ export const RECONNECT_ADVICE: { readonly [C in CloseCode]: Reconnect } = {
   1008: "backoff",
   1009: "backoff",
   1011: "backoff",
+  1012: "now",
   1013: "backoff",
   4008: "backoff",
 };

@@ -320,10 +320,10 @@ async def test_run_app_serves_through_the_opaque_runner_and_shuts_down_on_a_sign
         assert json.loads(body) == MALFORMED_BODY
         assert_security_headers(headers)
 
-        # The app's own shutdown still runs with every task alive: clients get 1001.
+        # The app's own shutdown still runs with every task alive: clients get 1012.
         ws = await session.ws_connect(f"http://127.0.0.1:{port}/api/realtime")
         assert (await ws.receive_json())["type"] == "hello"
         proc.send_signal(sig)
         msg = await ws.receive(timeout=10)
-        assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 1001)
+        assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 1012)
         assert await asyncio.wait_for(proc.wait(), 10) == 0

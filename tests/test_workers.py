@@ -72,7 +72,7 @@ async def test_workers_share_the_port_and_the_topics_and_stop_together(redis_bas
         # Every client reads at once, as real ones do: one that answered the close only
         # after close_timeout_s would be aborted (1006), by design.
         await asyncio.gather(*(ws.receive(timeout=10) for ws, _hello in subscribers))
-        assert [ws.close_code for ws, _hello in subscribers] == [1001] * len(subscribers)
+        assert [ws.close_code for ws, _hello in subscribers] == [1012] * len(subscribers)
         async with asyncio.timeout(15):
             assert await proc.wait() == 0
         assert not _alive(pids)

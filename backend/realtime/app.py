@@ -7,9 +7,11 @@
     ...
     await hub.publish(PRICES, PriceChanged(symbol="ACME", price=12.5))
 
-The hub starts and stops with the app (`cleanup_ctx`); on shutdown every client
-gets close 1001 in parallel, and whatever has not closed by
-`settings.close_timeout_s` is aborted, so a stuck client cannot hold the process.
+The hub starts and stops with the app (`cleanup_ctx`). On shutdown (`shutdown`)
+every client gets close 1012 with a reconnect window, in batches spread over
+`settings.shutdown_spread_s`, and whatever has not closed by
+`settings.close_timeout_s` after its batch is aborted, so a stuck client cannot
+hold the process.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from aiohttp import web
 
 from .auth import Authenticate, Authorize
 from .broker import Broker
-from .closecodes import CloseCode
+from .closecodes import CloseCode, reconnect_hint
 from .handler import HUB_KEY, realtime_handler
 from .hub import Hub
 from .methods import MethodRegistry
@@ -61,13 +63,39 @@ def setup_realtime(
         await hub.stop()
 
     app.cleanup_ctx.append(run_hub)
-    app.on_shutdown.append(lambda _app: close_all(hub, CloseCode.GOING_AWAY, "server shutting down"))
+    app.on_shutdown.append(lambda _app: shutdown(hub))
     return hub
 
 
-async def close_all(hub: Hub, code: int, reason: str) -> None:
-    """Close every connection in parallel; each aborts itself past its deadline."""
+#: Fewer connections than this are closed in one batch: no herd to spread.
+MIN_BATCH = 100
+
+
+async def shutdown(hub: Hub) -> None:
+    """Close every client for a restart: 1012 with the reconnect window
+    (`settings.reconnect_window_s`), in batches over `settings.shutdown_spread_s`.
+    Both halves spread the storm of resubscribes a deploy causes: the server
+    closes in batches, and each client draws its delay within the window."""
+    settings = hub.settings
+    reason = reconnect_hint("server restarting", round(settings.reconnect_window_s * 1000))
+    await close_all(
+        hub,
+        CloseCode.SERVICE_RESTART,
+        reason,
+        spread_s=settings.shutdown_spread_s,
+        batches=settings.shutdown_batches,
+    )
+
+
+async def close_all(hub: Hub, code: int, reason: str, *, spread_s: float = 0.0, batches: int = 1) -> None:
+    """Close every connection: in `batches` (of at least `MIN_BATCH`) spread evenly over
+    `spread_s`, each batch at once; each connection aborts itself past its deadline."""
     conns = list(hub.connections)
-    for conn in conns:
-        conn.close(code, reason)
+    size = max(MIN_BATCH, -(-len(conns) // max(1, batches)))
+    steps = [conns[i : i + size] for i in range(0, len(conns), size)]
+    for i, batch in enumerate(steps):
+        if i:
+            await asyncio.sleep(spread_s / len(steps))  # pacing, not a synchronisation
+        for conn in batch:
+            conn.close(code, reason)
     await asyncio.gather(*(conn.wait_closed() for conn in conns))

@@ -4,10 +4,17 @@ There is no replay: whatever the code, a client that reconnects re-subscribes an
 resyncs from fresh snapshots. The catalogue only tells it *when* to reconnect.
 1006 never appears on the wire (RFC 6455 §7.4.1): a client sees it locally when
 the TCP connection dropped without a close frame and treats it as `backoff`.
+
+A close whose advice is `now` (1001, 1012) may carry a window in its reason,
+`...; reconnect_within_ms=N` (`reconnect_hint`): the client reconnects after a delay
+drawn uniformly from [0, N) ms (full jitter), N capped at 60 s. A restarting server
+closes its clients in batches and gives that window, so a deploy spreads the
+reconnects instead of answering them all in one instant.
 """
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -28,6 +35,7 @@ class CloseCode(IntEnum):
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
     SLOW_CONSUMER = 4008
 
@@ -50,8 +58,9 @@ CLOSE_CODE_DOCS: dict[CloseCode, tuple[Reconnect, str]] = {
     CloseCode.NORMAL: (Reconnect.NEVER, "Normal closure, asked for by the client."),
     CloseCode.GOING_AWAY: (
         Reconnect.NOW,
-        "The server is shutting down or restarting. Reconnect now and resync; another node "
-        "(or the restarted one) will answer.",
+        "The server is going away (shutting down). Reconnect and resync after a short random "
+        "delay (within `reconnect_within_ms=N` when the reason gives it); another node (or "
+        "the restarted one) will answer. A restarting server sends 1012.",
     ),
     CloseCode.PROTOCOL_ERROR: (
         Reconnect.BACKOFF,
@@ -73,6 +82,13 @@ CLOSE_CODE_DOCS: dict[CloseCode, tuple[Reconnect, str]] = {
         "reconnect with backoff.",
     ),
     CloseCode.INTERNAL_ERROR: (Reconnect.BACKOFF, "Unexpected server error. Reconnect with backoff."),
+    CloseCode.SERVICE_RESTART: (
+        Reconnect.NOW,
+        "The server is restarting (a deploy, a worker restart) and closes its clients in "
+        "batches. Reconnect and resync after a random delay within the window the close "
+        "reason gives (`reconnect_within_ms=N`; the client's own window when absent), so "
+        "that every tab does not come back in the same instant.",
+    ),
     CloseCode.TRY_AGAIN_LATER: (
         Reconnect.BACKOFF,
         "The server lost its backplane (several nodes share events through it), so events "
@@ -85,6 +101,23 @@ CLOSE_CODE_DOCS: dict[CloseCode, tuple[Reconnect, str]] = {
         "overflowed. Reconnect with backoff and resync from fresh snapshots.",
     ),
 }
+
+
+#: In a close reason: spread the reconnect uniformly over this many milliseconds.
+RECONNECT_HINT = re.compile(r"\breconnect_within_ms=(\d{1,9})\b")
+#: A hint above this is read as this: a hostile or broken server cannot park clients.
+MAX_RECONNECT_WITHIN_MS = 60_000
+
+
+def reconnect_hint(reason: str, within_ms: int) -> str:
+    """`reason` with the reconnect window appended, as clients parse it (`RECONNECT_HINT`)."""
+    return f"{reason}; reconnect_within_ms={within_ms}"
+
+
+def reconnect_within_ms(reason: str) -> int | None:
+    """The window a close reason gives (capped at `MAX_RECONNECT_WITHIN_MS`), or None."""
+    m = RECONNECT_HINT.search(reason)
+    return None if m is None else min(int(m.group(1)), MAX_RECONNECT_WITHIN_MS)
 
 
 def reconnect_advice(code: int) -> Reconnect:

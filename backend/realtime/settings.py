@@ -58,6 +58,13 @@ class RealtimeSettings:
     #: Bytes of built snapshots kept for sharing (`core.snapshots`: one per topic, seq
     #: and view, dropped at the topic's next event), least recently used dropped first.
     snapshot_cache_bytes: int = 64 * 1024 * 1024
+    #: Shutdown (SIGTERM, a worker restart) closes the clients with 1012 in up to
+    #: `shutdown_batches` batches spread evenly over `shutdown_spread_s`, and tells each
+    #: to reconnect after a random delay within `reconnect_window_s` (the close reason's
+    #: `reconnect_within_ms`): the reconnects of a restart come spread out, not at once.
+    shutdown_spread_s: float = 2.0
+    shutdown_batches: int = 20
+    reconnect_window_s: float = 5.0
     #: How long a close handshake (eviction, shutdown, protocol error) may take before
     #: the transport is aborted.
     close_timeout_s: float = 2.0
@@ -90,5 +97,7 @@ class RealtimeSettings:
             raise ValueError("rates must be positive")
         if self.max_requests_in_flight < 1 or self.request_timeout_s <= 0:
             raise ValueError("max_requests_in_flight must be at least 1 and request_timeout_s positive")
+        if self.shutdown_spread_s < 0 or self.shutdown_batches < 1 or not 0 <= self.reconnect_window_s <= 60:
+            raise ValueError("shutdown_spread_s >= 0, shutdown_batches >= 1, 0 <= reconnect_window_s <= 60")
         if self.frames_burst < 1 or self.subscribes_burst < 1 or self.max_json_depth < 1:
             raise ValueError("bursts and max_json_depth must be at least 1")
