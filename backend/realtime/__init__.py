@@ -33,7 +33,7 @@ from .jsonguard import depth_exceeds
 from .methods import Caller, MethodDef, MethodError, MethodHandler, MethodRegistry
 from .principal import Principal
 from .settings import RealtimeSettings
-from .topics import SnapshotProvider, TopicDef, TopicRef, TopicRegistry, UnknownTopic
+from .topics import SnapshotProvider, TopicDef, TopicRef, TopicRegistry, UnknownTopic, View
 
 __version__ = "0.2.0"
 
@@ -64,6 +64,7 @@ __all__ = [
     "TopicRef",
     "TopicRegistry",
     "UnknownTopic",
+    "View",
     "__version__",
     "allowed_host",
     "allowed_origin",

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from . import metrics
+from .admission import Admission
 from .auth import Authenticate, Authorize
 from .broker import Broker, BrokerUnavailable, MemoryBroker
 from .calls import Calls
@@ -68,6 +69,8 @@ class Hub(Publisher):
         #: Topics with a local subscriber: done once the broker delivers them here.
         self._watches: dict[str, asyncio.Future[None]] = {}
         self.calls = Calls(self, methods, lambda: self.settings)
+        #: Snapshot builds in flight, at most `settings.max_snapshot_builds` (as constructed).
+        self.admission = Admission(settings.max_snapshot_builds)
 
     async def start(self) -> None:
         await self.broker.start(self._route, self._lost)
@@ -172,8 +175,7 @@ class Hub(Publisher):
         subscriber who asks for the same (topic, seq, view), and the same bytes handed to
         each (`core.snapshots` says why that keeps the promise)."""
         principal = conn.principal
-        view = principal.id if bound.wants_principal and principal is not None else ""
-        k = snapshot_key(topic, seq, view)
+        k = snapshot_key(topic, seq, bound.view(principal))
         build = self._snapshots.get(k)
         if build is None:
             build = asyncio.ensure_future(self._build(bound, params, principal, k))
@@ -185,18 +187,41 @@ class Hub(Publisher):
         self, bound: BoundTopic, params: dict[str, str], principal: Any, k: SnapshotKey
     ) -> Frame:
         topic, seq, _view = k
-        started = time.perf_counter()
+        timeout = self.settings.snapshot_timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
-            payload = await bound.snapshot_json(
-                params, timeout=self.settings.snapshot_timeout_s, principal=principal
-            )
+            await self._admitted(timeout)
+            try:
+                started = time.perf_counter()
+                payload = await bound.snapshot_json(
+                    params, timeout=max(0.0, deadline - loop.time()), principal=principal
+                )
+                metrics.snapshot_built(bound.topic.pattern, time.perf_counter() - started)
+                frame = Frame(snapshot_frame(topic, seq, payload))
+            finally:
+                self.admission.release()
         except BaseException:
             self._snapshots.drop(k)  # the next subscriber tries anew
             raise
-        metrics.snapshot_built(bound.topic.pattern, time.perf_counter() - started)
-        frame = Frame(snapshot_frame(topic, seq, payload))
         self._snapshots.sized(k, frame.size)
         return frame
+
+    async def _admitted(self, timeout: float) -> None:
+        """Until this build holds a build slot (`admission.py`): in arrival order, and
+        within the snapshot's deadline."""
+        admission = self.admission
+        if admission.free:
+            await admission.acquire()  # taken without waiting
+            return
+        metrics.builds_waiting(1)
+        try:
+            async with asyncio.timeout(timeout):
+                await admission.acquire()
+        except TimeoutError:
+            raise TimeoutError(f"no snapshot build slot within {timeout:g} s") from None
+        finally:
+            metrics.builds_waiting(-1)
 
     async def _authorized(self, conn: Connection, topic: TopicDef[Any, Any], params: dict[str, str]) -> bool:
         if self.authorize is None:

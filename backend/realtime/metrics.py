@@ -138,6 +138,12 @@ _snapshot = _family(
     "pattern",
     buckets=_SNAPSHOT_S,
 )
+_builds_waiting = _single(
+    "Gauge",
+    "realtime_snapshot_builds_waiting",
+    "Snapshot builds waiting for a build slot (settings.max_snapshot_builds): a reconnect storm shows here.",
+    multiprocess_mode="livesum",
+)
 _latency = _single(
     "Histogram",
     "realtime_publish_to_write_seconds",
@@ -221,6 +227,10 @@ def delivered(pattern: str, frames: int) -> None:
 
 def snapshot_built(pattern: str, seconds: float) -> None:
     _snapshot.child(pattern).observe(seconds)
+
+
+def builds_waiting(delta: int) -> None:
+    _builds_waiting.inc(delta)
 
 
 def written_after(seconds: float) -> None:

@@ -53,8 +53,13 @@ class RealtimeSettings:
     #: permessage-deflate. Off by default: it compresses each frame per subscriber,
     #: so it multiplies fan-out cost (~2.4x measured) and defeats encode-once.
     compress: bool = False
-    #: A snapshot provider slower than this fails the subscribe with `snapshot_failed`.
+    #: A snapshot not built within this (its wait for a build slot included) fails the
+    #: subscribe with `snapshot_failed`.
     snapshot_timeout_s: float = 10.0
+    #: Snapshot builds in flight at once per process (`admission.py`); the others wait
+    #: their turn in arrival order, so a reconnect storm neither opens a query per
+    #: topic at once nor holds the event loop for all its builds in one go.
+    max_snapshot_builds: int = 4
     #: Bytes of built snapshots kept for sharing (`core.snapshots`: one per topic, seq
     #: and view, dropped at the topic's next event), least recently used dropped first.
     snapshot_cache_bytes: int = 64 * 1024 * 1024
@@ -99,5 +104,7 @@ class RealtimeSettings:
             raise ValueError("max_requests_in_flight must be at least 1 and request_timeout_s positive")
         if self.shutdown_spread_s < 0 or self.shutdown_batches < 1 or not 0 <= self.reconnect_window_s <= 60:
             raise ValueError("shutdown_spread_s >= 0, shutdown_batches >= 1, 0 <= reconnect_window_s <= 60")
+        if self.max_snapshot_builds < 1:
+            raise ValueError("max_snapshot_builds must be at least 1")
         if self.frames_burst < 1 or self.subscribes_burst < 1 or self.max_json_depth < 1:
             raise ValueError("bursts and max_json_depth must be at least 1")

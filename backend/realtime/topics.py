@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -56,6 +56,30 @@ SnapshotProvider = (
     Callable[[Mapping[str, str]], S | Awaitable[S]]
     | Callable[[Mapping[str, str], Principal | None], S | Awaitable[S]]
 )
+
+
+#: How a topic's snapshot varies with who asks, which decides who may share one
+#: (`core.snapshots`): subscribers of one topic version share a snapshot when their
+#: views are equal.
+#:
+#: - ``"nothing"``: one snapshot for everyone (the provider ignores the principal).
+#: - ``"principal"``: one per principal (compared whole: id and scopes).
+#: - a function of the principal (None with authentication off) returning a hashable
+#:   key, e.g. ``lambda p: p.id.split("/")[0]`` for one snapshot per tenant: the app
+#:   promises that principals with equal keys get equal snapshots.
+#:
+#: The default is safe: ``"principal"`` for a provider that takes the principal,
+#: ``"nothing"`` for one that cannot see it. Authorization is per subscriber either
+#: way (the `authorize` hook runs for each before any snapshot is handed over).
+View = Literal["nothing", "principal"] | Callable[[Principal | None], Hashable]
+
+
+def _nobody(_principal: Principal | None) -> None:
+    return None
+
+
+def _whole(principal: Principal | None) -> Hashable:
+    return principal
 
 
 class TopicDef(Generic[S, E]):
@@ -139,6 +163,8 @@ class BoundTopic:
     topic: TopicDef[Any, Any]
     provider: SnapshotProvider[Any]
     wants_principal: bool = False
+    #: The view of a principal (`View`): subscribers with equal views share snapshots.
+    view: Callable[[Principal | None], Hashable] = _nobody
 
     async def snapshot_json(
         self, params: Mapping[str, str], *, timeout: float, principal: Principal | None = None
@@ -197,10 +223,25 @@ class TopicRegistry:
     def __init__(self) -> None:
         self._bound: dict[str, BoundTopic] = {}
 
-    def add(self, topic: TopicDef[S, Any], provider: SnapshotProvider[S]) -> TopicDef[S, Any]:
+    def add(
+        self, topic: TopicDef[S, Any], provider: SnapshotProvider[S], *, view: View | None = None
+    ) -> TopicDef[S, Any]:
+        """Bind `topic` to `provider`. `view` says how its snapshot varies with who asks
+        (`View`; default: by principal if the provider takes one, else not at all)."""
         if topic.pattern in self._bound:
             raise ValueError(f"topic {topic.pattern!r} is already registered")
-        self._bound[topic.pattern] = BoundTopic(topic, provider, _takes_two(provider))
+        wants_principal = _takes_two(provider)
+        if view is None:
+            view = "principal" if wants_principal else "nothing"
+        if view == "nothing":
+            of: Callable[[Principal | None], Hashable] = _nobody
+        elif view == "principal":
+            of = _whole
+        elif callable(view):
+            of = view
+        else:
+            raise ValueError(f"{topic.pattern!r}: view must be 'nothing', 'principal' or a function")
+        self._bound[topic.pattern] = BoundTopic(topic, provider, wants_principal, of)
         return topic
 
     def __iter__(self) -> Iterator[TopicDef[Any, Any]]:

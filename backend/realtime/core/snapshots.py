@@ -14,9 +14,11 @@ numbered before this subscriber's read, it would have read a larger seq and anot
 key. Reusing a snapshot for another seq - for instance after an event - would hand
 out one older than its seq (tests/test_core.py's model fails on that mutation).
 
-`view` separates principals whose snapshots may differ: a provider that takes the
-principal is keyed by it (never one principal's state handed to another); one that
-does not has a single view. Entries of a topic are dropped when its next event is
+`view` separates principals whose snapshots may differ (`topics.View`): by default a
+provider that takes the principal is keyed by the whole principal (never one
+principal's state handed to another), one that does not has a single view, and a
+topic may declare its own key (a tenant, a role). Each subscriber is still authorized
+on its own before it is handed a shared snapshot. Entries of a topic are dropped when its next event is
 routed here (no subscriber reads that seq any more) - and when the node stops
 watching it, since a broker may then number it anew (the in-process broker forgets an
 unwatched topic's counter: the same seq would name another state). The cache is
@@ -26,15 +28,16 @@ bounded in bytes, least recently used first.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
 
-#: (topic, seq, view).
-Key = tuple[str, int, str]
+#: (topic, seq, view): the view is any hashable value (`topics.View` decides it).
+Key = tuple[str, int, Hashable]
 
 
-def key(topic: str, seq: int, view: str) -> Key:
+def key(topic: str, seq: int, view: Hashable) -> Key:
     return (topic, seq, view)
 
 
