@@ -222,6 +222,7 @@ async def test_pending_requests_fail_with_closed_error_when_the_server_closes(de
                 async with asyncio.timeout(10):
                     await task
             assert closed.value.code == CloseCode.GOING_AWAY
+            assert (closed.value.reason, closed.value.reconnect_within_s) == ("restarting", None)
         async with asyncio.timeout(10):
             await reading  # the iteration ends, too
         assert read == []
@@ -243,6 +244,7 @@ async def test_a_request_on_a_closed_connection_is_a_closed_error(demo_client):
         with pytest.raises(ClosedError) as closed:
             await rt.request("sessions.create", CreateSession(title="late"), result=Session)
         assert closed.value.code == CloseCode.GOING_AWAY
+        assert closed.value.reason == "restarting"  # kept: aiohttp gave it to the first read only
 
 
 async def test_a_request_past_its_timeout_raises_timeout_error_and_the_socket_serves_on(

@@ -22,6 +22,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiohttp_realtime import HUB_KEY, RealtimeSettings, metrics
+from aiohttp_realtime.frames import Frame
 from backend.app import Config, build_app
 from tests.redis_support import redis_base_url, redis_prefix  # noqa: F401
 from tests.support import WsClient
@@ -272,17 +273,27 @@ def _listing(directory: Path) -> list[str] | None:
     return sorted(p.name for p in directory.iterdir()) if directory.is_dir() else None
 
 
-async def test_the_queued_bytes_gauge_is_the_sum_over_connections(aiohttp_client):
+async def test_the_queued_bytes_gauge_counts_each_shared_frame_once(aiohttp_client):
     app = build_app(Config(simulate=False))
     client = await aiohttp_client(app)
-    ws = await client.ws_connect("/api/realtime")
-    await ws.receive()
+    sockets = [await client.ws_connect("/api/realtime") for _ in range(3)]
+    for ws in sockets:
+        await ws.receive()
     hub = app[HUB_KEY]
-    [conn] = hub.connections
-    conn.state.outbox.pending = 12_345  # as if frames waited: the gauge sums what each holds
+    conns = list(hub.connections)
+    snapshot, event = Frame(b"s" * 100_000), Frame(b"e" * 1_000)
+    # As if a storm's snapshot and an event waited in every outbox: the same objects.
+    for conn in conns:
+        conn.state.frames += [snapshot, event]
     total = metrics.sample_queued(hub.connections)
-    assert total == conn.buffered_bytes >= 12_345
+    assert total == 101_000 + sum(conn.unshared_bytes for conn in conns)
+    own = [Frame(b"o" * 500) for _ in conns]  # distinct objects count once each
+    for conn, frame in zip(conns, own, strict=True):
+        conn.state.frames.append(frame)
+    assert metrics.sample_queued(hub.connections) == total + 1_500
     body = await (await client.get("/metrics")).text()
-    assert f"realtime_queued_bytes {float(total)}" in body
-    conn.state.outbox.pending = 0
-    await ws.close()
+    assert f"realtime_queued_bytes {float(total + 1_500)}" in body
+    for conn in conns:
+        conn.state.frames.clear()
+    for ws in sockets:
+        await ws.close()

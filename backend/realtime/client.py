@@ -23,7 +23,10 @@ with the same key, at most `retries` times (default 2), after a short backoff, s
 method that honours keys runs once and answers with its first outcome. A client is one
 connection and does not reconnect: after `ClosedError` (or your own `timeout`), connect
 again and call `request` again with the *same* `idempotency_key` — pass your own key
-for any call you may have to resend that way.
+for any call you may have to resend that way. When to connect again is the close
+code's advice (the catalogue, `closecodes`): `ClosedError.reconnect_delay()` draws the
+delay, within the window a restarting server gives in its close reason
+(`reconnect_within_ms=N`), or None for a close that says not to come back.
 
 A token goes in `Authorization: Bearer <token>` (a Python client can send headers; a
 browser offers it as the subprotocol `auth.<token>` instead), never in the URL, which
@@ -38,7 +41,7 @@ import random
 import re
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, overload
 
@@ -46,6 +49,7 @@ import aiohttp
 from multidict import CIMultiDict
 from pydantic import BaseModel, RootModel, TypeAdapter
 
+from .closecodes import Reconnect, reconnect_advice, reconnect_within_ms
 from .generated.client_message import (
     ClientMessage,
     PingFrame,
@@ -73,6 +77,10 @@ UNKNOWN_OUTCOME = frozenset({"unavailable", "timeout"})
 #: Backoff before the n-th resend (n = 0, 1, ...): random(0, min(cap, base * 2**n)) seconds.
 RETRY_BASE_S = 0.1
 RETRY_CAP_S = 2.0
+#: `ClosedError.reconnect_delay`'s windows: after a close whose advice is `now` and whose
+#: reason gives none, and the first attempt after one whose advice is `backoff`.
+RECONNECT_NOW_WINDOW_S = 1.0
+RECONNECT_BACKOFF_WINDOW_S = 0.5
 
 __all__ = [
     "SUBPROTOCOL",
@@ -101,11 +109,39 @@ _TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 class ClosedError(ConnectionError):
-    """The server closed the connection (`code` is its close code, None if it dropped)."""
+    """The server closed the connection: `code` is its close code (None if it dropped),
+    `reason` its close reason ("" when none), `reconnect_within_s` the reconnect window
+    the reason gives (`reconnect_within_ms=N`, capped at 60 s), or None."""
 
-    def __init__(self, code: int | None) -> None:
-        super().__init__(f"connection closed (code {code})")
+    def __init__(self, code: int | None, reason: str = "") -> None:
+        super().__init__(f"connection closed (code {code})" + (f": {reason!r}" if reason else ""))
         self.code = code
+        self.reason = reason
+        within_ms = reconnect_within_ms(reason)
+        self.reconnect_within_s: float | None = None if within_ms is None else within_ms / 1000
+
+    def reconnect_delay(self, random: Callable[[], float] = random.random) -> float | None:
+        """Seconds to wait before connecting again, by the close code's advice
+        (`closecodes.reconnect_advice`), or None when it is `never` (1000: do not come
+        back). Drawn uniformly (full jitter, `random()` in [0, 1)) within a window:
+
+        - `now` (1001 going away, 1012 restart): the window the reason gives
+          (`reconnect_within_s`), else `RECONNECT_NOW_WINDOW_S` (1 s), so the clients
+          of a restarting server do not all come back in the same instant;
+        - `backoff` (errors; a connection dropped without a close, `code` None or 1006):
+          `RECONNECT_BACKOFF_WINDOW_S` (0.5 s). That is the *first* attempt's window: a
+          caller that reconnects again and again after failures should grow it
+          (exponential backoff with full jitter, e.g. doubling per failure up to 30 s,
+          as the TypeScript client does) and start over once a connection stayed up.
+        """
+        advice = reconnect_advice(1006 if self.code is None else self.code)
+        if advice is Reconnect.NEVER:
+            return None
+        if advice is Reconnect.NOW:
+            window = RECONNECT_NOW_WINDOW_S if self.reconnect_within_s is None else self.reconnect_within_s
+        else:
+            window = RECONNECT_BACKOFF_WINDOW_S
+        return random() * window
 
 
 class RequestError(Exception):
@@ -145,7 +181,12 @@ async def _receive(ws: aiohttp.ClientWebSocketResponse, timeout: float | None) -
     msg = await ws.receive(timeout=timeout)
     if msg.type is aiohttp.WSMsgType.TEXT:
         return ServerMessage.model_validate_json(msg.data).root
-    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+    if msg.type is aiohttp.WSMsgType.CLOSE:
+        # The server's close frame: `data` is its code, `extra` its reason. Only this
+        # message carries the reason; after it aiohttp returns CLOSED, with the code alone.
+        reason = msg.extra if isinstance(msg.extra, str) else ""
+        raise ClosedError(ws.close_code, reason)
+    if msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
         raise ClosedError(ws.close_code)
     raise ConnectionError(f"unexpected {msg.type.name} frame: {msg.data!r}")
 
@@ -164,6 +205,15 @@ class RealtimeClient:
         self._pending: dict[str, asyncio.Future[ResponseFrame]] = {}
         #: Requests given up on (timeout, cancelled): their late responses are dropped.
         self._abandoned: dict[str, None] = {}
+        #: How the connection ended, once a read saw it end (iterating ends quietly: look
+        #: here for the code, the reason and `reconnect_delay()`); None until then.
+        self.close_error: ClosedError | None = None
+
+    def _closed_error(self, code: int | None = None) -> ClosedError:
+        """A fresh `ClosedError` for this closed connection, with the server's reason if
+        a read saw it (aiohttp hands the reason to the first read after the close only)."""
+        reason = self.close_error.reason if self.close_error is not None else ""
+        return ClosedError(self.ws.close_code if code is None else code, reason)
 
     async def send(self, message: SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame) -> None:
         await self.ws.send_str(ClientMessage(message).model_dump_json(exclude_none=True))
@@ -236,7 +286,7 @@ class RealtimeClient:
     ) -> ResponseFrame:
         """Send the request once (a fresh id) and wait for its response."""
         if self.ws.closed:
-            raise ClosedError(self.ws.close_code)
+            raise self._closed_error()
         request_id = f"r{next(self._ids)}"
         answer: asyncio.Future[ResponseFrame] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = answer
@@ -248,7 +298,7 @@ class RealtimeClient:
                 )
                 await self.send(frame)
             except (ConnectionError, aiohttp.ClientConnectionError):
-                raise ClosedError(self.ws.close_code) from None
+                raise self._closed_error() from None
             async with asyncio.timeout(timeout):
                 response = await self._answer(answer)
             answered = True
@@ -295,10 +345,14 @@ class RealtimeClient:
         try:
             message = await _receive(self.ws, timeout)
         except ClosedError as exc:
+            if self.close_error is None or (exc.reason and not self.close_error.reason):
+                self.close_error = exc
             for waiter in self._pending.values():
                 if not waiter.done():
-                    waiter.set_exception(ClosedError(exc.code))
-            raise
+                    waiter.set_exception(self._closed_error(exc.code))
+            if exc.reason or not self.close_error.reason:
+                raise
+            raise self._closed_error(exc.code) from None
         if isinstance(message, ResponseFrame):
             if self._abandoned.pop(message.id, ...) is None:
                 return []

@@ -120,6 +120,12 @@ class Connection:
         outbox = self.state.outbox
         return outbox.pending + outbox.reserved + self._transport.get_write_buffer_size()
 
+    @property
+    def unshared_bytes(self) -> int:
+        """Bytes held for this connection alone: the transport's write buffer (a copy
+        of what the kernel did not take yet). Its frames are shared objects."""
+        return self._transport.get_write_buffer_size()
+
     # ------------------------------------------------------------ sending (never awaits)
 
     def send(self, frame: Frame | bytes) -> None:

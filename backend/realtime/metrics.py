@@ -128,7 +128,7 @@ _queued_now = _single(
     "Gauge",
     "realtime_queued_bytes",
     "Bytes held for all of this process's connections (queued, held for snapshots, in the "
-    "transport's buffer), sampled every few seconds.",
+    "transport's buffer), each shared frame counted once; sampled every few seconds.",
     multiprocess_mode="livesum",
 )
 _snapshot = _family(
@@ -264,9 +264,20 @@ def request_ran(method: str, seconds: float) -> None:
 
 
 def sample_queued(connections: Iterable[Any]) -> int:
-    """Set the queued-bytes gauge from the hub's connections (their `buffered_bytes`);
-    O(connections), so it is called on a timer, never per frame."""
-    total: int = sum(conn.buffered_bytes for conn in connections)
+    """Set the queued-bytes gauge from the hub's connections: the memory they hold in
+    the process, each shared frame (an event, a snapshot: one object handed to every
+    subscriber) counted once, plus each one's own transport buffer. A client's budget
+    counts every byte it holds (`buffered_bytes`); the process holds shared bytes once,
+    so a storm of subscribers to one snapshot costs one snapshot here.
+    O(connections + frames held), so it is called on a timer, never per frame."""
+    seen: set[int] = set()
+    total = 0
+    for conn in connections:
+        total += conn.unshared_bytes
+        for frame in conn.state.held_frames():
+            if id(frame) not in seen:  # the frames are alive (held) while this runs
+                seen.add(id(frame))
+                total += frame.size
     _queued_now.set(total)
     return total
 

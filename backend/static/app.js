@@ -149,6 +149,7 @@ var RECONNECT_ADVICE = {
   1008: "backoff",
   1009: "backoff",
   1011: "backoff",
+  1012: "now",
   1013: "backoff",
   4008: "backoff"
 };
@@ -157,6 +158,14 @@ var PROTOCOL_VERSION = 1;
 // src/closecodes.ts
 function reconnectAdvice(code) {
   return RECONNECT_ADVICE[code] ?? "backoff";
+}
+var MAX_RECONNECT_WITHIN_MS = 6e4;
+var RECONNECT_HINT = /\breconnect_within_ms=(\d{1,9})\b/;
+function reconnectWithinMs(reason) {
+  if (typeof reason !== "string") return null;
+  const match = RECONNECT_HINT.exec(reason);
+  if (match?.[1] === void 0) return null;
+  return Math.min(Number(match[1]), MAX_RECONNECT_WITHIN_MS);
 }
 
 // src/requests.ts
@@ -545,7 +554,7 @@ var RealtimeClient = class {
     }
     this.socket = socket;
     socket.onmessage = (ev) => this.socket === socket && this.onMessage(ev.data);
-    socket.onclose = (ev) => this.socket === socket && this.onDrop(ev.code);
+    socket.onclose = (ev) => this.socket === socket && this.onDrop(ev.code, ev.reason);
     socket.onerror = ignore;
   }
   /** The attempt failed before it had a socket: retry with backoff, saying why. */
@@ -580,11 +589,16 @@ var RealtimeClient = class {
     }
     this.afterDrop(1006, why);
   }
-  onDrop(code) {
+  onDrop(code, reason) {
     this.detach();
-    this.afterDrop(code);
+    this.afterDrop(code, void 0, reason);
   }
-  afterDrop(code, error) {
+  /** Schedule the next attempt, as the close code's advice says. "now" (a restart):
+   * full jitter within the window the close reason gives, else `goingAwayJitterMs`;
+   * it does not count as a backoff attempt. "backoff" (1006 and the errors):
+   * `Backoff.next()`, whose first delay after a reset is already jittered, drawn from
+   * [0, baseMs): a herd that lost one server does not come back in lockstep either. */
+  afterDrop(code, error, reason) {
     const healthy = this.liveSince !== null && this.clock.now() - this.liveSince >= this.opts.healthyAfterMs;
     this.liveSince = null;
     if (healthy) this.backoff.reset();
@@ -592,7 +606,7 @@ var RealtimeClient = class {
     if (advice === "never") {
       this.setStatus({ state: "stopped", closeCode: code, reason: "the server asked not to reconnect" });
     } else {
-      const delay = advice === "now" ? Math.floor(this.random() * this.opts.goingAwayJitterMs) : this.backoff.next();
+      const delay = advice === "now" ? Math.floor(this.random() * (reconnectWithinMs(reason) ?? this.opts.goingAwayJitterMs)) : this.backoff.next();
       const retryAt = this.clock.now() + delay;
       const status = { state: "reconnecting", attempt: this.backoff.attempts, retryAt, closeCode: code };
       this.setTimer("retry", delay, () => this.open());

@@ -16,7 +16,8 @@
  * pong within `pongTimeoutMs` (or no `hello` within `connectTimeoutMs`) counts as a
  * dead connection, which is how a laptop waking from sleep or a silently dropped
  * network path is noticed. Reconnects follow the server's close-code catalogue
- * (`RECONNECT_ADVICE`).
+ * (`RECONNECT_ADVICE`); after a restart (advice "now": 1012, 1001) within the window the
+ * close reason gives (`reconnect_within_ms=N`, full jitter), else `goingAwayJitterMs`.
  *
  * Authentication: the `token` option (a string, or a provider asked again before every
  * connect) is offered as the subprotocol `auth.<token>` next to `realtime.v1` (auth.ts).
@@ -30,7 +31,7 @@
  */
 import { protocolsFor, TokenError, type TokenProvider, withProtocols } from "./auth.js";
 import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
-import { reconnectAdvice } from "./closecodes.js";
+import { reconnectAdvice, reconnectWithinMs } from "./closecodes.js";
 import {
   call,
   type Clock,
@@ -111,8 +112,9 @@ export interface ClientOptions {
   pongTimeoutMs?: number | undefined;
   /** No `hello` this long after opening means the connection is dead. */
   connectTimeoutMs?: number | undefined;
-  /** After a close whose advice is "now" (1001, server restart): reconnect within this
-   * random window, not the backoff. */
+  /** After a close whose advice is "now" (1012 server restart, 1001 going away) whose
+   * reason gives no window (`reconnect_within_ms=N`, which wins when present, capped at
+   * 60 s): reconnect after a random delay below this, not the backoff. */
   goingAwayJitterMs?: number | undefined;
   /** A `request()` without a response this long is rejected with `request_timeout`
    * (a call's own `timeout` option overrides it; `Infinity`: none). Default 30 s,
@@ -375,7 +377,7 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
     }
     this.socket = socket;
     socket.onmessage = (ev) => this.socket === socket && this.onMessage(ev.data);
-    socket.onclose = (ev) => this.socket === socket && this.onDrop(ev.code);
+    socket.onclose = (ev) => this.socket === socket && this.onDrop(ev.code, ev.reason);
     socket.onerror = ignore; // a close event always follows
   }
 
@@ -417,12 +419,17 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
     this.afterDrop(1006, why);
   }
 
-  private onDrop(code: number): void {
+  private onDrop(code: number, reason: string | undefined): void {
     this.detach();
-    this.afterDrop(code);
+    this.afterDrop(code, undefined, reason);
   }
 
-  private afterDrop(code: number, error?: unknown): void {
+  /** Schedule the next attempt, as the close code's advice says. "now" (a restart):
+   * full jitter within the window the close reason gives, else `goingAwayJitterMs`;
+   * it does not count as a backoff attempt. "backoff" (1006 and the errors):
+   * `Backoff.next()`, whose first delay after a reset is already jittered, drawn from
+   * [0, baseMs): a herd that lost one server does not come back in lockstep either. */
+  private afterDrop(code: number, error?: unknown, reason?: string): void {
     const healthy = this.liveSince !== null && this.clock.now() - this.liveSince >= this.opts.healthyAfterMs;
     this.liveSince = null;
     if (healthy) this.backoff.reset();
@@ -430,7 +437,10 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
     if (advice === "never") {
       this.setStatus({ state: "stopped", closeCode: code, reason: "the server asked not to reconnect" });
     } else {
-      const delay = advice === "now" ? Math.floor(this.random() * this.opts.goingAwayJitterMs) : this.backoff.next();
+      const delay =
+        advice === "now"
+          ? Math.floor(this.random() * (reconnectWithinMs(reason) ?? this.opts.goingAwayJitterMs))
+          : this.backoff.next();
       const retryAt = this.clock.now() + delay;
       const status = { state: "reconnecting", attempt: this.backoff.attempts, retryAt, closeCode: code } as const;
       this.setTimer("retry", delay, () => this.open()); // first: a status listener may close()

@@ -17,7 +17,10 @@ export {
   type TopicMap,
   type TopicPayloads,
 } from "./client.js";
-export { reconnectAdvice } from "./closecodes.js";
+/** `reconnectAdvice(code)`: the catalogue's advice after a close. `reconnectWithinMs(reason)`:
+ * the reconnect window (ms, capped at `MAX_RECONNECT_WITHIN_MS`) a close reason gives,
+ * `"…; reconnect_within_ms=N"`, or null; the client waits a random delay below it. */
+export { MAX_RECONNECT_WITHIN_MS, reconnectAdvice, reconnectWithinMs } from "./closecodes.js";
 export {
   type AbortSignalLike,
   ClientRequestFailure,

@@ -6,8 +6,10 @@ import {
   type ConnectionStatus,
   type GapInfo,
   RealtimeClient,
+  MAX_RECONNECT_WITHIN_MS,
   RECONNECT_ADVICE,
   reconnectAdvice,
+  reconnectWithinMs,
   type WebSocketConstructor,
 } from "../src/index.js";
 import { ManualClock, SocketFactory } from "./fakes.js";
@@ -366,6 +368,132 @@ describe("close codes", () => {
     sockets.last.drop(4999);
     assert.ok(c.status.state === "reconnecting" && c.status.retryAt - clock.now() === 50);
     assert.equal(c.status.closeCode, 4999);
+  });
+});
+
+describe("the reconnect window of a restart (close reason reconnect_within_ms=N)", () => {
+  const restarting = (ms: number | string) => `server restarting; reconnect_within_ms=${ms}`;
+
+  /** The wait the client chose after its live socket closed with `code` and `reason`. */
+  function waitAfter(code: number, reason: string, options: ClientOptions = {}): number {
+    const c = client({ random: () => 0.5, goingAwayJitterMs: 200, ...options });
+    c.connect();
+    sockets.last.hello();
+    sockets.last.drop(code, reason);
+    const status = c.status;
+    assert.ok(status.state === "reconnecting", `${code} ${reason}: ${status.state}`);
+    assert.equal(status.closeCode, code);
+    return status.retryAt - clock.now();
+  }
+
+  it("parses the window as the server writes it, capped, and nothing else", () => {
+    assert.equal(reconnectWithinMs(restarting(5000)), 5000);
+    assert.equal(reconnectWithinMs("reconnect_within_ms=0"), 0);
+    assert.equal(reconnectWithinMs("reconnect_within_ms=7; and more"), 7);
+    assert.equal(reconnectWithinMs(restarting(999_999_999)), MAX_RECONNECT_WITHIN_MS);
+    assert.equal(MAX_RECONNECT_WITHIN_MS, 60_000);
+    for (const reason of [
+      "",
+      "server restarting",
+      restarting(99_999_999_999), // more than 9 digits: no hint, not a huge one
+      restarting(-5),
+      restarting("1e9"),
+      restarting("5000ms"),
+      restarting(""),
+      restarting(" 5000"),
+      restarting("０５"), // fullwidth digits are not digits here
+      "xreconnect_within_ms=5000",
+      "RECONNECT_WITHIN_MS=5000",
+      "reconnect_within_ms:5000",
+      "\u0000".repeat(123),
+      null,
+      undefined,
+    ]) {
+      assert.equal(reconnectWithinMs(reason), null, JSON.stringify(reason));
+    }
+  });
+
+  it("waits a uniform draw within the window after 1012: 8000 ms and random 0.5 retry at 4000 ms, not before", () => {
+    const c = client({ random: () => 0.5, goingAwayJitterMs: 200 });
+    c.connect();
+    sockets.last.hello();
+    sockets.last.drop(1012, restarting(8000));
+    assert.deepEqual(c.status, { state: "reconnecting", attempt: 0, retryAt: 4000, closeCode: 1012 });
+    clock.advance(3999);
+    assert.equal(sockets.sockets.length, 1);
+    assert.equal(c.status.state, "reconnecting");
+    clock.advance(1);
+    assert.equal(sockets.sockets.length, 2);
+    assert.equal(c.status.state, "connecting");
+  });
+
+  it("draws over the whole window: full jitter, from 0 to just below the window", () => {
+    assert.equal(waitAfter(1012, restarting(8000), { random: () => 0 }), 0);
+    assert.equal(waitAfter(1012, restarting(8000), { random: () => 0.999999 }), 7999);
+    assert.equal(waitAfter(1012, restarting(0)), 0);
+  });
+
+  it("caps a window above 60 s at 60 s", () => {
+    assert.equal(waitAfter(1012, restarting(120_000)), 30_000);
+    assert.equal(waitAfter(1012, restarting(999_999_999), { random: () => 0.999999 }), 59_999);
+  });
+
+  it("honours the window after 1001 (going away) too", () => {
+    assert.equal(waitAfter(1001, "server shutting down; reconnect_within_ms=3000"), 1500);
+  });
+
+  it("falls back to goingAwayJitterMs after 1012 without a window", () => {
+    assert.equal(waitAfter(1012, "server restarting"), 100);
+    assert.equal(waitAfter(1012, ""), 100);
+    assert.equal(waitAfter(1012, "server restarting", { goingAwayJitterMs: 1000 }), 500);
+  });
+
+  it("is not broken by a hostile or garbled reason: the default window, or at most 60 s", () => {
+    for (const reason of [
+      restarting(99_999_999_999),
+      restarting("-1"),
+      restarting("NaN"),
+      restarting("Infinity"),
+      "reconnect_within_ms=".repeat(6),
+      "\ud800 garbage \u0000",
+    ]) {
+      assert.equal(waitAfter(1012, reason), 100, reason);
+    }
+    // A close event without a reason (a SocketLike that leaves it out).
+    const c = client({ random: () => 0.5, goingAwayJitterMs: 200 });
+    c.connect();
+    sockets.last.hello();
+    sockets.last.onclose?.({ code: 1012 } as { code: number; reason: string });
+    assert.ok(c.status.state === "reconnecting" && c.status.retryAt - clock.now() === 100);
+  });
+
+  it("ignores a window on a close whose advice is backoff: the backoff decides", () => {
+    assert.equal(waitAfter(1011, "oops; reconnect_within_ms=50000"), 50);
+    assert.equal(waitAfter(1006, restarting(50_000)), 50);
+  });
+
+  it("does not grow the backoff: a failed attempt after 1012 waits in the first backoff window", () => {
+    const c = client({ random: () => 0.5 });
+    c.connect();
+    for (let i = 0; i < 3; i++) {
+      sockets.last.hello();
+      sockets.last.drop(1012, restarting(8000));
+      assert.ok(c.status.state === "reconnecting" && c.status.attempt === 0);
+      clock.advance(4000);
+      assert.deepEqual(c.status, { state: "connecting", attempt: 0 });
+    }
+    sockets.last.drop(1006); // the restarted server is not up yet
+    assert.ok(c.status.state === "reconnecting" && c.status.retryAt - clock.now() === 50);
+    assert.equal(c.status.attempt, 1);
+  });
+
+  it("jitters the first reconnect after a drop as well: Backoff.next() at attempt 0 is drawn from [0, baseMs)", () => {
+    // No change needed for issue 19: with the defaults a herd dropped by 1006 (or told to
+    // back off) spreads over the first 500 ms, and further over each later window.
+    assert.equal(waitAfter(1006, "", { random: () => 0 }), 0);
+    assert.equal(waitAfter(1006, "", { random: () => 0.5 }), 50);
+    assert.equal(waitAfter(1006, "", { random: () => 0.999999 }), 99);
+    assert.equal(waitAfter(1013, "", { random: () => 0.25 }), 25);
   });
 });
 

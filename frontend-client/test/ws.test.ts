@@ -71,6 +71,23 @@ describe("in Node with the ws package", () => {
     assert.deepEqual(seen, ["snapshot 4 1", "event 5 remove", "event 6 upsert"]);
   });
 
+  it("reads the reconnect window from a real close frame's reason (1012)", async () => {
+    const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    await once(server, "listening");
+    server.on("connection", (ws) => {
+      ws.send(JSON.stringify(HELLO));
+      ws.close(1012, "server restarting; reconnect_within_ms=8000");
+    });
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    // Real timers, a frozen `now`: retryAt is exact.
+    const clock = { now: () => 0, setTimeout, clearTimeout: (h: unknown) => clearTimeout(h as number) };
+    const client = new RealtimeClient<Topics>({ url: urlOf(server), WebSocket, clock, random: () => 0.5 });
+    cleanups.push(() => client.close());
+    const reconnecting = waitFor(client, "reconnecting");
+    client.connect();
+    assert.deepEqual(await reconnecting, { state: "reconnecting", attempt: 0, retryAt: 4000, closeCode: 1012 });
+  });
+
   it("gives up on a handshake that never completes without crashing the process", async () => {
     // A TCP server that accepts and never answers: ws is still CONNECTING when the
     // client's connect timeout closes it, and ws then emits `error` (fatal if unheard).

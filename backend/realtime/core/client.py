@@ -16,7 +16,7 @@ per transition to non-empty, so a burst costs the writer one wake-up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol, TypeVar
 
 from ..closecodes import CloseCode
@@ -174,6 +174,15 @@ class ClientState(Outbox):
         for event_seq, frame in held:
             self.deliver(sub, event_seq, frame)
         return True
+
+    def held_frames(self) -> Iterator[Frame]:
+        """The frames this client holds: its outbox, then the events held for its
+        snapshots. Objects shared with other clients (`metrics.sample_queued` counts
+        each once)."""
+        yield from self.frames
+        for sub in self.subscriptions.values():
+            for _seq, frame in sub.held:
+                yield frame
 
     def _remeasured(self, retry: Callable[[_T], bool], arg: _T) -> bool:
         """After an overflow: refresh what is in flight downstream and try once more."""
