@@ -104,7 +104,7 @@ CLOSE_CODE_DOCS: dict[CloseCode, tuple[Reconnect, str]] = {
 
 
 #: In a close reason: spread the reconnect uniformly over this many milliseconds.
-RECONNECT_HINT = re.compile(r"\breconnect_within_ms=(\d{1,9})\b")
+RECONNECT_HINT = re.compile(r"\breconnect_within_ms=(\d{1,9})\b", re.ASCII)  # as JS reads it
 #: A hint above this is read as this: a hostile or broken server cannot park clients.
 MAX_RECONNECT_WITHIN_MS = 60_000
 
