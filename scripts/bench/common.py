@@ -22,6 +22,9 @@ commands on stdin, one per line, and answers each on stdout:
   docs/benchmarks.md, "Garbage collection").
 - end of input: the server exits.
 
+A server may add commands of its own (`control_loop`'s ``extra``: the reconnect-storm
+bench's, scripts/bench/storm_server.py).
+
 ``steady`` is ``run 1 K P 0`` (one event every P, each written on its own), ``burst``
 is ``run 50 G 0 pause`` (50 back to back, then a pause), the latency run
 ``run 1 K 50000 0`` (20 events/s).
@@ -39,7 +42,7 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 TOPIC = "bench"
 #: The snapshot every mode sends after a subscribe (the hub's own, byte for byte).
@@ -99,6 +102,8 @@ def pin_to_cpu(cpu: int | None) -> None:
 # ---------------------------------------------------------------- a Python server's control loop
 
 Publish = Callable[[int, int], Awaitable[None]]
+#: A server's own command: its arguments (the words after its name) -> the answer line.
+Command = Callable[[list[str]], Awaitable[str]]
 
 
 async def run_schedule(publish: Publish, burst: int, groups: int, period_us: int, gap_us: int) -> int:
@@ -116,9 +121,14 @@ async def run_schedule(publish: Publish, burst: int, groups: int, period_us: int
 
 
 async def control_loop(
-    port: int, publish: Publish, subscribers: Callable[[], int], stop: asyncio.Event
+    port: int,
+    publish: Publish,
+    subscribers: Callable[[], int],
+    stop: asyncio.Event,
+    extra: Mapping[str, Command] | None = None,
 ) -> None:
-    """Print the port, then serve stdin commands until end of input or `stop`."""
+    """Print the port, then serve stdin commands until end of input or `stop`
+    (``extra``: more commands, by name; each answers one line)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -148,6 +158,8 @@ async def control_loop(
                 print(f"subscribers {subscribers()}", flush=True)
             elif line[0] == "gc":
                 print(f"collected {gc.collect()}", flush=True)
+            elif extra is not None and line[0] in extra:
+                print(await extra[line[0]](line[1:]), flush=True)
             else:
                 print(f"error unknown command {line[0]!r}", flush=True)
     finally:

@@ -222,9 +222,11 @@ def targets_markdown(results: Results) -> list[str]:
     return lines
 
 
-def write_markdown(text: str, doc: Path = DOC) -> None:
+def write_markdown(text: str, doc: Path = DOC, begin: str = BEGIN, end: str = END) -> None:
+    """Put `text` (which starts with `begin` and ends with `end`) in place of what lies
+    between those markers in `doc`, or append it (the storm bench has markers of its own)."""
     page = doc.read_text()
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if pattern.search(page):
         page = pattern.sub(lambda _m: text, page)
     else:
