@@ -57,6 +57,7 @@ def _check(results: storm.Results, out: str, modes: list[str]) -> None:
         assert 0 < run.base_kb <= run.hwm_kb
         assert run.published >= 1  # and the live clients got every one, in order
         assert all(lat >= 0 for lat in run.latencies_us)
+        assert len(run.latencies_us) == LIVE * run.live_events and run.live_events <= run.due + 1
         assert math.isnan(row.p99_ms) or 0 <= row.p50_ms <= row.p99_ms
         _clients, _mode, ms, ratio, paired, secs, *_rest = printed[row.mode]
         assert float(ms) > 0 and float(secs) > 0

@@ -225,6 +225,10 @@ class Run:
     clients_ns: int = 0
     #: How long after the agreed instant the last load generator began connecting.
     late_ns: int = 0
+    #: Live events published from the storm's start until its end (each once, whatever
+    #: the number of live clients): fewer than `due` when the server's loop was too busy
+    #: to publish on time - its delay before publishing is not in the latencies.
+    live_events: int = 0
     #: For `fanout._paired`, which pairs runs by workload and repeat.
     workload: str = "storm"
 
@@ -239,6 +243,11 @@ class Run:
     @property
     def peak_mb(self) -> float:
         return self.hwm_kb / 1024
+
+    @property
+    def due(self) -> int:
+        """Live events the 10 ms schedule asked for during the storm."""
+        return self.wall_ns // (LIVE_PERIOD_US * 1000)
 
     @property
     def clients_busy(self) -> float:
@@ -318,7 +327,7 @@ async def run_once(
         raise BenchError(f"{what}: the server counts {counts[1:]} storm and live subscribers")
     stamps = memoryview(base64.b64decode(str(got["stamps"]))).cast("q").tolist()
     latencies = memoryview(base64.b64decode(str(got["latencies"]))).cast("i").tolist()
-    during = [lat for t, lat in zip(stamps, latencies, strict=True) if start_at <= t <= end_ns]
+    during = [(t, lat) for t, lat in zip(stamps, latencies, strict=True) if start_at <= t <= end_ns]
     return Run(
         mode.name,
         n,
@@ -329,9 +338,10 @@ async def run_once(
         base_kb,
         calls,
         published,
-        during,
+        [lat for _t, lat in during],
         clients_end - clients_start,
         max(int(r["late_ns"]) for r in replies),
+        len({t for t, _lat in during}),
     )
 
 
@@ -356,6 +366,8 @@ class Row:
     base_mb: float
     calls: list[int]
     live_frames: int
+    live_events: float
+    live_due: float
     p50_ms: float
     p99_ms: float
     clients_busy: float
@@ -390,6 +402,8 @@ def summarize(runs: list[Run]) -> list[Row]:
                 median([r.base_kb / 1024 for r in group]),
                 sorted({r.calls for r in group}),
                 len(latencies),
+                med("live_events", group),
+                med("due", group),
                 percentile(latencies, 0.50) / 1000,
                 percentile(latencies, 0.99) / 1000,
                 med("clients_busy", group),
@@ -416,6 +430,11 @@ def calls_text(calls: list[int]) -> str:
     return ",".join(str(c) for c in calls)
 
 
+def events_text(r: Row) -> str:
+    """Live events published during the storm / due on the 10 ms schedule (medians)."""
+    return f"{r.live_events:.0f}/{r.live_due:.0f}"
+
+
 def format_results(results: Results) -> str:
     args = results.args
     size = len(storm_server.storm_snapshot_text())
@@ -425,21 +444,23 @@ def format_results(results: Results) -> str:
         f"ratio = mode / {BASELINE} (of the medians; median of the per-repeat pairs)",
         f"{'clients':>7} {'mode':<6} {'ms/client':>9} {'ratio':>6} {'paired':>6} {'resync s':>8} "
         f"{'ratio':>6} {'paired':>6} {'peak MB':>7} {'ratio':>6} {'paired':>6} {'base MB':>7} "
-        f"{'calls':>5} {'live p50':>8} {'live p99':>8} {'clients':>7}",
+        f"{'calls':>5} {'live p50':>8} {'live p99':>8} {'events':>9} {'clients':>7}",
     ]
     for r in results.rows:
         lines.append(
             f"{r.clients:>7} {r.mode:<6} {r.ms_per_client:>9.3f} {_f(r.cpu_ratio):>6} {_f(r.cpu_paired):>6} "
             f"{r.seconds:>8.2f} {_f(r.time_ratio):>6} {_f(r.time_paired):>6} {r.peak_mb:>7.0f} "
             f"{_f(r.rss_ratio):>6} {_f(r.rss_paired):>6} {r.base_mb:>7.0f} {calls_text(r.calls):>5} "
-            f"{_f(r.p50_ms):>8} {_f(r.p99_ms):>8} {_f(r.clients_busy):>7}"
+            f"{_f(r.p50_ms):>8} {_f(r.p99_ms):>8} {events_text(r):>9} {_f(r.clients_busy):>7}"
         )
     lines += [
         "",
         "ms/client: server CPU (all threads) from the storm's start until every client held its snapshot, "
         "per client; resync s: wall time until then; peak MB: VmHWM; base MB: RSS before the storm; "
         "calls: the storm provider's calls per storm (each distinct value seen); live p50/p99: ms, "
-        "publish->receive of the events published during the storm; clients: the storm load "
+        "publish->receive of the events published during the storm; events: live events published "
+        "during the storm / due every 10 ms (fewer: the server's loop was too busy to publish on "
+        "time, a delay the latencies do not hold); clients: the storm load "
         "generators' CPU use in cores (near 1.0: they, not the server, set the pace).",
     ]
     lines.extend(results.notes)
@@ -494,7 +515,9 @@ def results_markdown(results: Results, machine: dict[str, str]) -> str:
         "threads) from the storm's start until every client holds its snapshot, per client; the wall "
         "time until then; its peak RSS (VmHWM); the provider's calls during the storm (the server "
         "counts them); and the live clients' publish→receive over the events published during the "
-        "storm. PostgreSQL's own CPU and memory (`hub-pg`) are not counted, only the server process's. "
+        "storm, and how many were published of those due every 10 ms (a server whose loop is too "
+        "busy publishes late; that delay is not in the latencies). PostgreSQL's own CPU and memory "
+        "(`hub-pg`) are not counted, only the server process's. "
         "A client that does not get the whole, correct snapshot, or is closed or evicted, "
         "aborts the bench with an error instead of a figure.",
         "",
@@ -515,8 +538,8 @@ def results_markdown(results: Results, machine: dict[str, str]) -> str:
         "absolute figures in brackets.",
         "",
         "| clients | mode | server CPU per client | time until all resynced | peak RSS (VmHWM) "
-        "| RSS before | provider calls per storm | live p50 / p99 |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| RSS before | provider calls per storm | live p50 / p99 | live events published / due |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results.rows:
         if r.mode == BASELINE:
@@ -529,7 +552,7 @@ def results_markdown(results: Results, machine: dict[str, str]) -> str:
             calls = calls_text(r.calls)
         out.append(
             f"| {r.clients:,} | {r.mode} | {cpu} | {wall} | {peak} | {r.base_mb:.0f} MB | {calls} "
-            f"| {_x(r.p50_ms)} / {_x(r.p99_ms)} ms |"
+            f"| {_x(r.p50_ms)} / {_x(r.p99_ms)} ms | {events_text(r)} |"
         )
     busy = [r.clients_busy for r in results.rows if not math.isnan(r.clients_busy)]
     if busy:
@@ -625,6 +648,7 @@ def render_png(results: Results, path: Path = PNG) -> None:
                     textcoords="offset points",
                 )
                 if n >= TARGET_FROM:
+                    top = max(top, target)
                     ax.hlines(
                         target, x - width / 2, x + width / 2, colors="#b22222", linestyles=":", linewidth=1.5
                     )
