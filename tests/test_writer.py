@@ -13,6 +13,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -176,8 +177,9 @@ async def test_a_batch_is_joined_once_per_tick_and_only_shared_when_it_is_the_sa
 
 
 class Marked:
-    def __init__(self, name: str, calls: list[str], fail: bool = False) -> None:
+    def __init__(self, name: str, calls: list[str], fail: bool = False, pending: int = 0) -> None:
         self.name, self.calls, self.fail = name, calls, fail
+        self.state = SimpleNamespace(pending=pending)  # the outbox's queued bytes
 
     def flush(self) -> None:
         if self.fail:
@@ -213,6 +215,74 @@ async def test_prepare_runs_first_in_the_tick_and_what_it_marks_is_written_in_th
     assert calls == ["prepare", "from-prepare"]
     await asyncio.sleep(0)
     assert calls == ["prepare", "from-prepare"]  # no second tick was scheduled by the mark
+
+
+async def test_bulk_writes_wait_for_the_small_ones_and_spread_over_ticks(monkeypatch: Any) -> None:
+    """A storm's snapshots (bulk) do not hold a live client's event (small) behind them:
+    small first, then bulk in the order they became ready, within a time budget per
+    tick (here none: one bulk write per tick), the rest in the next ticks."""
+    from aiohttp_realtime import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "BULK_TICK_S", 0.0)
+    big = writer_module.BULK_ABOVE + 1
+    flusher, calls = Flusher(), []
+    for name in ("snap1", "snap2", "snap3"):
+        flusher.mark(Marked(name, calls, pending=big))
+    flusher.mark(Marked("live1", calls, pending=writer_module.BULK_ABOVE))
+    await asyncio.sleep(0)
+    assert calls == ["live1", "snap1"]
+    flusher.mark(Marked("live2", calls))  # ready while the bulk waits: goes first
+    await asyncio.sleep(0)
+    assert calls == ["live1", "snap1", "live2", "snap2"]
+    await asyncio.sleep(0)  # no new mark: the flusher scheduled the next tick itself
+    assert calls == ["live1", "snap1", "live2", "snap2", "snap3"]
+
+
+async def test_a_congested_loop_writes_a_published_event_at_once_at_most_once_per_interval(
+    monkeypatch: Any,
+) -> None:
+    """In a storm one loop iteration runs for hundreds of ms: an event published at its
+    start would wait for all of it. Once a tick has lagged past EAGER_AFTER_S, a wake
+    (an event published) does the tick's work at once - not on every wake (a burst
+    still coalesces), and not in a loop that keeps up (its ticks stay batched)."""
+    from aiohttp_realtime import writer as writer_module
+
+    now = [100.0]
+    monkeypatch.setattr(writer_module.time, "perf_counter", lambda: now[0])
+    calls: list[str] = []
+    flusher: Flusher
+
+    def prepare() -> None:
+        calls.append("prepare")
+
+    flusher = Flusher(prepare=prepare)
+    flusher.wake()
+    now[0] += 0.001  # the tick runs 1 ms after it was scheduled: a loop keeping up
+    await asyncio.sleep(0)
+    assert calls == ["prepare"]
+    flusher.wake()
+    assert calls == ["prepare"]  # batched: written at the tick
+    now[0] += 0.3  # this tick lags 300 ms: a congested iteration ran before it
+    await asyncio.sleep(0)
+    assert calls == ["prepare"] * 2
+
+    now[0] += 0.05  # the next iteration is as long
+    flusher.wake()  # an event published in it: written at once
+    assert calls == ["prepare"] * 3
+    flusher.wake()  # the same instant: a burst coalesces into the tick
+    assert calls == ["prepare"] * 3
+    now[0] += writer_module.EAGER_AFTER_S * 2
+    flusher.wake()  # an interval later: at once again
+    assert calls == ["prepare"] * 4
+    await asyncio.sleep(0)  # the scheduled tick still runs, 20 ms late: still congested
+    assert calls == ["prepare"] * 5
+    flusher.wake()
+    now[0] += 0.001
+    await asyncio.sleep(0)  # this tick is 1 ms late: the loop keeps up again
+    assert calls == ["prepare"] * 6
+    now[0] += 1.0
+    flusher.wake()
+    assert calls == ["prepare"] * 6  # batched
 
 
 async def test_a_failing_flush_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:

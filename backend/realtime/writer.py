@@ -37,6 +37,7 @@ import fcntl
 import logging
 import socket
 import termios
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -199,8 +200,28 @@ class AiohttpWriter:
             self._task.cancel()
 
 
+class Pending(Protocol):
+    #: Bytes queued for the next write.
+    pending: int
+
+
 class Flushable(Protocol):
+    @property
+    def state(self) -> Pending:
+        """The connection's outbox (`core.ClientState`)."""
+
     def flush(self) -> None: ...
+
+
+#: A connection with more than this queued is a bulk write (a snapshot, a burst): it
+#: waits for the small ones of its tick, within `BULK_TICK_S` per tick.
+BULK_ABOVE = 64 * 1024
+#: Loop time one tick may spend on bulk writes; the rest wait for the next tick (the
+#: loop polls sockets and runs timers in between), in the order they became ready.
+BULK_TICK_S = 0.005
+#: A tick that ran this late means a congested loop: events are then written as they
+#: are published, at most once per this interval (`Flusher`).
+EAGER_AFTER_S = 0.01
 
 
 class Flusher:
@@ -208,43 +229,108 @@ class Flusher:
 
     `prepare`, if given, runs first in each tick (the hub's fan-out of the events
     published in it), while the tick is still scheduled: the connections it marks
-    ready are written in this same tick."""
+    ready are written in this same tick.
 
-    __slots__ = ("_prepare", "_ready", "_scheduled")
+    Small writes first, bulk ones within a time budget: in a reconnect storm thousands
+    of connections become ready in one tick, each owed a ~200 KB snapshot, and writing
+    them all at once held the loop for most of a second (live clients' events waited
+    behind them). So a tick writes every connection with at most `BULK_ABOVE` queued,
+    then bulk ones, oldest first, for at most `BULK_TICK_S`; the others wait for the
+    next tick, scheduled at once. Each connection's frames still go out whole and in
+    order; a waiting connection's new frames join its queue (it is not marked again).
+
+    A congested loop does not hold events: a tick runs at the end of the loop
+    iteration, and in a storm one iteration runs thousands of callbacks (handshakes,
+    subscribes) for hundreds of milliseconds - an event published at its start waited
+    for all of them. Each tick measures its lag (scheduled to run); while the last one
+    lagged more than `EAGER_AFTER_S`, a `wake` (an event published) runs the tick's
+    work at once, at most once per `EAGER_AFTER_S`, so a burst still coalesces. An
+    idle or merely busy loop never lags that much: its ticks stay batched."""
+
+    __slots__ = ("_bulk", "_lag", "_prepare", "_ran", "_ready", "_running", "_scheduled", "_scheduled_at")
 
     def __init__(self, prepare: Callable[[], None] | None = None) -> None:
         self._ready: list[Flushable] = []
+        #: Bulk writes left over from earlier ticks, in the order they became ready.
+        self._bulk: deque[Flushable] = deque()
         self._scheduled = False
         self._prepare = prepare
+        #: When the pending tick was scheduled, how late the last one ran, when the
+        #: tick's work last ran (scheduled or eager), and whether it is running now.
+        self._scheduled_at = 0.0
+        self._lag = 0.0
+        self._ran = 0.0
+        self._running = False
 
     def mark(self, conn: Flushable) -> None:
         """Call `conn.flush()` at the end of this loop iteration (with every other one
         marked). The caller marks a connection once per burst (`ClientState`'s ready)."""
         self._ready.append(conn)
         if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._schedule()
 
     def wake(self) -> None:
         """Run a tick at the end of this loop iteration even if no connection is
-        marked (`prepare` has work)."""
+        marked (`prepare` has work) - or now, if the loop is congested (above). Call
+        it only where running `prepare` at once is safe (the broker's delivery of an
+        event, after it is queued)."""
         if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._schedule()
+        if self._lag > EAGER_AFTER_S and not self._running:
+            now = time.perf_counter()
+            if now - self._ran > EAGER_AFTER_S:
+                self._flush()
 
-    def _flush(self) -> None:
+    def _schedule(self) -> None:
+        self._scheduled = True
+        self._scheduled_at = time.perf_counter()
+        asyncio.get_running_loop().call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self._lag = time.perf_counter() - self._scheduled_at
+        self._flush(tick=True)
+
+    def _flush(self, *, tick: bool = False) -> None:
+        self._running = True
+        self._ran = time.perf_counter()
+        try:
+            self._work(tick)
+        finally:
+            self._running = False
+
+    def _work(self, tick: bool) -> None:
         if self._prepare is not None:
             try:
                 self._prepare()
             except Exception:  # the writes of what is already queued must still happen
                 log.exception("preparing the flush failed")
-        self._scheduled = False
+        if tick:  # after `prepare`: what it marks is written in this tick
+            self._scheduled = False
         ready, self._ready = self._ready, []
+        bulk = self._bulk
         try:
             for conn in ready:
+                if conn.state.pending > BULK_ABOVE:
+                    bulk.append(conn)
+                    continue
                 try:
                     conn.flush()
                 except Exception:  # one connection's failure must not stop the others' writes
                     log.exception("flushing a connection failed")
+            if bulk:
+                self._flush_bulk(bulk)
         finally:
             forget_joined()
+
+    def _flush_bulk(self, bulk: deque[Flushable]) -> None:
+        until = time.perf_counter() + BULK_TICK_S
+        while bulk:
+            conn = bulk.popleft()
+            try:
+                conn.flush()
+            except Exception:
+                log.exception("flushing a connection failed")
+            if time.perf_counter() >= until:
+                break
+        if bulk:
+            self.wake()  # the rest in the next tick, after the loop polled
