@@ -22,6 +22,7 @@ from .observability import setup_observability
 from .openapi import OPENAPI_PATH, openapi_document, serve_openapi
 from .postgres_deadlines import LOCK_TIMEOUT_S, TIMEOUT_S
 from .postgres_store import PostgresStore
+from .proxies import Network, TrustedProxies
 from .service import SessionService
 from .simulator import Simulator
 from .store import Store
@@ -44,6 +45,9 @@ class Config:
     #: None: authentication off (local development). Else every WebSocket and API
     #: request needs one of these tokens (`access.load_tokens`).
     tokens: BearerTokens | None = None
+    #: Peers whose `Forwarded` / `X-Forwarded-*` headers are believed (backend/proxies.py);
+    #: none: the TCP peer is the client.
+    forwarded_allow_ips: tuple[Network, ...] = ()
     #: None: the state in memory (one process). "postgresql://user@host:port/db": in
     #: PostgreSQL, shared by several processes or hosts (backend/postgres_store.py).
     database: str | None = None
@@ -99,8 +103,10 @@ def build_app(
     guard = Guard(config.tokens, config.http)
     # json_errors outermost, so the guard's refusals and the handlers' errors alike are JSON;
     # serve_openapi before the guard: the document needs no token.
+    # The trusted proxies' client first: every limit, log line and check below sees it.
+    first = [TrustedProxies(config.forwarded_allow_ips).middleware] if config.forwarded_allow_ips else []
     app = web.Application(
-        middlewares=[json_errors, serve_openapi, guard.middleware], client_max_size=MAX_BODY
+        middlewares=[*first, json_errors, serve_openapi, guard.middleware], client_max_size=MAX_BODY
     )
     app[GUARD_KEY] = guard
     service = SessionService(store)

@@ -30,6 +30,8 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.log import access_logger, server_logger
 
+from .proxies import AccessLog
+
 STATIC = Path(__file__).parent / "static"
 
 #: No 'unsafe-inline' anywhere: the page's script and styles are files under /static/.
@@ -214,6 +216,7 @@ async def _serve(
         app,
         shutdown_timeout=shutdown_timeout,
         access_log=access_logger if access_log else None,
+        access_log_class=AccessLog,  # the client a trusted proxy named (backend/proxies.py)
         **server_options(keepalive_timeout),
     )
     await runner.setup()

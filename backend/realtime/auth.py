@@ -124,9 +124,11 @@ def loopback_origins(port: int | None) -> frozenset[str]:
 def allowed_host(request: web.BaseRequest, settings: RealtimeSettings) -> bool:
     """Against DNS rebinding: a page on `evil.example` whose name now resolves to this
     server sends `Host: evil.example` - refused, since only configured names pass."""
-    host = request.headers.get(hdrs.HOST)
-    if host is None:
+    if hdrs.HOST not in request.headers:
         return False
+    # The Host header, or the public host a trusted proxy forwarded (an app's proxy
+    # middleware replaces it with `request.clone(host=...)`).
+    host = request.host
     allowed = settings.allowed_hosts
     if allowed is None:
         allowed = loopback_hosts(local_port(request))
@@ -142,7 +144,13 @@ def allowed_origin(request: web.BaseRequest, settings: RealtimeSettings) -> bool
         return True
     allowed = settings.allowed_origins
     if allowed is None:
-        allowed = loopback_origins(local_port(request))
+        # The defaults: the loopback origins on the port served, and the page's own
+        # origin - the scheme and host the request arrived with (behind a trusted
+        # proxy, the public ones it forwarded) - when that host is itself allowed.
+        if origin in loopback_origins(local_port(request)):
+            return True
+        own = f"{request.scheme}://{request.host.lower()}"
+        return origin == own and allowed_host(request, settings)
     return origin in allowed
 
 

@@ -75,7 +75,9 @@ class RealtimeSettings:
     close_timeout_s: float = 2.0
     #: Origins allowed to open a WebSocket (e.g. "https://app.example.com"). None: the
     #: loopback origins (http/https, localhost, 127.0.0.1, [::1]) on the port the
-    #: request arrived on. Never derived from the request's Host header.
+    #: request arrived on, and the page's own origin - the request's scheme and host
+    #: (behind a trusted proxy, the ones it forwarded) - when that host passes
+    #: `allowed_hosts`: a host that fails it (DNS rebinding) never vouches for itself.
     allowed_origins: frozenset[str] | None = None
     #: Host header values accepted (e.g. "app.example.com"), against DNS rebinding.
     #: None: the loopback names on the port the request arrived on.
