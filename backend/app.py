@@ -48,6 +48,8 @@ class Config:
     #: Peers whose `Forwarded` / `X-Forwarded-*` headers are believed (backend/proxies.py);
     #: none: the TCP peer is the client.
     forwarded_allow_ips: tuple[Network, ...] = ()
+    #: The store's quotas by keyword (`MemoryStore` / `PostgresStore`); empty: defaults.
+    store_quotas: dict[str, int] = field(default_factory=dict)
     #: None: the state in memory (one process). "postgresql://user@host:port/db": in
     #: PostgreSQL, shared by several processes or hosts (backend/postgres_store.py).
     database: str | None = None
@@ -87,11 +89,17 @@ def make_broker(config: Config) -> Broker | None:
 
 def make_store(config: Config) -> Store:
     """The store `config` names: PostgreSQL for a `database` URL, else in memory."""
+    quotas = dict(config.store_quotas)
     if config.database is None:
-        return MemoryStore()
+        return MemoryStore(**quotas)
     timeout = config.database_timeout_s
+    # PostgreSQL keeps every idempotent outcome for its window (no count or byte cap).
+    for memory_only in ("max_idempotency_keys", "max_idempotency_bytes"):
+        quotas.pop(memory_only, None)
     # The lock wait is part of a unit: at most the unit's timeout, 2 s by default.
-    return PostgresStore(config.database, timeout_s=timeout, lock_timeout_s=min(LOCK_TIMEOUT_S, timeout))
+    return PostgresStore(
+        config.database, timeout_s=timeout, lock_timeout_s=min(LOCK_TIMEOUT_S, timeout), **quotas
+    )
 
 
 def build_app(

@@ -68,7 +68,7 @@ def test_broker_flag_and_workers_need_shared_state(capsys):
         (["--broker", "kafka://x"], "expected memory or redis"),
         (["--workers", "2"], "in-memory broker"),
         (["--workers", "2", "--broker", "redis://127.0.0.1:6379/0"], "--database"),
-        (["--workers", "0"], "at least 1"),
+        (["--workers", "0"], "greater than or equal to 1"),
     ):
         with pytest.raises(SystemExit):
             parse_args(bad)
