@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 import pytest
 
@@ -179,10 +180,14 @@ async def test_a_storm_client_fails_on_anything_else(stream: bytes) -> None:
 async def test_a_live_client_records_each_event_in_order_and_fails_on_a_gap() -> None:
     worker, client, transport = _client(live=True)
     assert transport.written[-1].endswith(storm_server.SUBSCRIBE_LIVE.encode())
-    events = b"".join(ws_frame(storm_server.live_event_text(s, 1_000 + s).encode()) for s in (1, 2))
+    # Stamps as a server makes them: its monotonic clock (the same as ours), a moment ago.
+    # (A stamp far in the past would not fit the int32 of microseconds the driver reads.)
+    base = time.monotonic_ns() - 5_000_000
+    events = b"".join(ws_frame(storm_server.live_event_text(s, base + s).encode()) for s in (1, 2))
     client.data_received(HELLO + ws_frame(storm_server.LIVE_SNAPSHOT_TEXT.encode()) + events)
     assert worker.error is None and client.last_seq == 2
-    assert worker.stamps.tolist() == [1_001, 1_002] and len(worker.latencies) == 2
+    assert worker.stamps.tolist() == [base + 1, base + 2] and len(worker.latencies) == 2
+    assert all(5_000 <= latency < 60_000_000 for latency in worker.latencies)  # µs
     client.data_received(ws_frame(storm_server.live_event_text(4, 5).encode()))
     assert "expected seq 3" in str(worker.error)
 
