@@ -14,7 +14,9 @@ process (pid file, logs, temporary paths: what Debian's /etc/nginx/nginx.conf an
   ports (or `host:port`s), round-robin; one fills both of the file's `server` lines.
 - `backend_node(*args)`: `python -m backend --no-simulate` on a free port, whose output
   is read all along (a long test's access log never fills the pipe) and can be awaited
-  line by line (`Node.line(pattern)`).
+  line by line (`Node.line(pattern)`); `serving(command, port)` runs any such command
+  (the systemd unit's `ExecStart`). Give a node the proxy's public host: `nginx(...,
+  port=P)` takes a port chosen beforehand, for the node's `--allow-host 127.0.0.1:P`.
 - `session_from(address, certificate)`: an aiohttp session whose connections come from
   a given loopback address (127.0.0.2, 127.0.0.3...), so each is a client of its own.
 
@@ -368,17 +370,17 @@ class Node:
 
 
 @contextlib.asynccontextmanager
-async def backend_node(*args: str, port: int | None = None) -> AsyncIterator[Node]:
-    """`python -m backend --no-simulate --port P *args` (a free port unless given), once
-    it serves; killed at exit unless the test ended it."""
-    port = free_port() if port is None else port
-    command = [sys.executable, "-m", "backend", "--port", str(port), "--no-simulate", *args]
+async def serving(
+    command: Sequence[str], port: int, *, cwd: Path = REPO, env: Mapping[str, str] | None = None
+) -> AsyncIterator[Node]:
+    """Run a `python -m backend` command (listening on `port`) until it prints its
+    `serving on` line; killed at exit unless the test ended it."""
     process = await asyncio.create_subprocess_exec(
         *command,
-        cwd=REPO,
+        cwd=cwd,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
     )
     node = Node(process, port)
     reader = asyncio.create_task(node._read())
@@ -394,6 +396,15 @@ async def backend_node(*args: str, port: int | None = None) -> AsyncIterator[Nod
         await process.wait()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(reader, 5)
+
+
+@contextlib.asynccontextmanager
+async def backend_node(*args: str, port: int | None = None) -> AsyncIterator[Node]:
+    """`python -m backend --no-simulate --port P *args` (a free port unless given)."""
+    port = free_port() if port is None else port
+    command = [sys.executable, "-m", "backend", "--port", str(port), "--no-simulate", *args]
+    async with serving(command, port) as node:
+        yield node
 
 
 # --- clients ----------------------------------------------------------------------------
