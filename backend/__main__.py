@@ -85,6 +85,7 @@ def config_of(loaded: settings_module.Loaded) -> Config:
         log_format=s.log_format,
         access_log=s.access_log,
         forwarded_allow_ips=parse_allow_ips(s.forwarded_allow_ips),
+        forwarded_header=s.forwarded_header,
     )
 
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from aiohttp import web
 
@@ -48,6 +49,8 @@ class Config:
     #: Peers whose `Forwarded` / `X-Forwarded-*` headers are believed (backend/proxies.py);
     #: none: the TCP peer is the client.
     forwarded_allow_ips: tuple[Network, ...] = ()
+    #: Which header those proxies write: `X-Forwarded-*` or RFC 7239 `Forwarded`.
+    forwarded_header: Literal["x-forwarded", "forwarded"] = "x-forwarded"
     #: The store's quotas by keyword (`MemoryStore` / `PostgresStore`); empty: defaults.
     store_quotas: dict[str, int] = field(default_factory=dict)
     #: None: the state in memory (one process). "postgresql://user@host:port/db": in
@@ -112,7 +115,8 @@ def build_app(
     # json_errors outermost, so the guard's refusals and the handlers' errors alike are JSON;
     # serve_openapi before the guard: the document needs no token.
     # The trusted proxies' client first: every limit, log line and check below sees it.
-    first = [TrustedProxies(config.forwarded_allow_ips).middleware] if config.forwarded_allow_ips else []
+    proxies = TrustedProxies(config.forwarded_allow_ips, config.forwarded_header)
+    first = [proxies.middleware] if config.forwarded_allow_ips else []
     app = web.Application(
         middlewares=[*first, json_errors, serve_openapi, guard.middleware], client_max_size=MAX_BODY
     )

@@ -16,7 +16,10 @@ the left). Its protocol and host, as the proxy at that hop saw them, become the
 request's `scheme` and `host` (the Origin and Host checks of the WebSocket use them).
 `X-Forwarded-*` is parsed and walked by aiohttp-remotes (`XForwardedFiltered`, run
 only for a trusted peer); `Forwarded` by aiohttp (`request.forwarded`), walked here the
-same way. A request with both uses `Forwarded`. A malformed header from a trusted
+same way. Which of the two is read is a setting (`forwarded_header`, default
+`x-forwarded`), never both: a proxy that writes one passes the other through as the
+client sent it, so reading "whichever is present" would believe a client's forgery.
+A malformed header from a trusted
 proxy is answered 400 `invalid_forwarded_header`.
 
 The request handlers get a clone of the request with `remote`, `scheme` and `host`
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
@@ -67,8 +70,11 @@ def parse_allow_ips(values: Iterable[str]) -> tuple[Network, ...]:
 class TrustedProxies:
     """The middleware: believe forwarded headers from `trusted` peers only."""
 
-    def __init__(self, trusted: Sequence[Network]) -> None:
+    def __init__(
+        self, trusted: Sequence[Network], header: Literal["x-forwarded", "forwarded"] = "x-forwarded"
+    ) -> None:
         self.trusted = tuple(trusted)
+        self.header = header
         self._x_forwarded = XForwardedFiltered(set(self.trusted))
 
     def is_trusted(self, address: str | None) -> bool:
@@ -84,7 +90,9 @@ class TrustedProxies:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not self.trusted or not self.is_trusted(_peer(request)):
             return await handler(request)  # anyone's own headers: ignored
-        if request.headers.getall("Forwarded", []):
+        if self.header == "forwarded":
+            if not request.headers.getall("Forwarded", []):
+                return await handler(request)
             return await self._forwarded(request, handler)
         if "X-Forwarded-For" not in request.headers:
             return await handler(request)

@@ -148,6 +148,13 @@ class ServiceSettings(BaseSettings):
         "security",
     )
 
+    forwarded_header: Literal["x-forwarded", "forwarded"] = _field(
+        "x-forwarded",
+        "the header those proxies write: x-forwarded (X-Forwarded-For/-Proto/-Host) or forwarded "
+        "(RFC 7239); the other is ignored, whatever a client puts in it",
+        "security",
+    )
+
     # ------------------------------------------------------------ backplane and store
     broker: str = _field(
         "memory", "memory (one process) or redis://host:port/db (several processes or hosts)", "backplane"

@@ -24,8 +24,9 @@ async def whoami(request: web.Request) -> web.Response:
     return web.json_response({"remote": request.remote, "scheme": request.scheme, "host": request.host})
 
 
-async def echo_client(aiohttp_client: Any, trusted: str) -> Any:
-    app = web.Application(middlewares=[TrustedProxies(parse_allow_ips(trusted.split(","))).middleware])
+async def echo_client(aiohttp_client: Any, trusted: str, header: Any = "x-forwarded") -> Any:
+    proxies = TrustedProxies(parse_allow_ips(trusted.split(",")), header)
+    app = web.Application(middlewares=[proxies.middleware])
     app.router.add_get("/whoami", whoami)
     server = TestServer(app)
     await server.start_server(access_log_class=AccessLog)  # as backend/web.py serves
@@ -67,11 +68,12 @@ async def test_an_untrusted_peers_headers_are_ignored(aiohttp_client):
     forged = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
     got = await seen(client, **forged)
     assert got["remote"] == "127.0.0.1" and got["scheme"] == "http" and got["host"] != "evil.example"
-    assert (await seen(client, Forwarded="for=6.6.6.6;proto=https"))["remote"] == "127.0.0.1"
+    forwarded = await echo_client(aiohttp_client, "10.9.9.9", "forwarded")
+    assert (await seen(forwarded, Forwarded="for=6.6.6.6;proto=https"))["remote"] == "127.0.0.1"
 
 
 async def test_the_rfc_7239_forwarded_header_is_walked_the_same_way(aiohttp_client):
-    client = await echo_client(aiohttp_client, "127.0.0.0/8,10.0.0.0/8")
+    client = await echo_client(aiohttp_client, "127.0.0.0/8,10.0.0.0/8", "forwarded")
     header = 'for=6.6.6.6, for="203.0.113.7:4711";proto=https;host=app.example.com, for=10.1.2.3'
     assert await seen(client, Forwarded=header) == {
         "remote": "203.0.113.7",
@@ -81,6 +83,18 @@ async def test_the_rfc_7239_forwarded_header_is_walked_the_same_way(aiohttp_clie
     assert (await seen(client, Forwarded='for="[2001:db8::7]:443"'))["remote"] == "2001:db8::7"
     # An obfuscated client is keyed by what the proxy wrote.
     assert (await seen(client, Forwarded="for=_hidden, for=10.1.2.3"))["remote"] == "_hidden"
+
+
+async def test_only_the_configured_header_is_read(aiohttp_client):
+    """A proxy writing X-Forwarded-For passes a client's own Forwarded through (and the
+    other way round): the header the proxy does not write is the client's, ignored."""
+    x_forwarded = await echo_client(aiohttp_client, "127.0.0.1")
+    both = {"X-Forwarded-For": "203.0.113.7", "Forwarded": "for=6.6.6.6"}
+    assert (await seen(x_forwarded, **both))["remote"] == "203.0.113.7"
+    assert (await seen(x_forwarded, Forwarded="for=6.6.6.6"))["remote"] == "127.0.0.1"
+    forwarded = await echo_client(aiohttp_client, "127.0.0.1", "forwarded")
+    assert (await seen(forwarded, **both))["remote"] == "6.6.6.6"
+    assert (await seen(forwarded, **{"X-Forwarded-For": "6.6.6.6"}))["remote"] == "127.0.0.1"
 
 
 async def test_a_malformed_header_from_a_trusted_proxy_is_a_json_400(aiohttp_client):
