@@ -33,6 +33,18 @@ export {
   type ResponseErrorCode,
 } from "./requests.js";
 export { UNKNOWN_OUTCOME } from "./retries.js";
+/** Topic stores (store.ts): a topic's state from its snapshot and events, its status
+ * and seq, in the `subscribe` / `getSnapshot` shape UI frameworks consume. */
+export {
+  TopicStore,
+  type TopicStoreFamily,
+  type TopicStoreOptions,
+  type TopicReducer,
+  type TopicStatus,
+  type TopicView,
+  topicStore,
+  topicStores,
+} from "./store.js";
 export type { Clock, SocketLike, WebSocketConstructor } from "./env.js";
 // The protocol, generated (scripts/generate-types): frames, ErrorCode, CloseCode,
 // RECONNECT_ADVICE, PROTOCOL_VERSION. The same for every app.
