@@ -4,14 +4,15 @@
  * Generated from the Pydantic models by `python -m aiohttp_realtime.typegen` (pydantic-to-typescript,
  * json2ts and a documented post-step). Do not edit: change the models and regenerate.
  */
-export type ClientMessage = SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame;
+export type ClientMessage = SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame | AuthFrame;
 export type Topic = string;
 export type RequestId = string;
 /**
  * 1-255 printable ASCII characters (space to `~`), e.g. a UUID.
  */
 export type IdempotencyKey = string;
-export type ServerMessage = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame;
+export type ServerMessage =
+  HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame | AuthedFrame;
 
 /**
  * Subscribe to topics. Each gets a `snapshot`, then `event`s. Subscribing to a
@@ -76,6 +77,29 @@ export interface RequestFrame {
   idempotency_key?: IdempotencyKey | null;
 }
 /**
+ * Present a new token for this connection before its credential expires
+ * (`hello.auth_expires_in_s`, `authed.auth_expires_in_s`): answered by `authed` with
+ * the same `id`, or by an `error` with it (`unauthorized`: not valid or expired;
+ * `principal_changed`: another principal's; `rate_limited`: more than a few per
+ * minute). The token must name the connection's principal. Every current subscription
+ * is authorized again under it: a topic no longer allowed gets `forbidden` (with its
+ * `topic` and this `id`, before the `authed`) and is unsubscribed; the others go on
+ * with no gap - no new snapshot, their events keep flowing. On failure the connection
+ * keeps its credential until that expires (then close 4001). The server handles one
+ * `auth` at a time: frames after it are read once it is answered.
+ */
+export interface AuthFrame {
+  type: "auth";
+  /**
+   * Chosen by the client, echoed by the answer.
+   */
+  id: string;
+  /**
+   * The new bearer token, as `Authorization: Bearer` would carry it (visible ASCII, no spaces, no `Bearer ` prefix).
+   */
+  token: string;
+}
+/**
  * Always the first frame of a connection: who you are and the limits to respect.
  */
 export interface HelloFrame {
@@ -133,6 +157,10 @@ export interface HelloFrame {
    * Who this connection is authenticated as; absent with auth off.
    */
   principal?: string | null;
+  /**
+   * Seconds from this frame until the connection's credential expires; absent when it does not (or auth is off). Refresh before then with an `auth` frame, else the connection is closed with 4001. Seconds, not a time: the client's clock does not matter.
+   */
+  auth_expires_in_s?: number;
 }
 /**
  * A topic's whole current state. Replace, don't merge. `seq` is the seq of the
@@ -194,6 +222,19 @@ export interface ResponseError {
    */
   details?: unknown;
 }
+/**
+ * The answer to the `auth` with this `id`: its token is the connection's credential
+ * from now on. It comes after the `forbidden` error of every topic the token no longer
+ * allows (those are unsubscribed); the other subscriptions went on without a gap.
+ */
+export interface AuthedFrame {
+  type: "authed";
+  id: string;
+  /**
+   * Seconds from this frame until the new credential expires; absent when it does not. Refresh again before then.
+   */
+  auth_expires_in_s?: number;
+}
 
 // ---------------------------------------------------------------- catalogues
 // Emitted by the post-step from the Python catalogues (errors.py, closecodes.py).
@@ -231,11 +272,11 @@ export const ErrorCode = {
    */
   SNAPSHOT_TOO_LARGE: "snapshot_too_large",
   /**
-   * The connection's principal may not subscribe to this topic. Carries `topic`; the other topics of the same subscribe are still served. Retrying does not help.
+   * The connection's principal may not subscribe to this topic. Carries `topic`; the other topics of the same subscribe are still served. Retrying does not help. After an `auth` (carrying its `id`): the new token no longer allows a topic the connection was subscribed to; it is unsubscribed, the other topics go on.
    */
   FORBIDDEN: "forbidden",
   /**
-   * The client sent frames (`hello.frames_per_s`) or subscribed to topics (`hello.subscribes_per_s`) faster than allowed; this message was dropped. Slow down: a client that keeps sending while limited is closed with 1008.
+   * The client sent frames (`hello.frames_per_s`), subscribed to topics (`hello.subscribes_per_s`) or sent `auth` frames (a few per minute) faster than allowed; this message was dropped. Slow down: a client that keeps sending while limited is closed with 1008.
    */
   RATE_LIMITED: "rate_limited",
   /**
@@ -251,7 +292,7 @@ export const ErrorCode = {
    */
   INVALID_PARAMS: "invalid_params",
   /**
-   * A `response` error: the method failed on the server (logged there with the connection id). Whether it took effect is unknown: resync from the snapshots.
+   * A `response` error: the method failed on the server (logged there with the connection id). Whether it took effect is unknown: resync from the snapshots. Answering an `auth`: the server's authentication hook failed; the connection keeps its credential, retry with backoff.
    */
   INTERNAL_ERROR: "internal_error",
   /**
@@ -266,6 +307,14 @@ export const ErrorCode = {
    * A `response` error: the `request`'s `idempotency_key` was already used (within the server's window, by the same principal) for a call of another method or with other params; this one was not run. Use a fresh key for a new call.
    */
   IDEMPOTENCY_KEY_REUSED: "idempotency_key_reused",
+  /**
+   * Answering an `auth` (with its `id`): the token is not valid, or has expired. The connection keeps its current credential until that expires (then 4001): get another token and send `auth` again.
+   */
+  UNAUTHORIZED: "unauthorized",
+  /**
+   * Answering an `auth` (with its `id`): the token is valid but names another principal than the connection's, and a connection's principal never changes. The connection keeps its current credential until that expires (then 4001); to act as the other principal, open a new connection with that token.
+   */
+  PRINCIPAL_CHANGED: "principal_changed",
 } as const;
 /**
  * One of `ErrorCode`'s values.
@@ -314,6 +363,10 @@ export const CloseCode = {
    */
   TRY_AGAIN_LATER: 1013,
   /**
+   * The connection's credential expired (`hello.auth_expires_in_s` after its `hello`, or the `authed` that last refreshed it) and no `auth` frame presented a new token in time. Get a new token from your provider, then reconnect at once and resync from fresh snapshots; refresh in band before the next expiry to keep the subscriptions. Reconnect: new_token.
+   */
+  AUTH_EXPIRED: 4001,
+  /**
    * The client read too slowly and its outbound buffer (`hello.max_queue_bytes`) overflowed. Reconnect with backoff and resync from fresh snapshots. Reconnect: backoff.
    */
   SLOW_CONSUMER: 4008,
@@ -325,10 +378,11 @@ export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
 /**
  * What a client does after a close: reconnect `now` (with a little jitter), with `backoff`,
- * or `never` (something must change first). Whatever the advice, a reconnect resyncs
- * from fresh snapshots: there is no replay.
+ * `never` (something must change first), or `new_token` (get a new token from your
+ * provider, then reconnect at once). Whatever the advice, a reconnect resyncs from fresh
+ * snapshots: there is no replay.
  */
-export type Reconnect = "now" | "backoff" | "never";
+export type Reconnect = "now" | "backoff" | "never" | "new_token";
 
 /**
  * The server's advice for each code of its catalogue (`x-reconnect` in close-codes.json).
@@ -343,6 +397,7 @@ export const RECONNECT_ADVICE: { readonly [C in CloseCode]: Reconnect } = {
   1011: "backoff",
   1012: "now",
   1013: "backoff",
+  4001: "new_token",
   4008: "backoff",
 };
 

@@ -2,14 +2,18 @@
 before a WebSocket upgrade (and that an application reuses for its own HTTP routes).
 
 - `Authenticate`: `async (request) -> Principal | None`; None refuses the request
-  (401). Without a hook, authentication is off: every request is served with
-  `principal=None`, and `hello.auth` says so.
+  (401), and so does a principal whose `expires_at` has passed. Without a hook,
+  authentication is off: every request is served with `principal=None`, and
+  `hello.auth` says so. The same hook authenticates the token of an in-band `auth`
+  frame, handed to it as `token_request(request, token)`: the upgrade request with
+  `Authorization: Bearer <token>` as its only credential.
 - `Authorize`: `(principal, topic, params) -> bool` (or awaitable); False refuses
   one topic with `forbidden`.
 - `BearerTokens`: an `Authenticate` over a fixed table of tokens (from
-  configuration). The token travels in `Authorization: Bearer`, in the WebSocket
-  subprotocol offer `["realtime.v1", "auth.<token>"]` (what browsers can send; the
-  server echoes only `realtime.v1`), or in an HttpOnly cookie - never in the URL,
+  configuration); a token's principal may carry an `expires_at`. The token travels
+  in `Authorization: Bearer`, in the WebSocket subprotocol offer
+  `["realtime.v1", "auth.<token>"]` (what browsers can send; the server echoes only
+  `realtime.v1`), or in an HttpOnly cookie - never in the URL,
   which ends up in access logs, proxies' logs, browser history and `Referer`.
 - `allowed_host` / `allowed_origin`: the DNS-rebinding and cross-site checks,
   against configured lists or the loopback names on the port the request arrived
@@ -21,9 +25,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import hdrs, web
+from multidict import CIMultiDict
 
 from .principal import Principal
 from .settings import RealtimeSettings
@@ -69,10 +75,40 @@ def offered_protocols(request: web.BaseRequest) -> list[str]:
     return [p.strip() for p in header.split(",") if p.strip()]
 
 
+def token_request(request: web.Request, token: str) -> web.Request:
+    """A copy of `request` whose one credential is `Authorization: Bearer <token>`: how
+    the token of an `auth` frame reaches the `authenticate` hook. The request's own
+    credentials (its `Authorization`, its cookies, an `auth.<token>` subprotocol offer)
+    are removed, so the hook can only find the new token; everything else - the app,
+    the client address and host (as a trusted proxy forwarded them), the other headers,
+    what the app stored on the request - is the upgrade request's."""
+    headers = CIMultiDict(request.headers)
+    for name in (hdrs.AUTHORIZATION, hdrs.COOKIE, hdrs.SEC_WEBSOCKET_PROTOCOL):
+        headers.popall(name, None)
+    kept = [p for p in offered_protocols(request) if not p.startswith(AUTH_PROTOCOL_PREFIX)]
+    if kept:
+        headers[hdrs.SEC_WEBSOCKET_PROTOCOL] = ", ".join(kept)
+    headers[hdrs.AUTHORIZATION] = f"Bearer {token}"
+    # Scheme, host and address as this request reports them: `clone` would otherwise
+    # recompute them from the transport, dropping what a proxy middleware set.
+    scheme, host, remote = request.scheme, request.host, request.remote
+    if remote is None:
+        return request.clone(headers=headers, scheme=scheme, host=host)
+    return request.clone(headers=headers, scheme=scheme, host=host, remote=remote)
+
+
+def expired(principal: Principal, now: datetime | None = None) -> bool:
+    """Whether the principal's credential has expired (at `now`, default: this instant)."""
+    return principal.expires_at is not None and principal.expires_at <= (now or datetime.now(UTC))
+
+
 class BearerTokens:
     """Authenticate against a table of tokens. Tokens are kept only as SHA-256
     digests and compared in constant time, so neither a memory dump nor response
-    timing gives one away."""
+    timing gives one away. A principal with an `expires_at` is that token's until
+    then: after it the token is refused (401 at a connect, `unauthorized` for an
+    `auth` frame), and a connection opened with it is closed (4001) unless it
+    presented another token first."""
 
     def __init__(self, tokens: Mapping[str, Principal]) -> None:
         self._by_digest = {_digest(token): principal for token, principal in tokens.items()}

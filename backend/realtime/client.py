@@ -31,6 +31,14 @@ delay, within the window a restarting server gives in its close reason
 A token goes in `Authorization: Bearer <token>` (a Python client can send headers; a
 browser offers it as the subprotocol `auth.<token>` instead), never in the URL, which
 ends up in logs. Every connect offers the subprotocol `realtime.v1`.
+
+A token may expire: `hello.auth_expires_in_s` says in how many seconds
+(`RealtimeClient.auth_expires_at`, on `time.monotonic()`'s clock, says when). Before
+then, `await client.refresh(new_token)` presents a new one in band (an `auth` frame):
+the subscriptions go on without a gap, except those the new token no longer allows,
+which end with a `forbidden` error (read like any other frame). Without a refresh the
+server closes with 4001, whose advice is `new_token`: get a new token, then connect
+again at once (`ClosedError.reconnect_delay()` treats it like `now`).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import asyncio
 import itertools
 import random
 import re
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -51,6 +60,7 @@ from pydantic import BaseModel, RootModel, TypeAdapter
 
 from .closecodes import Reconnect, reconnect_advice, reconnect_within_ms
 from .generated.client_message import (
+    AuthFrame,
     ClientMessage,
     PingFrame,
     RequestFrame,
@@ -58,6 +68,7 @@ from .generated.client_message import (
     UnsubscribeFrame,
 )
 from .generated.server_message import (
+    AuthedFrame,
     ErrorFrame,
     EventFrame,
     HelloFrame,
@@ -68,7 +79,10 @@ from .generated.server_message import (
     SnapshotFrame,
 )
 
-Message = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame
+Message = HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame | AuthedFrame
+#: The answer a pending `request` or `auth` waits for (an error frame with its id is
+#: turned into an error `ResponseFrame`).
+_Answer = ResponseFrame | AuthedFrame
 R = TypeVar("R", bound=BaseModel)
 #: How many abandoned request ids a client remembers (to drop their late responses).
 _ABANDONED_KEPT = 1024
@@ -85,6 +99,7 @@ RECONNECT_BACKOFF_WINDOW_S = 0.5
 __all__ = [
     "SUBPROTOCOL",
     "UNKNOWN_OUTCOME",
+    "AuthedFrame",
     "ClosedError",
     "ErrorFrame",
     "EventFrame",
@@ -128,6 +143,8 @@ class ClosedError(ConnectionError):
         - `now` (1001 going away, 1012 restart): the window the reason gives
           (`reconnect_within_s`), else `RECONNECT_NOW_WINDOW_S` (1 s), so the clients
           of a restarting server do not all come back in the same instant;
+        - `new_token` (4001: the credential expired): the same, once the caller has a
+          new token from its provider (the old one is refused);
         - `backoff` (errors; a connection dropped without a close, `code` None or 1006):
           `RECONNECT_BACKOFF_WINDOW_S` (0.5 s). That is the *first* attempt's window: a
           caller that reconnects again and again after failures should grow it
@@ -137,7 +154,7 @@ class ClosedError(ConnectionError):
         advice = reconnect_advice(1006 if self.code is None else self.code)
         if advice is Reconnect.NEVER:
             return None
-        if advice is Reconnect.NOW:
+        if advice in (Reconnect.NOW, Reconnect.NEW_TOKEN):
             window = RECONNECT_NOW_WINDOW_S if self.reconnect_within_s is None else self.reconnect_within_s
         else:
             window = RECONNECT_BACKOFF_WINDOW_S
@@ -202,12 +219,15 @@ class RealtimeClient:
         #: One reader of the socket at a time; what it reads for others waits here.
         self._reading = asyncio.Lock()
         self._backlog: deque[Message] = deque()
-        self._pending: dict[str, asyncio.Future[ResponseFrame]] = {}
+        self._pending: dict[str, asyncio.Future[_Answer]] = {}
         #: Requests given up on (timeout, cancelled): their late responses are dropped.
         self._abandoned: dict[str, None] = {}
         #: How the connection ended, once a read saw it end (iterating ends quietly: look
         #: here for the code, the reason and `reconnect_delay()`); None until then.
         self.close_error: ClosedError | None = None
+        #: When the connection's credential expires, on `time.monotonic()`'s clock (from
+        #: `hello.auth_expires_in_s`, then each `refresh`); None: it does not expire.
+        self.auth_expires_at: float | None = _deadline(hello.auth_expires_in_s)
 
     def _closed_error(self, code: int | None = None) -> ClosedError:
         """A fresh `ClosedError` for this closed connection, with the server's reason if
@@ -215,8 +235,33 @@ class RealtimeClient:
         reason = self.close_error.reason if self.close_error is not None else ""
         return ClosedError(self.ws.close_code if code is None else code, reason)
 
-    async def send(self, message: SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame) -> None:
+    async def send(
+        self, message: SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame | AuthFrame
+    ) -> None:
         await self.ws.send_str(ClientMessage(message).model_dump_json(exclude_none=True))
+
+    async def refresh(self, token: str, *, timeout: float | None = None) -> AuthedFrame:
+        """Present a new token for this connection (an `auth` frame) and wait for the
+        server to accept it: its `authed`, whose `auth_expires_in_s` (also kept in
+        `auth_expires_at`) says when to refresh again. Call it well before the current
+        credential expires (say at two thirds of its lifetime). The subscriptions go on
+        without a gap; a topic the new token no longer allows ends with a `forbidden`
+        error frame (with its topic), read like any other message, before this returns.
+
+        Raises `RequestError` (method "auth") when the server refuses it: `unauthorized`
+        (not valid, or expired), `principal_changed` (another principal's token: open a
+        new connection for that one), `rate_limited` (a few per minute at most),
+        `internal_error`; the connection keeps its credential until that expires (close
+        4001). `ClosedError` if the connection closes first, TimeoutError after
+        `timeout`."""
+        token = check_token(token)
+        answer = await self._exchange(lambda id: AuthFrame(type="auth", id=id, token=token), "a", timeout)
+        if isinstance(answer, ResponseFrame):
+            error = answer.error
+            assert error is not None
+            raise RequestError("auth", error.code, error.message, error.details)
+        self.auth_expires_at = _deadline(answer.auth_expires_in_s)
+        return answer
 
     @overload
     async def request(
@@ -271,7 +316,14 @@ class RealtimeClient:
             body = dict(params or {})
         key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
         for attempt in itertools.count():
-            response = await self._call(method, body, key, timeout)
+            response = await self._exchange(
+                lambda id: RequestFrame(
+                    type="request", id=id, method=method, params=body, idempotency_key=key
+                ),
+                "r",
+                timeout,
+            )
+            assert isinstance(response, ResponseFrame)
             error = response.error
             if error is None:
                 value = response.result or {}
@@ -281,22 +333,19 @@ class RealtimeClient:
             await asyncio.sleep(random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt)))
         raise AssertionError("unreachable")
 
-    async def _call(
-        self, method: str, body: dict[str, Any], key: str, timeout: float | None
-    ) -> ResponseFrame:
-        """Send the request once (a fresh id) and wait for its response."""
+    async def _exchange(
+        self, frame: Callable[[str], RequestFrame | AuthFrame], prefix: str, timeout: float | None
+    ) -> _Answer:
+        """Send a `request` or an `auth` once (`frame` of a fresh id) and wait for its answer."""
         if self.ws.closed:
             raise self._closed_error()
-        request_id = f"r{next(self._ids)}"
-        answer: asyncio.Future[ResponseFrame] = asyncio.get_running_loop().create_future()
+        request_id = f"{prefix}{next(self._ids)}"
+        answer: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = answer
         answered = False
         try:
             try:
-                frame = RequestFrame(
-                    type="request", id=request_id, method=method, params=body, idempotency_key=key
-                )
-                await self.send(frame)
+                await self.send(frame(request_id))
             except (ConnectionError, aiohttp.ClientConnectionError):
                 raise self._closed_error() from None
             async with asyncio.timeout(timeout):
@@ -310,7 +359,7 @@ class RealtimeClient:
                     del self._abandoned[next(iter(self._abandoned))]
         return response
 
-    async def _answer(self, answer: asyncio.Future[ResponseFrame]) -> ResponseFrame:
+    async def _answer(self, answer: asyncio.Future[_Answer]) -> _Answer:
         """Until `answer` is set: by this task reading, or by whoever else reads."""
         while not answer.done():
             turn = asyncio.ensure_future(self._reading.acquire())
@@ -353,7 +402,7 @@ class RealtimeClient:
             if exc.reason or not self.close_error.reason:
                 raise
             raise self._closed_error(exc.code) from None
-        if isinstance(message, ResponseFrame):
+        if isinstance(message, ResponseFrame | AuthedFrame):
             if self._abandoned.pop(message.id, ...) is None:
                 return []
             pending = self._pending.get(message.id)
@@ -456,6 +505,10 @@ async def _ws_connect(
         ) from exc
     async with ws:
         yield ws
+
+
+def _deadline(seconds: float | None) -> float | None:
+    return None if seconds is None else time.monotonic() + seconds
 
 
 class TopicPayloads:

@@ -5,6 +5,9 @@ resyncs from fresh snapshots. The catalogue only tells it *when* to reconnect.
 1006 never appears on the wire (RFC 6455 §7.4.1): a client sees it locally when
 the TCP connection dropped without a close frame and treats it as `backoff`.
 
+After 4001 (`auth_expired`, advice `new_token`) the client first gets a new token from
+its provider (the one it had expired), then reconnects at once, as after `now`.
+
 A close whose advice is `now` (1001, 1012) may carry a window in its reason,
 `...; reconnect_within_ms=N` (`reconnect_hint`): the client reconnects after a delay
 drawn uniformly from [0, N) ms (full jitter), N capped at 60 s. A restarting server
@@ -25,6 +28,7 @@ class Reconnect(StrEnum):
     NOW = "now"  # reconnect at once (with a little jitter to spread a herd)
     BACKOFF = "backoff"  # reconnect with exponential backoff and full jitter
     NEVER = "never"  # do not reconnect automatically: something must change first
+    NEW_TOKEN = "new_token"  # get a new token from your provider, then reconnect at once
 
 
 class CloseCode(IntEnum):
@@ -37,6 +41,7 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
+    AUTH_EXPIRED = 4001
     SLOW_CONSUMER = 4008
 
     @classmethod
@@ -94,6 +99,13 @@ CLOSE_CODE_DOCS: dict[CloseCode, tuple[Reconnect, str]] = {
         "The server lost its backplane (several nodes share events through it), so events "
         "of this connection's topics may be missing. Reconnect with backoff and resync from "
         "fresh snapshots.",
+    ),
+    CloseCode.AUTH_EXPIRED: (
+        Reconnect.NEW_TOKEN,
+        "The connection's credential expired (`hello.auth_expires_in_s` after its `hello`, or "
+        "the `authed` that last refreshed it) and no `auth` frame presented a new token in "
+        "time. Get a new token from your provider, then reconnect at once and resync from "
+        "fresh snapshots; refresh in band before the next expiry to keep the subscriptions.",
     ),
     CloseCode.SLOW_CONSUMER: (
         Reconnect.BACKOFF,

@@ -24,6 +24,7 @@ from typing import Protocol
 from aiohttp import web
 
 from . import metrics
+from .closecodes import CloseCode
 from .core import ClientState, Subscription
 from .core.ratelimit import ClientLimits
 from .frames import Frame
@@ -52,6 +53,7 @@ class Connection:
         "_close_timeout_s",
         "_closed",
         "_closer",
+        "_expiry",
         "_owner",
         "_peer_closed",
         "_transport",
@@ -98,6 +100,8 @@ class Connection:
         self._closer: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
         self._peer_closed = False
+        #: The close at the credential's expiry (`expire_in`); None: it does not expire.
+        self._expiry: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------ state
 
@@ -144,6 +148,32 @@ class Connection:
 
     def evict(self, reason: str = "queue_full") -> None:
         self.state.evict(reason)
+
+    # ------------------------------------------------------------ credential expiry
+
+    def expire_in(self, seconds: float | None) -> None:
+        """Close with 4001 (`auth_expired`) in `seconds`, when the connection's credential
+        expires, unless called again first (a refreshed credential); None: never. One
+        timer per expiring connection, replaced on a refresh, cancelled on close."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if seconds is not None and not self.closing:
+            loop = asyncio.get_running_loop()
+            self._expiry = loop.call_at(loop.time() + max(0.0, seconds), self._expired)
+
+    def auth_expires_in(self) -> float | None:
+        """Seconds until the credential expires (None: it does not)."""
+        if self._expiry is None:
+            return None
+        return self._expiry.when() - asyncio.get_running_loop().time()
+
+    def _expired(self) -> None:
+        self._expiry = None
+        if not self.closing:
+            extra = {"connection_id": self.id, "close_code": CloseCode.AUTH_EXPIRED}
+            log.info("connection %s: credential expired, closing with 4001", self.id, extra=extra)
+            self.close(CloseCode.AUTH_EXPIRED, "credential expired; reconnect with a new token")
 
     def in_flight(self) -> int:
         return self._writer.measure()

@@ -32,6 +32,8 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     TOO_MANY_REQUESTS = "too_many_requests"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    UNAUTHORIZED = "unauthorized"
+    PRINCIPAL_CHANGED = "principal_changed"
 
     @classmethod
     def __get_pydantic_json_schema__(cls, _core_schema: Any, _handler: Any) -> dict[str, Any]:
@@ -70,16 +72,19 @@ ERROR_CODE_DOCS: dict[ErrorCode, str] = {
     ),
     ErrorCode.FORBIDDEN: (
         "The connection's principal may not subscribe to this topic. Carries `topic`; the "
-        "other topics of the same subscribe are still served. Retrying does not help."
+        "other topics of the same subscribe are still served. Retrying does not help. After "
+        "an `auth` (carrying its `id`): the new token no longer allows a topic the connection "
+        "was subscribed to; it is unsubscribed, the other topics go on."
     ),
     ErrorCode.UNAVAILABLE: (
         "The server cannot reach its backplane right now, so it cannot subscribe to this "
         "topic. Carries `topic`; the client is not subscribed to it. Retry with backoff."
     ),
     ErrorCode.RATE_LIMITED: (
-        "The client sent frames (`hello.frames_per_s`) or subscribed to topics "
-        "(`hello.subscribes_per_s`) faster than allowed; this message was dropped. Slow down: "
-        "a client that keeps sending while limited is closed with 1008."
+        "The client sent frames (`hello.frames_per_s`), subscribed to topics "
+        "(`hello.subscribes_per_s`) or sent `auth` frames (a few per minute) faster than "
+        "allowed; this message was dropped. Slow down: a client that keeps sending while "
+        "limited is closed with 1008."
     ),
     ErrorCode.METHOD_NOT_FOUND: (
         "A `response` error: the `request` named no method this server serves. Retrying does not help."
@@ -90,7 +95,9 @@ ERROR_CODE_DOCS: dict[ErrorCode, str] = {
     ),
     ErrorCode.INTERNAL_ERROR: (
         "A `response` error: the method failed on the server (logged there with the "
-        "connection id). Whether it took effect is unknown: resync from the snapshots."
+        "connection id). Whether it took effect is unknown: resync from the snapshots. "
+        "Answering an `auth`: the server's authentication hook failed; the connection keeps "
+        "its credential, retry with backoff."
     ),
     ErrorCode.TIMEOUT: (
         "A `response` error: the method did not finish within the server's "
@@ -104,5 +111,16 @@ ERROR_CODE_DOCS: dict[ErrorCode, str] = {
         "A `response` error: the `request`'s `idempotency_key` was already used (within the "
         "server's window, by the same principal) for a call of another method or with other "
         "params; this one was not run. Use a fresh key for a new call."
+    ),
+    ErrorCode.UNAUTHORIZED: (
+        "Answering an `auth` (with its `id`): the token is not valid, or has expired. The "
+        "connection keeps its current credential until that expires (then 4001): get "
+        "another token and send `auth` again."
+    ),
+    ErrorCode.PRINCIPAL_CHANGED: (
+        "Answering an `auth` (with its `id`): the token is valid but names another "
+        "principal than the connection's, and a connection's principal never changes. The "
+        "connection keeps its current credential until that expires (then 4001); to act as "
+        "the other principal, open a new connection with that token."
     ),
 }

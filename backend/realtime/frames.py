@@ -16,7 +16,7 @@ from json.encoder import encode_basestring_ascii
 from pydantic import BaseModel
 
 from .errors import ErrorCode
-from .protocol import PROTOCOL_VERSION, ErrorFrame, PongFrame, ResponseError, ResponseFrame
+from .protocol import PROTOCOL_VERSION, AuthedFrame, ErrorFrame, PongFrame, ResponseError, ResponseFrame
 from .settings import RealtimeSettings
 
 
@@ -98,12 +98,21 @@ def hello_limits(settings: RealtimeSettings, *, auth: bool) -> bytes:
     ).encode()
 
 
-def hello_frame(connection_id: str, now_us: int, limits: bytes, *, principal: str | None) -> bytes:
+def hello_frame(
+    connection_id: str,
+    now_us: int,
+    limits: bytes,
+    *,
+    principal: str | None,
+    auth_expires_in_s: float | None = None,
+) -> bytes:
     """`HelloFrame`, built by hand: it is sent on every connect, and pydantic's encoder
     cost more than the rest of the connect path (tests/test_frames.py pins it to the
     model). `now_us` is the server's time in microseconds since the epoch (UTC);
-    `limits` is `hello_limits(...)` of the hub's settings."""
+    `limits` is `hello_limits(...)` of the hub's settings; `auth_expires_in_s` the
+    seconds the connection's credential has left (None: it does not expire)."""
     who = b"" if principal is None else b',"principal":' + encode_basestring_ascii(principal).encode()
+    expiry = b"" if auth_expires_in_s is None else b',"auth_expires_in_s":%r' % seconds(auth_expires_in_s)
     return b"".join(
         (
             b'{"type":"hello","connection_id":',
@@ -113,9 +122,21 @@ def hello_frame(connection_id: str, now_us: int, limits: bytes, *, principal: st
             b'"',
             limits,
             who,
+            expiry,
             b"}",
         )
     )
+
+
+def seconds(left: float) -> float:
+    """Seconds left, as the wire says them: to the millisecond, never negative."""
+    return max(0.0, round(left, 3))
+
+
+def authed_frame(id: str, auth_expires_in_s: float | None) -> bytes:
+    """`AuthedFrame`: the answer to an `auth` whose token was accepted."""
+    left = None if auth_expires_in_s is None else seconds(auth_expires_in_s)
+    return encode(AuthedFrame(type="authed", id=id, auth_expires_in_s=left))
 
 
 #: The last second `utc_text` formatted, and its text: connects within one second

@@ -22,7 +22,7 @@ import pydantic_core
 from aiohttp import WSMessage, WSMsgType, web
 
 from . import metrics
-from .auth import SUBPROTOCOL, allowed_host, allowed_origin, offered_protocols
+from .auth import SUBPROTOCOL, allowed_host, allowed_origin, expired, offered_protocols, token_request
 from .closecodes import CloseCode
 from .connection import Connection
 from .core.inbound import plan
@@ -31,7 +31,7 @@ from .frames import error_frame, hello_frame, response_error_frame, ws_text_fram
 from .hub import Hub
 from .jsonguard import depth_exceeds, safe_name
 from .principal import Principal
-from .protocol import client_message_adapter
+from .protocol import AuthFrame, client_message_adapter
 from .settings import RealtimeSettings
 from .wsguard import GuardedWebSocketResponse, guard_protocol, handshake_tail, has_backlog
 
@@ -89,7 +89,7 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
         try:
             loop = asyncio.get_running_loop()
             async for msg in ws:
-                if not await _received(msg, ws, conn, hub, loop):
+                if not await _received(msg, ws, conn, hub, loop, request):
                     break
                 # Fairness: with frames already buffered, receive() returns without
                 # suspending, so one client's backlog of subscribes (each building a
@@ -137,7 +137,7 @@ async def _authenticated(request: web.Request, hub: Hub) -> tuple[Principal | No
     except Exception:
         log.exception("authenticate failed; refusing the connection")
         return None, refuse(500, "internal_error", "authentication failed")
-    if principal is None:
+    if principal is None or expired(principal):
         headers = {"WWW-Authenticate": "Bearer"}
         return None, refuse(401, "unauthorized", "a valid token is required", **headers)
     return principal, None
@@ -155,8 +155,13 @@ async def _opened(
         return None
     guard_protocol(request, ws, early=early)
     connection_id = f"{_ID_PREFIX}{next(_ids_issued):x}"
-    who = principal.id if principal is not None else None
-    hello = hello_frame(connection_id, time.time_ns() // 1000, hub.hello_limits, principal=who)
+    now_us = time.time_ns() // 1000
+    who, left = None, None
+    if principal is not None:
+        who = principal.id
+        if principal.expires_at is not None:
+            left = principal.expires_at.timestamp() - now_us / 1e6
+    hello = hello_frame(connection_id, now_us, hub.hello_limits, principal=who, auth_expires_in_s=left)
     conn = Connection(
         ws,
         transport,
@@ -171,6 +176,7 @@ async def _opened(
     # Counted before its `hello` leaves: a client that has the hello finds itself in
     # the connection count (metrics, limits), whichever worker it asks.
     hub.connect(conn)
+    conn.expire_in(left)  # closed with 4001 then, unless an `auth` frame refreshes it
     try:
         # The 101 response's headers wait for the first write (GuardedWebSocketResponse
         # buffers them): handshake and `hello` leave in one send. (The hello's few
@@ -183,7 +189,12 @@ async def _opened(
 
 
 async def _received(
-    msg: WSMessage, ws: web.WebSocketResponse, conn: Connection, hub: Hub, loop: asyncio.AbstractEventLoop
+    msg: WSMessage,
+    ws: web.WebSocketResponse,
+    conn: Connection,
+    hub: Hub,
+    loop: asyncio.AbstractEventLoop,
+    request: web.Request,
 ) -> bool:
     """Handle one client message; False to stop reading (the connection is closing)."""
     if conn.closing:
@@ -199,7 +210,7 @@ async def _received(
         _rate_limited(conn, msg.data if msg.type is WSMsgType.TEXT else None, hub.settings.max_json_depth)
         return True
     if msg.type is WSMsgType.TEXT:
-        if await _handle_text(msg.data, conn, hub):
+        if await _handle_text(msg.data, conn, hub, request):
             conn.limits.accepted()
         elif conn.limits.struck_out:
             text = "connection %s: closed, kept subscribing while rate limited"
@@ -211,7 +222,7 @@ async def _received(
     return True
 
 
-async def _handle_text(data: str, conn: Connection, hub: Hub) -> bool:
+async def _handle_text(data: str, conn: Connection, hub: Hub, request: web.Request) -> bool:
     """Handle one text frame; False if any of it was refused by a rate limit (each
     refused topic is a strike: a client that keeps subscribing while limited is
     closed like one that keeps sending)."""
@@ -243,22 +254,54 @@ async def _handle_text(data: str, conn: Connection, hub: Hub) -> bool:
         await hub.subscribe(conn, topic, todo.request_id)
     for topic in todo.unsubscribe:
         hub.unsubscribe(conn, topic)
+    if todo.auth is not None:
+        await _reauthenticated(todo.auth, conn, hub, request)
     return todo.served
+
+
+async def _reauthenticated(frame: AuthFrame, conn: Connection, hub: Hub, request: web.Request) -> None:
+    """An `auth` frame: its token authenticated by the app's hook, as the handshake's was
+    (the upgrade request with the token as its one credential, `token_request`), then
+    handed to the hub to re-authorize the subscriptions; or an error with its id, the
+    connection keeping its credential. Awaited in the receive loop, like a subscribe:
+    one `auth` at a time per connection. The token is never logged."""
+    current = conn.principal
+    if hub.authenticate is None or current is None:
+        msg = "authentication is off: there is no credential to refresh"
+        _send_error(conn, ErrorCode.INVALID_MESSAGE, msg, id=frame.id)
+        return
+    try:
+        async with asyncio.timeout(hub.settings.hook_timeout_s):
+            principal = await hub.authenticate(token_request(request, frame.token))
+    except Exception:
+        log.exception("connection %s: authenticate failed for an auth frame", conn.id, extra=_ids(conn))
+        _send_error(conn, ErrorCode.INTERNAL_ERROR, "authentication failed; retry later", id=frame.id)
+        return
+    if principal is None or expired(principal):
+        _send_error(conn, ErrorCode.UNAUTHORIZED, "the token is not valid or has expired", id=frame.id)
+    elif principal.id != current.id:
+        msg = "the token names another principal; this connection keeps its own"
+        _send_error(conn, ErrorCode.PRINCIPAL_CHANGED, msg, id=frame.id)
+    elif not conn.closing:
+        await hub.reauthorize(conn, principal, frame.id)
 
 
 def _rate_limited(conn: Connection, data: str | None, depth: int) -> None:
     """A frame dropped by the rate limit: a `request` gets its `response` (its caller
-    waits for one), anything else an `error` frame."""
+    waits for one), an `auth` an `error` frame with its id (its caller waits too),
+    anything else an `error` frame."""
     message = "too many frames; slow down"
-    # Parsed only when it may be a request (a substring scan first): a flood of other
-    # frames stays unparsed.
-    maybe_request = data is not None and '"request"' in data and not depth_exceeds(data, depth)
-    request_id = _request_id(data, only_requests=True) if maybe_request and data else None
-    if request_id is not None:
+    # Parsed only when it may be a request or an auth (a substring scan first): a flood
+    # of other frames stays unparsed.
+    awaited = (
+        data is not None and ('"request"' in data or '"auth"' in data) and not depth_exceeds(data, depth)
+    )
+    kind, request_id = _awaited_id(data) if awaited and data else (None, None)
+    if kind == "request" and request_id is not None:
         metrics.answered(ErrorCode.RATE_LIMITED)
         conn.send(response_error_frame(request_id, ErrorCode.RATE_LIMITED, message))
-    else:
-        _send_error(conn, ErrorCode.RATE_LIMITED, message)
+    else:  # an `auth`'s caller waits for its id too
+        _send_error(conn, ErrorCode.RATE_LIMITED, message, id=request_id)
 
 
 def _send_error(
@@ -283,20 +326,35 @@ def _validation_error(data: str, exc: pydantic.ValidationError) -> tuple[ErrorCo
         # pydantic's message quotes the client's tag: error texts never echo input.
         return (
             ErrorCode.UNKNOWN_TYPE,
-            "`type` must be one of: subscribe, unsubscribe, ping, request",
+            "`type` must be one of: subscribe, unsubscribe, ping, request, auth",
             request_id,
         )
     where = ".".join(str(safe_name(p)) for p in first["loc"]) or "message"
     return ErrorCode.INVALID_MESSAGE, f"{where}: {first['msg']}", request_id
 
 
-def _request_id(data: str, *, only_requests: bool = False) -> str | None:
+def _request_id(data: str) -> str | None:
     """Echo a client's `id` even when the rest of its message is invalid."""
     try:
         raw: Any = pydantic_core.from_json(data)  # no recursion: depth was checked, and jiter bounds it
     except ValueError:
         return None
-    if only_requests and not (isinstance(raw, dict) and raw.get("type") == "request"):
-        return None
+    return _id_of(raw)
+
+
+def _awaited_id(data: str) -> tuple[str | None, str | None]:
+    """(`request` or `auth`, its id) if `data` is one of the frames whose caller waits
+    for an answer with its id; else (None, None)."""
+    try:
+        raw: Any = pydantic_core.from_json(data)
+    except ValueError:
+        return None, None
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind not in ("request", "auth"):
+        return None, None
+    return kind, _id_of(raw)
+
+
+def _id_of(raw: Any) -> str | None:
     rid = raw.get("id") if isinstance(raw, dict) else None
     return rid if isinstance(rid, str) and len(rid) <= 128 else None

@@ -16,6 +16,7 @@ import asyncio
 import inspect
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from . import metrics
@@ -29,8 +30,9 @@ from .core.snapshots import Key as SnapshotKey
 from .core.snapshots import key as snapshot_key
 from .core.subscribe import Step, Subscribe
 from .errors import ErrorCode
-from .frames import Frame, hello_limits, snapshot_frame
+from .frames import Frame, authed_frame, error_frame, hello_limits, snapshot_frame
 from .methods import MethodRegistry
+from .principal import Principal
 from .publisher import Publisher
 from .settings import RealtimeSettings
 from .slots import Slots
@@ -102,6 +104,7 @@ class Hub(Publisher):
         log.debug("connection %s: open", conn.id, extra={"connection_id": conn.id})
 
     def disconnect(self, conn: Connection) -> None:
+        conn.expire_in(None)
         for topic in list(conn.subscriptions):
             self.unsubscribe(conn, topic)
         if conn in self.connections:
@@ -160,6 +163,37 @@ class Hub(Publisher):
                 step = flow.failed(ErrorCode.SNAPSHOT_FAILED, "could not build the snapshot")
         if flow.error is not None:
             metrics.client_error(flow.error)
+
+    async def reauthorize(self, conn: Connection, principal: Principal, request_id: str) -> None:
+        """`conn` presented a new credential for its principal (an `auth` frame whose token
+        the handler authenticated): it is the connection's from now on, with its expiry,
+        and every current subscription is authorized again under it. A topic no longer
+        allowed gets `forbidden` (with the frame's id) and is unsubscribed. The others go
+        on untouched - no snapshot, no gap - except one whose view changed (a provider
+        that shapes its state by the principal, whose scopes changed): its state would be
+        another principal's, so it gets a fresh snapshot, as a re-subscribe does. Then
+        `authed`, after all of that."""
+        old, conn.principal = conn.principal, principal
+        conn.expire_in(principal.expires_in(datetime.now(UTC)))
+        for topic in list(conn.subscriptions):
+            resolved = self.registry.resolve(topic)
+            if resolved is None:  # a subscribed name always resolves (the registry is fixed)
+                continue
+            bound, params = resolved
+            allowed = await self._authorized(conn, bound.topic, params)
+            if conn.closing:
+                return
+            if topic not in conn.subscriptions:  # ended meanwhile (the backplane lost it)
+                continue
+            if not allowed:
+                self.unsubscribe(conn, topic)
+                metrics.client_error(ErrorCode.FORBIDDEN)
+                msg = "the new credential may not read this topic: unsubscribed"
+                conn.send(error_frame(ErrorCode.FORBIDDEN, msg, id=request_id, topic=topic))
+            elif bound.view(old) != bound.view(principal):
+                await self.subscribe(conn, topic, request_id)
+        if not conn.closing:
+            conn.send(authed_frame(request_id, conn.auth_expires_in()))
 
     def state_changed(self, topic: str) -> None:
         """`topic`'s state changed without an event (an operator's repair, a change an

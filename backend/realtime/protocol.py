@@ -117,12 +117,43 @@ class RequestFrame(_Frame):
     ] = None
 
 
+#: Longest token an `auth` frame may carry (a large JWT is a few KiB).
+MAX_TOKEN_CHARS = 8192
+
+
+class AuthFrame(_Frame):
+    """Present a new token for this connection before its credential expires
+    (`hello.auth_expires_in_s`, `authed.auth_expires_in_s`): answered by `authed` with
+    the same `id`, or by an `error` with it (`unauthorized`: not valid or expired;
+    `principal_changed`: another principal's; `rate_limited`: more than a few per
+    minute). The token must name the connection's principal. Every current subscription
+    is authorized again under it: a topic no longer allowed gets `forbidden` (with its
+    `topic` and this `id`, before the `authed`) and is unsubscribed; the others go on
+    with no gap - no new snapshot, their events keep flowing. On failure the connection
+    keeps its credential until that expires (then close 4001). The server handles one
+    `auth` at a time: frames after it are read once it is answered."""
+
+    type: Literal["auth"]
+    id: Annotated[RequestId, Field(description="Chosen by the client, echoed by the answer.")]
+    token: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_TOKEN_CHARS,
+            pattern=r"^[\x21-\x7e]+$",
+            repr=False,  # a secret: never in a repr, a log line or an error
+            description="The new bearer token, as `Authorization: Bearer` would carry it "
+            "(visible ASCII, no spaces, no `Bearer ` prefix).",
+        ),
+    ]
+
+
 ClientMessage = Annotated[
-    SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame, Field(discriminator="type")
+    SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame | AuthFrame, Field(discriminator="type")
 ]
-client_message_adapter: TypeAdapter[SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame] = (
-    TypeAdapter(ClientMessage)
-)
+client_message_adapter: TypeAdapter[
+    SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame | AuthFrame
+] = TypeAdapter(ClientMessage)
 
 
 # ---------------------------------------------------------------- server → client
@@ -170,6 +201,15 @@ class HelloFrame(_Frame):
     principal: Annotated[
         str | None,
         Field(description="Who this connection is authenticated as; absent with auth off."),
+    ] = None
+    auth_expires_in_s: Annotated[
+        float | SkipJsonSchema[None],
+        Field(
+            description="Seconds from this frame until the connection's credential expires; "
+            "absent when it does not (or auth is off). Refresh before then with an `auth` "
+            "frame, else the connection is closed with 4001. Seconds, not a time: the "
+            "client's clock does not matter."
+        ),
     ] = None
 
 
@@ -241,10 +281,26 @@ class ResponseFrame(_Frame):
     error: ResponseError | SkipJsonSchema[None] = None
 
 
+class AuthedFrame(_Frame):
+    """The answer to the `auth` with this `id`: its token is the connection's credential
+    from now on. It comes after the `forbidden` error of every topic the token no longer
+    allows (those are unsubscribed); the other subscriptions went on without a gap."""
+
+    type: Literal["authed"]
+    id: str
+    auth_expires_in_s: Annotated[
+        float | SkipJsonSchema[None],
+        Field(
+            description="Seconds from this frame until the new credential expires; absent "
+            "when it does not. Refresh again before then."
+        ),
+    ] = None
+
+
 ServerMessage = Annotated[
-    HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame,
+    HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame | AuthedFrame,
     Field(discriminator="type"),
 ]
 server_message_adapter: TypeAdapter[
-    HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame
+    HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame | AuthedFrame
 ] = TypeAdapter(ServerMessage)

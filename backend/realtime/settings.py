@@ -39,6 +39,12 @@ class RealtimeSettings:
     #: once; each topic's snapshot is built in its own loop turn.
     subscribes_per_s: float = 20.0
     subscribes_burst: int = 100
+    #: `auth` frames (in-band token refreshes) per minute per connection, as a token
+    #: bucket with this burst: a client refreshing once per token lifetime needs one now
+    #: and then, a flood (a token-guessing loop over an open socket, or a buggy client)
+    #: is answered `rate_limited` without the `authenticate` hook running, and each is a
+    #: refusal toward the 1008 like a frame over `frames_per_s`. Each is a frame too.
+    auth_per_minute: int = 6
     #: Requests (`request` frames) one connection may have running at once; more are
     #: answered `too_many_requests` without running. Each request is also a client frame,
     #: so `frames_per_s` bounds how fast they come.
@@ -110,3 +116,5 @@ class RealtimeSettings:
             raise ValueError("max_snapshot_builds must be at least 1")
         if self.frames_burst < 1 or self.subscribes_burst < 1 or self.max_json_depth < 1:
             raise ValueError("bursts and max_json_depth must be at least 1")
+        if self.auth_per_minute < 1:
+            raise ValueError("auth_per_minute must be at least 1")

@@ -72,6 +72,8 @@ export function describeServer(m: ServerMessage): string {
       return m.id ?? "";
     case "response":
       return m.error === undefined ? `${m.id} ok` : `${m.id} ${m.error.code}: ${m.error.message}`;
+    case "authed":
+      return `${m.id} ${m.auth_expires_in_s ?? "never"}`;
     default:
       return assertNever(m);
   }
@@ -86,6 +88,8 @@ export function describeClient(m: ClientMessage): string {
       return m.id ?? "";
     case "request":
       return `${m.id} ${m.method}`;
+    case "auth":
+      return m.id; // never the token
     default:
       return assertNever(m);
   }

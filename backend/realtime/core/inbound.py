@@ -9,7 +9,10 @@ handler (`handler.py`) does it:
 - `subscribe`: its topics, each once, in the frame's order (`Plan.subscribe`), each
   charged to the subscribe rate limit when the frame arrives; a topic over the limit
   gets a `rate_limited` error instead and is a strike (`Plan.frames`, `Plan.served`);
-- `unsubscribe`: its topics (`Plan.unsubscribe`).
+- `unsubscribe`: its topics (`Plan.unsubscribe`);
+- `auth`: the frame, for the handler to authenticate its token (`Plan.auth`), charged
+  to the `auth_per_minute` limit; over it, a `rate_limited` error with its id instead,
+  and a strike.
 
 A frame's subscribes are charged together, when it arrives: what the client asked
 for at once is judged at once, whatever the snapshots of its first topics cost.
@@ -21,11 +24,13 @@ from dataclasses import dataclass, field
 
 from ..errors import ErrorCode
 from ..frames import Frame, error_frame, pong_frame
-from ..protocol import ClientMessage, PingFrame, RequestFrame, SubscribeFrame
+from ..protocol import AuthFrame, ClientMessage, PingFrame, RequestFrame, SubscribeFrame
 from .ratelimit import ClientLimits
 
 #: What a subscribe over the rate limit is told.
 SLOW_DOWN = "too many subscribes; slow down"
+#: What an `auth` over its rate limit is told.
+AUTH_SLOW_DOWN = "too many auth frames; refresh once per token lifetime"
 
 
 @dataclass(slots=True)
@@ -39,6 +44,8 @@ class Plan:
     subscribe: list[str] = field(default_factory=list)
     request_id: str | None = None
     unsubscribe: list[str] = field(default_factory=list)
+    #: A new token to authenticate (the handler does: it awaits the app's hook).
+    auth: AuthFrame | None = None
     #: False if any of it was refused by a rate limit (a strike: a client that keeps
     #: subscribing while limited is closed like one that keeps sending).
     served: bool = True
@@ -60,6 +67,15 @@ def plan(message: ClientMessage, limits: ClientLimits, now: float) -> Plan:
             limits.refused()
             code = ErrorCode.RATE_LIMITED
             result.frames.append(Frame(error_frame(code, SLOW_DOWN, id=message.id, topic=topic)))
+            result.errors.append(code)
+    elif isinstance(message, AuthFrame):
+        if limits.take_auth(now):
+            result.auth = message
+        else:
+            result.served = False
+            limits.refused()
+            code = ErrorCode.RATE_LIMITED
+            result.frames.append(Frame(error_frame(code, AUTH_SLOW_DOWN, id=message.id)))
             result.errors.append(code)
     else:
         result.unsubscribe.extend(message.topics)

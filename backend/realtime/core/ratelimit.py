@@ -50,6 +50,8 @@ class Rates(Protocol):
     def subscribes_per_s(self) -> float: ...
     @property
     def subscribes_burst(self) -> int: ...
+    @property
+    def auth_per_minute(self) -> int: ...
 
 
 class ClientLimits:
@@ -57,9 +59,18 @@ class ClientLimits:
     second (two token buckets), and its strikes - refusals in a row, at most
     `frames_burst` before the client is closed. Flat in one object, the rates shared:
     as two `TokenBucket`s and a strike counter they were three objects per connection
-    (memory per idle connection is a target, docs/benchmarks.md)."""
+    (memory per idle connection is a target, docs/benchmarks.md). The `auth` frames'
+    bucket (`auth_per_minute`) is made at a connection's first `auth`: most never send one."""
 
-    __slots__ = ("_frame_at", "_frame_tokens", "_rates", "_subscribe_at", "_subscribe_tokens", "strikes")
+    __slots__ = (
+        "_auth",
+        "_frame_at",
+        "_frame_tokens",
+        "_rates",
+        "_subscribe_at",
+        "_subscribe_tokens",
+        "strikes",
+    )
 
     def __init__(self, rates: Rates, now: float) -> None:
         self._rates = rates
@@ -69,6 +80,7 @@ class ClientLimits:
         self._subscribe_at = now
         #: Refusals in a row (frames or subscribes refused, nothing accepted between).
         self.strikes = 0
+        self._auth: TokenBucket | None = None
 
     def take_frame(self, now: float) -> bool:
         """Spend a frame's token if there is one."""
@@ -85,6 +97,14 @@ class ClientLimits:
             self._subscribe_tokens, self._subscribe_at, rates.subscribes_per_s, rates.subscribes_burst, now
         )
         return ok
+
+    def take_auth(self, now: float) -> bool:
+        """Spend an `auth` frame's token if there is one (`auth_per_minute`, that burst)."""
+        bucket = self._auth
+        if bucket is None:
+            per_minute = self._rates.auth_per_minute
+            bucket = self._auth = TokenBucket(per_minute / 60, per_minute, now)
+        return bucket.take(1, now)
 
     def refused(self) -> bool:
         """Count a refusal; True once the streak reaches the limit."""

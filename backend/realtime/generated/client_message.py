@@ -24,6 +24,34 @@ class UnsubscribeFrame(BaseModel):
     id: Annotated[str | None, Field(max_length=128)] = None
 
 
+class AuthFrame(BaseModel):
+    """
+    Present a new token for this connection before its credential expires
+    (`hello.auth_expires_in_s`, `authed.auth_expires_in_s`): answered by `authed` with
+    the same `id`, or by an `error` with it (`unauthorized`: not valid or expired;
+    `principal_changed`: another principal's; `rate_limited`: more than a few per
+    minute). The token must name the connection's principal. Every current subscription
+    is authorized again under it: a topic no longer allowed gets `forbidden` (with its
+    `topic` and this `id`, before the `authed`) and is unsubscribed; the others go on
+    with no gap - no new snapshot, their events keep flowing. On failure the connection
+    keeps its credential until that expires (then close 4001). The server handles one
+    `auth` at a time: frames after it are read once it is answered.
+    """
+
+    model_config = ConfigDict(
+        extra='ignore',
+    )
+    type: Literal['auth']
+    id: Annotated[str, Field(max_length=128)]
+    """
+    Chosen by the client, echoed by the answer.
+    """
+    token: Annotated[str, Field(max_length=8192, min_length=1, pattern='^[\\x21-\\x7e]+$')]
+    """
+    The new bearer token, as `Authorization: Bearer` would carry it (visible ASCII, no spaces, no `Bearer ` prefix).
+    """
+
+
 class PingFrame(BaseModel):
     """
     Application-level ping (browsers cannot send WebSocket pings). Answered by a
@@ -87,9 +115,11 @@ class SubscribeFrame(BaseModel):
     id: Annotated[str | None, Field(max_length=128)] = None
 
 
-class ClientMessage(RootModel[SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame]):
+class ClientMessage(
+    RootModel[SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame | AuthFrame]
+):
     root: Annotated[
-        SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame,
+        SubscribeFrame | UnsubscribeFrame | PingFrame | RequestFrame | AuthFrame,
         Field(discriminator='type', title='ClientMessage'),
     ]
     """

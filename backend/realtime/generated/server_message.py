@@ -8,6 +8,24 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 
+class AuthedFrame(BaseModel):
+    """
+    The answer to the `auth` with this `id`: its token is the connection's credential
+    from now on. It comes after the `forbidden` error of every topic the token no longer
+    allows (those are unsubscribed); the other subscriptions went on without a gap.
+    """
+
+    model_config = ConfigDict(
+        extra='ignore',
+    )
+    type: Literal['authed']
+    id: str
+    auth_expires_in_s: float | None = None
+    """
+    Seconds from this frame until the new credential expires; absent when it does not. Refresh again before then.
+    """
+
+
 class ErrorCode(StrEnum):
     """
     The code of an `error` frame. Branch on it, never on `message`.
@@ -43,11 +61,11 @@ class ErrorCode(StrEnum):
     """
     FORBIDDEN = 'forbidden'
     """
-    The connection's principal may not subscribe to this topic. Carries `topic`; the other topics of the same subscribe are still served. Retrying does not help.
+    The connection's principal may not subscribe to this topic. Carries `topic`; the other topics of the same subscribe are still served. Retrying does not help. After an `auth` (carrying its `id`): the new token no longer allows a topic the connection was subscribed to; it is unsubscribed, the other topics go on.
     """
     RATE_LIMITED = 'rate_limited'
     """
-    The client sent frames (`hello.frames_per_s`) or subscribed to topics (`hello.subscribes_per_s`) faster than allowed; this message was dropped. Slow down: a client that keeps sending while limited is closed with 1008.
+    The client sent frames (`hello.frames_per_s`), subscribed to topics (`hello.subscribes_per_s`) or sent `auth` frames (a few per minute) faster than allowed; this message was dropped. Slow down: a client that keeps sending while limited is closed with 1008.
     """
     UNAVAILABLE = 'unavailable'
     """
@@ -63,7 +81,7 @@ class ErrorCode(StrEnum):
     """
     INTERNAL_ERROR = 'internal_error'
     """
-    A `response` error: the method failed on the server (logged there with the connection id). Whether it took effect is unknown: resync from the snapshots.
+    A `response` error: the method failed on the server (logged there with the connection id). Whether it took effect is unknown: resync from the snapshots. Answering an `auth`: the server's authentication hook failed; the connection keeps its credential, retry with backoff.
     """
     TIMEOUT = 'timeout'
     """
@@ -76,6 +94,14 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_KEY_REUSED = 'idempotency_key_reused'
     """
     A `response` error: the `request`'s `idempotency_key` was already used (within the server's window, by the same principal) for a call of another method or with other params; this one was not run. Use a fresh key for a new call.
+    """
+    UNAUTHORIZED = 'unauthorized'
+    """
+    Answering an `auth` (with its `id`): the token is not valid, or has expired. The connection keeps its current credential until that expires (then 4001): get another token and send `auth` again.
+    """
+    PRINCIPAL_CHANGED = 'principal_changed'
+    """
+    Answering an `auth` (with its `id`): the token is valid but names another principal than the connection's, and a connection's principal never changes. The connection keeps its current credential until that expires (then 4001); to act as the other principal, open a new connection with that token.
     """
 
 
@@ -170,6 +196,10 @@ class HelloFrame(BaseModel):
     """
     Who this connection is authenticated as; absent with auth off.
     """
+    auth_expires_in_s: float | None = None
+    """
+    Seconds from this frame until the connection's credential expires; absent when it does not (or auth is off). Refresh before then with an `auth` frame, else the connection is closed with 4001. Seconds, not a time: the client's clock does not matter.
+    """
 
 
 class PongFrame(BaseModel):
@@ -234,10 +264,18 @@ class SnapshotFrame(BaseModel):
 
 
 class ServerMessage(
-    RootModel[HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame]
+    RootModel[
+        HelloFrame
+        | SnapshotFrame
+        | EventFrame
+        | ErrorFrame
+        | PongFrame
+        | ResponseFrame
+        | AuthedFrame
+    ]
 ):
     root: Annotated[
-        HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame,
+        HelloFrame | SnapshotFrame | EventFrame | ErrorFrame | PongFrame | ResponseFrame | AuthedFrame,
         Field(discriminator='type', title='ServerMessage'),
     ]
     """

@@ -5,10 +5,11 @@ models a second time, so the two cannot disagree. Every `$defs` entry of those
 documents becomes one `components.schemas` entry (their `#/$defs/` references
 rewritten); a name two documents define must be defined identically.
 
-The document describes a *client*: it sends `subscribe`, `unsubscribe`, `ping`
-and `request` on the connection's channel and receives `hello`, `error`, `pong`
-and `response` there, and each topic's `snapshot` and `event` on the topic's
-channel, whose address is the topic's name pattern (`sessions.activity:{session_id}`).
+The document describes a *client*: it sends `subscribe`, `unsubscribe`, `ping`,
+`request` and `auth` on the connection's channel and receives `hello`, `error`,
+`pong`, `response` and `authed` there, and each topic's `snapshot` and `event` on
+the topic's channel, whose address is the topic's name pattern
+(`sessions.activity:{session_id}`).
 Each method is one more `send` operation on the connection's channel, whose reply
 is its typed `response`. The topic channels are logical: every frame travels over
 the one WebSocket. The catalogues are
@@ -41,10 +42,12 @@ _FRAMES = [
     ("unsubscribe", "UnsubscribeFrame", "send"),
     ("ping", "PingFrame", "send"),
     ("request", "RequestFrame", "send"),
+    ("auth", "AuthFrame", "send"),
     ("hello", "HelloFrame", "receive"),
     ("error", "ErrorFrame", "receive"),
     ("pong", "PongFrame", "receive"),
     ("response", "ResponseFrame", "receive"),
+    ("authed", "AuthedFrame", "receive"),
 ]
 
 
@@ -200,6 +203,13 @@ def asyncapi(
     operations["request"]["reply"] = {
         "channel": _ref("channels", CONNECTION),
         "messages": [_ref("channels", CONNECTION, "messages", "response")],
+    }
+    operations["auth"]["reply"] = {
+        "channel": _ref("channels", CONNECTION),
+        "messages": [
+            _ref("channels", CONNECTION, "messages", "authed"),
+            _ref("channels", CONNECTION, "messages", "error"),
+        ],
     }
     for m in methods:
         wrapper = documents["methods"]["$defs"][f"{method_type_name(m.name)}Method"]["properties"]

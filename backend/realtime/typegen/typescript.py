@@ -113,8 +113,9 @@ def _catalogue(name: str, description: str, members: Iterable[tuple[Enum, str]])
 
 RECONNECT_DOC = (
     "What a client does after a close: reconnect `now` (with a little jitter), with `backoff`,\n"
-    "or `never` (something must change first). Whatever the advice, a reconnect resyncs\n"
-    "from fresh snapshots: there is no replay."
+    "`never` (something must change first), or `new_token` (get a new token from your\n"
+    "provider, then reconnect at once). Whatever the advice, a reconnect resyncs from fresh\n"
+    "snapshots: there is no replay."
 )
 
 
