@@ -25,6 +25,16 @@ function defaultWebSocket() {
   }
   return WebSocket;
 }
+function isTarget(value) {
+  const target = value;
+  return typeof target?.addEventListener === "function" && typeof target.removeEventListener === "function";
+}
+function defaultPage() {
+  return {
+    window: isTarget(host) ? host : void 0,
+    document: isTarget(host.document) ? host.document : void 0
+  };
+}
 function report(error) {
   host.queueMicrotask(() => {
     throw error;
@@ -151,6 +161,7 @@ var RECONNECT_ADVICE = {
   1011: "backoff",
   1012: "now",
   1013: "backoff",
+  4001: "new_token",
   4008: "backoff"
 };
 var PROTOCOL_VERSION = 1;
@@ -167,6 +178,111 @@ function reconnectWithinMs(reason) {
   if (match?.[1] === void 0) return null;
   return Math.min(Number(match[1]), MAX_RECONNECT_WITHIN_MS);
 }
+
+// src/pagelife.ts
+function isHidden(page) {
+  return page.document?.visibilityState === "hidden";
+}
+function persisted(event) {
+  return event?.persisted === true;
+}
+var PageLife = class {
+  constructor(page, clock, pauseAfterMs, control) {
+    this.page = page;
+    this.clock = clock;
+    this.pauseAfterMs = pauseAfterMs;
+    this.control = control;
+  }
+  page;
+  clock;
+  pauseAfterMs;
+  control;
+  hidden = false;
+  /** In the back/forward cache (closed by `pagehide`): only `pageshow` reconnects. */
+  stored = false;
+  pauseTimer = null;
+  added = [];
+  get watching() {
+    return this.added.length > 0;
+  }
+  /** Add the listeners (once). */
+  start() {
+    if (this.watching) return;
+    this.hidden = isHidden(this.page);
+    if (this.hidden) this.armPause();
+    const { window, document: document2 } = this.page;
+    if (window !== void 0) {
+      this.on(window, "online", () => this.onOnline());
+      this.on(window, "offline", () => this.control.probe(true));
+      this.on(window, "pageshow", (event) => persisted(event) && this.onRestored());
+      this.on(window, "pagehide", (event) => persisted(event) && this.onStored());
+    }
+    if (document2 !== void 0) this.on(document2, "visibilitychange", () => this.onVisibility());
+  }
+  /** Remove every listener and forget the page's state. */
+  stop() {
+    for (const [target, type, listener] of this.added.splice(0)) target.removeEventListener(type, listener);
+    this.clock.clearTimeout(this.pauseTimer);
+    this.pauseTimer = null;
+    this.stored = false;
+  }
+  /** The client opened a connection (for whatever reason): no longer waiting in the cache. */
+  opened() {
+    this.stored = false;
+  }
+  on(target, type, listener) {
+    target.addEventListener(type, listener);
+    this.added.push([target, type, listener]);
+  }
+  onOnline() {
+    const state = this.control.state();
+    if (state === "connecting") this.control.retrySoon();
+    else if (state === "reconnecting" && !this.stored) this.control.reconnect();
+    else this.control.probe(true);
+  }
+  onVisibility() {
+    const hidden = isHidden(this.page);
+    if (hidden === this.hidden) return;
+    this.follow(hidden);
+    if (hidden) return;
+    const state = this.control.state();
+    if (state === "connecting") this.control.retrySoon();
+    else if (state === "reconnecting" && !this.stored) this.control.reconnect();
+    else this.control.probe(false);
+  }
+  /** Hidden: count down to the pause. Shown: no pause, and resume one that happened. */
+  follow(hidden) {
+    this.hidden = hidden;
+    if (hidden) {
+      this.armPause();
+      return;
+    }
+    this.clock.clearTimeout(this.pauseTimer);
+    this.pauseTimer = null;
+    this.control.resume();
+  }
+  armPause() {
+    if (this.pauseAfterMs === null) return;
+    this.clock.clearTimeout(this.pauseTimer);
+    this.pauseTimer = this.clock.setTimeout(() => {
+      this.pauseTimer = null;
+      if (this.hidden) this.control.pause();
+    }, this.pauseAfterMs);
+  }
+  onStored() {
+    const state = this.control.state();
+    if (state === "idle" || state === "stopped") return;
+    this.stored = true;
+    this.control.store();
+  }
+  onRestored() {
+    const state = this.control.state();
+    if (state === "idle" || state === "stopped") return;
+    this.stored = false;
+    this.control.reconnect();
+    this.follow(isHidden(this.page));
+  }
+};
 
 // src/requests.ts
 var ClientRequestFailure = {
@@ -302,6 +418,82 @@ function aborted(method, signal) {
   return new RequestError(method, ClientRequestFailure.ABORTED, "aborted", void 0, signal?.reason);
 }
 
+// src/refresh.ts
+var REFRESH_RETRIES = 2;
+var AT_LOW = 0.75;
+var AT_SPREAD = 0.1;
+var TokenRefresh = class {
+  constructor(provider, host2) {
+    this.provider = provider;
+    this.host = host2;
+  }
+  provider;
+  host;
+  /** Bumped by every start and stop: a provider's late answer for an older schedule is dropped. */
+  epoch = 0;
+  timer = null;
+  expiresAt = 0;
+  attempts = 0;
+  count = 0;
+  /** The ids of this connection's `auth` frames still unanswered. */
+  pending = /* @__PURE__ */ new Set();
+  /** A connection is live (`hello`) or was refreshed (`authed`): schedule the first
+   * attempt before its credential expires in `expiresInS` (undefined: it does not). */
+  start(expiresInS) {
+    this.stop();
+    if (this.provider === null || typeof expiresInS !== "number" || !Number.isFinite(expiresInS)) return;
+    const now = this.host.clock.now();
+    const lifetime = Math.max(0, expiresInS * 1e3);
+    this.expiresAt = now + lifetime;
+    this.attempts = 0;
+    this.arm(Math.floor(lifetime * (AT_LOW + AT_SPREAD * this.host.random())));
+  }
+  /** The connection went: nothing more is sent for it, and late answers are ignored. */
+  stop() {
+    this.epoch += 1;
+    this.host.clock.clearTimeout(this.timer);
+    this.timer = null;
+    this.pending.clear();
+  }
+  /** An `authed` frame: true when it answers one of ours (then scheduled anew). */
+  onAuthed(frame) {
+    if (!this.pending.has(frame.id)) return false;
+    this.start(frame.auth_expires_in_s);
+    return true;
+  }
+  /** An `error` frame: true when it refuses one of our `auth` frames (the next attempt
+   * is already scheduled). A `forbidden` with a topic is about that topic, not ours. */
+  onError(frame) {
+    if (frame.id == null || frame.topic != null) return false;
+    return this.pending.delete(frame.id);
+  }
+  arm(delay) {
+    this.host.clock.clearTimeout(this.timer);
+    this.timer = this.host.clock.setTimeout(() => this.attempt(), Math.max(0, delay));
+  }
+  attempt() {
+    this.timer = null;
+    const now = this.host.clock.now();
+    if (now >= this.expiresAt) return;
+    this.attempts += 1;
+    if (this.attempts <= REFRESH_RETRIES) this.arm((this.expiresAt - now) / 2);
+    const epoch = this.epoch;
+    withProtocols(
+      this.provider ?? void 0,
+      (protocols) => {
+        const offered = protocols[1];
+        if (epoch !== this.epoch || offered === void 0) return;
+        this.count += 1;
+        const id = `auth-${this.count}`;
+        this.pending.add(id);
+        this.host.send({ type: "auth", id, token: offered.slice(TOKEN_PROTOCOL_PREFIX.length) });
+      },
+      () => void 0
+      // the provider failed: the next attempt is scheduled already
+    );
+  }
+};
+
 // src/retries.ts
 var UNKNOWN_OUTCOME = /* @__PURE__ */ new Set([
   ClientRequestFailure.DISCONNECTED,
@@ -362,6 +554,7 @@ function pause(plan, delayMs, last) {
 
 // src/client.ts
 var MAX_TOPICS_PER_FRAME = 100;
+var LATE_MS = 1e3;
 var RETRIED = /* @__PURE__ */ new Set(["snapshot_failed", "rate_limited", "unavailable"]);
 var ignore = () => void 0;
 var RealtimeClient = class {
@@ -378,6 +571,7 @@ var RealtimeClient = class {
   gapListeners = new Listeners();
   errorListeners = new Listeners();
   requests;
+  refresh;
   socket = null;
   /** The attempt waiting for its token (a new object per attempt), or null. */
   awaitingToken = null;
@@ -386,6 +580,15 @@ var RealtimeClient = class {
   timers = { connect: null, idle: null, pong: null, retry: null };
   pingCount = 0;
   awaitedPong = null;
+  /** When the last frame arrived (the clock's time): the heartbeat gap is measured from it. */
+  lastFrameAt = 0;
+  /** Follows the page's events (browsers); null with `page: null`. */
+  life;
+  /** Topics unsubscribed on the wire while the tab is hidden (`pauseWhenHidden`). */
+  pausedTopics = false;
+  /** The network came back (or the tab was shown) during this attempt: should it fail,
+   * retry at once rather than after a backoff the event made pointless. */
+  retryNow = false;
   /** Throws when there is no WebSocket class (Node 20: pass `WebSocket`), no `url`
    * and no page to derive it from, or a `token` string that cannot be offered (`TokenError`). */
   constructor(options = {}) {
@@ -407,33 +610,50 @@ var RealtimeClient = class {
       retries: options.retries ?? 2
     };
     this.requests = new PendingRequests(this.clock);
+    const provider = typeof this.token === "function" ? this.token : null;
+    this.refresh = new TokenRefresh(provider, { clock: this.clock, random: this.random, send: (f) => this.send(f) });
+    const pause2 = options.pauseWhenHidden?.afterMs;
+    if (pause2 !== void 0 && !(pause2 >= 0)) {
+      throw new RangeError(`RealtimeClient: pauseWhenHidden.afterMs must be >= 0, got ${pause2}`);
+    }
+    const page = options.page === void 0 ? defaultPage() : options.page;
+    this.life = page === null ? null : new PageLife(page, this.clock, pause2 ?? null, this.pageControl());
   }
   // ---------------------------------------------------------------- public API
   get status() {
     return this.current;
   }
-  /** Open the connection (no-op when already open or waiting to reconnect). */
+  /** Whether the topics are unsubscribed on the wire because the tab is hidden
+   * (`pauseWhenHidden`). */
+  get paused() {
+    return this.pausedTopics;
+  }
+  /** Open the connection (no-op when already open or waiting to reconnect), and start
+   * following the page's life (browsers). */
   connect() {
+    this.life?.start();
     if (this.socket === null && this.awaitingToken === null && this.timers.retry === null) {
       this.open();
     }
   }
   /** Close for good: no reconnect until `connect()` is called again. Pending requests
-   * fail with `disconnected`. */
+   * fail with `disconnected`; the page's events are no longer listened to. */
   close() {
+    this.life?.stop();
     this.clearTimer("retry");
+    this.pausedTopics = false;
     const socket = this.detach("the client was closed before the response");
     socket?.close(1e3, "client closed");
     this.setStatus({ state: "stopped", closeCode: 1e3, reason: "closed by the client" });
   }
   /** Skip the wait: reconnect now if waiting, or probe a live connection with a ping
-   * (call it when the browser comes back online or the tab becomes visible). */
+   * (the client does this itself on the page's `online` event; call it where the
+   * client has no page to listen to). */
   wake() {
     if (this.current.state === "reconnecting") {
-      this.clearTimer("retry");
       this.open();
-    } else if (this.current.state === "live" && this.awaitedPong === null) {
-      this.ping();
+    } else {
+      this.probe(true);
     }
   }
   /** Subscribe to a topic; returns the function that ends this subscription. */
@@ -451,7 +671,7 @@ var RealtimeClient = class {
       if (!current.handlers.delete(h) || current.handlers.size > 0) return;
       this.clock.clearTimeout(current.retryTimer);
       this.topics.delete(topic);
-      if (this.isLive()) this.send({ type: "unsubscribe", topics: [topic] });
+      if (this.isLive() && !this.pausedTopics) this.send({ type: "unsubscribe", topics: [topic] });
     };
   }
   onStatus(fn) {
@@ -531,6 +751,9 @@ var RealtimeClient = class {
    * timeout covers both: a provider that never settles is a failed attempt too. */
   open() {
     this.clearTimer("retry");
+    this.life?.opened();
+    this.retryNow = false;
+    this.closeQuietly(this.detach(), 1e3, "reconnecting");
     const attempt = {};
     this.awaitingToken = attempt;
     this.setTimer("connect", this.opts.connectTimeoutMs, () => this.dead());
@@ -573,6 +796,7 @@ var RealtimeClient = class {
       socket.onerror = ignore;
     }
     for (const name of ["connect", "idle", "pong"]) this.clearTimer(name);
+    this.refresh.stop();
     this.awaitedPong = null;
     for (const entry of this.topics.values()) entry.lastSeq = null;
     this.requests.disconnected(why);
@@ -581,13 +805,18 @@ var RealtimeClient = class {
   /** The connection stopped answering: drop it as if the network had closed it. */
   dead() {
     const why = this.awaitingToken === null ? void 0 : new TokenError(`RealtimeClient: the token provider did not settle within ${this.opts.connectTimeoutMs} ms`);
-    const socket = this.detach();
+    this.closeQuietly(this.detach());
+    this.afterDrop(1006, why);
+  }
+  /** Close a socket already detached (its events are ignored). A browser accepts only
+   * 1000 and 3000-4999 from a script; without a code, none is sent. */
+  closeQuietly(socket, code, reason) {
     try {
-      socket?.close();
+      if (code === void 0) socket?.close();
+      else socket?.close(code, reason);
     } catch (error) {
       report(error);
     }
-    this.afterDrop(1006, why);
   }
   onDrop(code, reason) {
     this.detach();
@@ -603,10 +832,12 @@ var RealtimeClient = class {
     this.liveSince = null;
     if (healthy) this.backoff.reset();
     const advice = reconnectAdvice(code);
+    const soon = this.retryNow;
+    this.retryNow = false;
     if (advice === "never") {
       this.setStatus({ state: "stopped", closeCode: code, reason: "the server asked not to reconnect" });
     } else {
-      const delay = advice === "now" ? Math.floor(this.random() * (reconnectWithinMs(reason) ?? this.opts.goingAwayJitterMs)) : this.backoff.next();
+      const delay = advice === "now" ? Math.floor(this.random() * (reconnectWithinMs(reason) ?? this.opts.goingAwayJitterMs)) : advice === "new_token" && healthy ? Math.floor(this.random() * this.opts.goingAwayJitterMs) : soon ? 0 : this.backoff.next();
       const retryAt = this.clock.now() + delay;
       const status = { state: "reconnecting", attempt: this.backoff.attempts, retryAt, closeCode: code };
       this.setTimer("retry", delay, () => this.open());
@@ -624,22 +855,84 @@ var RealtimeClient = class {
     }
     this.liveSince = this.clock.now();
     this.setStatus({ state: "live", connectionId: hello.connection_id, hello });
+    if (!this.isLive()) return;
+    this.refresh.start(hello.auth_expires_in_s);
+    if (!this.pausedTopics) this.subscribeAll();
+  }
+  /** Subscribe every registered topic on the wire; each handler hears `onSyncing`. */
+  subscribeAll() {
+    this.sendTopics("subscribe");
+    for (const entry of this.topics.values()) this.tell(entry, "onSyncing");
+  }
+  /** Every registered topic, in frames of at most 100 topics. */
+  sendTopics(type) {
     const names = [...this.topics.keys()];
     for (let i = 0; i < names.length; i += MAX_TOPICS_PER_FRAME) {
       const [first, ...rest] = names.slice(i, i + MAX_TOPICS_PER_FRAME);
-      if (first !== void 0) this.send({ type: "subscribe", topics: [first, ...rest] });
+      if (first !== void 0) this.send({ type, topics: [first, ...rest] });
     }
   }
   // ---------------------------------------------------------------- liveness
   armIdle() {
     this.setTimer("idle", this.opts.idlePingMs, () => this.ping());
   }
-  ping() {
+  /** A pong timer that fired late was frozen (sleep, a throttled tab), so the pong may
+   * be waiting behind it: probe once more before calling the connection dead. */
+  ping(reprobe = false) {
+    this.clearTimer("idle");
     this.pingCount += 1;
     const id = `ping-${this.pingCount}`;
     this.awaitedPong = id;
     this.send({ type: "ping", id });
-    this.setTimer("pong", this.opts.pongTimeoutMs, () => this.dead());
+    this.setTimer("pong", this.opts.pongTimeoutMs, (late) => late && !reprobe ? this.ping(true) : this.dead());
+  }
+  /** Check a connection that may have died unnoticed (the network changed, the tab is
+   * shown again): ping now when `always`, or when the server has been silent for longer
+   * than the ping interval (the idle timer may be frozen); not while a ping is out. */
+  probe(always) {
+    if (!this.isLive() || this.awaitedPong !== null) return;
+    if (always || this.clock.now() - this.lastFrameAt >= this.opts.idlePingMs) this.ping();
+  }
+  // ---------------------------------------------------------------- the page's life (pagelife.ts)
+  /** What the page's events make the client do. */
+  pageControl() {
+    return {
+      state: () => this.current.state,
+      reconnect: () => this.open(),
+      retrySoon: () => {
+        this.retryNow = true;
+      },
+      probe: (always) => this.probe(always),
+      pause: () => this.pause(),
+      resume: () => this.resume(),
+      store: () => this.store()
+    };
+  }
+  /** Unsubscribe every topic on the wire; they stay registered for `resume`. */
+  pause() {
+    if (this.pausedTopics) return;
+    this.pausedTopics = true;
+    for (const entry of this.topics.values()) {
+      this.clock.clearTimeout(entry.retryTimer);
+      entry.lastSeq = null;
+    }
+    if (this.isLive()) this.sendTopics("unsubscribe");
+    for (const entry of this.topics.values()) this.tell(entry, "onPaused");
+  }
+  resume() {
+    if (!this.pausedTopics) return;
+    this.pausedTopics = false;
+    if (this.isLive()) this.subscribeAll();
+  }
+  /** `pagehide` into the back/forward cache: close the socket cleanly (1000; a page
+   * with an open socket may not be kept, and the socket would be dead on return anyway).
+   * The status says `reconnecting` with no timer: `pageshow` reconnects. */
+  store() {
+    this.clearTimer("retry");
+    this.closeQuietly(this.detach(), 1e3, "page hidden");
+    this.liveSince = null;
+    const retryAt = this.clock.now();
+    this.setStatus({ state: "reconnecting", attempt: this.backoff.attempts, retryAt, closeCode: 1e3 });
   }
   // ---------------------------------------------------------------- frames
   onMessage(data) {
@@ -650,6 +943,7 @@ var RealtimeClient = class {
       report(error);
       return;
     }
+    this.lastFrameAt = this.clock.now();
     this.armIdle();
     switch (frame.type) {
       case "hello":
@@ -668,11 +962,14 @@ var RealtimeClient = class {
         return;
       case "response":
         return this.requests.settle(frame);
+      case "authed":
+        this.refresh.onAuthed(frame);
+        return;
     }
   }
   onSnapshot(topic, seq, payload) {
     const entry = this.topics.get(topic);
-    if (entry === void 0) return;
+    if (entry === void 0 || this.pausedTopics) return;
     entry.lastSeq = seq;
     entry.retry.reset();
     for (const h of [...entry.handlers]) call(() => h.onSnapshot(payload, seq));
@@ -692,6 +989,10 @@ var RealtimeClient = class {
   }
   onErrorFrame(error) {
     if (this.requests.settleError(error)) return;
+    if (this.refresh.onError(error)) {
+      this.errorListeners.emit(error);
+      return;
+    }
     const entry = error.topic == null ? void 0 : this.topics.get(error.topic);
     if (entry === void 0 || error.topic == null) {
       this.errorListeners.emit(error);
@@ -709,8 +1010,15 @@ var RealtimeClient = class {
   /** Ask for a fresh snapshot; events are ignored until it arrives. */
   resubscribe(topic, entry) {
     entry.lastSeq = null;
-    if (this.isLive() && this.topics.get(topic) === entry) {
+    if (this.isLive() && !this.pausedTopics && this.topics.get(topic) === entry) {
       this.send({ type: "subscribe", topics: [topic] });
+      this.tell(entry, "onSyncing");
+    }
+  }
+  tell(entry, what) {
+    for (const h of [...entry.handlers]) {
+      const fn = h[what];
+      if (fn !== void 0) call(() => fn.call(h));
     }
   }
   // ---------------------------------------------------------------- helpers
@@ -739,11 +1047,15 @@ var RealtimeClient = class {
     this.current = status;
     this.statusListeners.emit(status);
   }
+  /** `fn(late)`: `late` when the timer fired more than `LATE_MS`, and more than its own
+   * delay, after it was due by the clock (timers stop while the machine sleeps). */
   setTimer(name, ms, fn) {
     this.clearTimer(name);
+    const due = this.clock.now() + ms;
     this.timers[name] = this.clock.setTimeout(() => {
       this.timers[name] = null;
-      fn();
+      const lateBy = this.clock.now() - due;
+      fn(lateBy > LATE_MS && lateBy > ms);
     }, ms);
   }
   clearTimer(name) {
@@ -1074,6 +1386,8 @@ function clientOptions(search) {
   if (connect !== void 0) options.connectTimeoutMs = connect;
   if (pong !== void 0) options.pongTimeoutMs = pong;
   if (healthy !== void 0) options.healthyAfterMs = healthy;
+  const pause2 = numberParam(params, "pause_when_hidden_ms");
+  if (pause2 !== void 0) options.pauseWhenHidden = { afterMs: pause2 };
   return options;
 }
 var DemoPage = class {
@@ -1089,6 +1403,7 @@ var DemoPage = class {
   stopActivity = null;
   status = { state: "idle" };
   resyncs = 0;
+  snapshots = 0;
   renderQueued = false;
   statusTicker = null;
   start() {
@@ -1100,16 +1415,20 @@ var DemoPage = class {
     });
     this.client.onError((error) => this.notice(`server: ${error.code}: ${error.message}`));
     this.client.subscribe("sessions.state", {
-      onSnapshot: (payload) => this.changed(() => this.sessions.replace(payload), true),
-      onEvent: (payload) => this.changed(() => this.sessions.apply(payload), true)
+      onSnapshot: (payload) => {
+        this.snapshots += 1;
+        this.debug("snapshots", String(this.snapshots));
+        this.changed(() => this.sessions.replace(payload), true);
+      },
+      onEvent: (payload) => this.changed(() => this.sessions.apply(payload), true),
+      onPaused: () => this.debug("paused", "true"),
+      onSyncing: () => this.debug("paused", "false")
     });
     this.client.subscribe("terminals.state", {
       onSnapshot: (payload) => this.changed(() => this.terminals.replace(payload)),
       onEvent: (payload) => this.changed(() => this.terminals.apply(payload))
     });
     this.bindForms();
-    window.addEventListener("online", () => this.client.wake());
-    document.addEventListener("visibilitychange", () => document.hidden || this.client.wake());
     this.signIn.start();
   }
   /** Disconnect, and show nothing the next token may not be allowed to see. */
@@ -1187,6 +1506,11 @@ var DemoPage = class {
     const node = byId("status");
     node.textContent = statusText(this.status, Date.now());
     node.dataset.state = this.status.state;
+    if (this.status.state === "live") node.dataset.connection = this.status.connectionId;
+  }
+  /** A data attribute of `#status` for the browser tests (see the top of this file). */
+  debug(name, value) {
+    byId("status").dataset[name] = value;
   }
   render() {
     const selected = this.activity?.sessionId ?? null;

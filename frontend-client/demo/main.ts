@@ -11,7 +11,14 @@
  *
  * Query parameters tune the client (the browser tests use them to make a network
  * cut last seconds, not minutes): `backoff_ms`, `backoff_cap_ms`, `ping_ms`,
- * `pong_timeout_ms`, `connect_timeout_ms`, `healthy_ms`.
+ * `pong_timeout_ms`, `connect_timeout_ms`, `healthy_ms`, and `pause_when_hidden_ms`
+ * (the client's `pauseWhenHidden`: unsubscribe after the tab was hidden that long).
+ *
+ * The client follows the page's life by itself (`online`, the tab shown again, the
+ * back/forward cache). What the browser tests read, on `#status`: `data-state` (the
+ * connection's), `data-connection` (its id), `data-paused` ("true" while the topics
+ * are unsubscribed because the tab is hidden) and `data-snapshots` (how many
+ * `sessions.state` snapshots the page has applied).
  */
 import type { Methods, Topics } from "@aiohttp-realtime/demo-types";
 import { type ClientOptions, type ConnectionStatus, isRequestError, RealtimeClient } from "../src/index.js";
@@ -44,6 +51,8 @@ function clientOptions(search: string): ClientOptions {
   if (connect !== undefined) options.connectTimeoutMs = connect;
   if (pong !== undefined) options.pongTimeoutMs = pong;
   if (healthy !== undefined) options.healthyAfterMs = healthy;
+  const pause = numberParam(params, "pause_when_hidden_ms");
+  if (pause !== undefined) options.pauseWhenHidden = { afterMs: pause };
   return options;
 }
 
@@ -60,6 +69,7 @@ class DemoPage {
   private stopActivity: (() => void) | null = null;
   private status: ConnectionStatus = { state: "idle" };
   private resyncs = 0;
+  private snapshots = 0;
   private renderQueued = false;
   private statusTicker: ReturnType<typeof setInterval> | null = null;
 
@@ -72,16 +82,20 @@ class DemoPage {
     });
     this.client.onError((error) => this.notice(`server: ${error.code}: ${error.message}`));
     this.client.subscribe("sessions.state", {
-      onSnapshot: (payload) => this.changed(() => this.sessions.replace(payload), true),
+      onSnapshot: (payload) => {
+        this.snapshots += 1;
+        this.debug("snapshots", String(this.snapshots));
+        this.changed(() => this.sessions.replace(payload), true);
+      },
       onEvent: (payload) => this.changed(() => this.sessions.apply(payload), true),
+      onPaused: () => this.debug("paused", "true"),
+      onSyncing: () => this.debug("paused", "false"),
     });
     this.client.subscribe("terminals.state", {
       onSnapshot: (payload) => this.changed(() => this.terminals.replace(payload)),
       onEvent: (payload) => this.changed(() => this.terminals.apply(payload)),
     });
     this.bindForms();
-    window.addEventListener("online", () => this.client.wake());
-    document.addEventListener("visibilitychange", () => document.hidden || this.client.wake());
     this.signIn.start(); // connects once the API accepts the page
   }
 
@@ -168,6 +182,12 @@ class DemoPage {
     const node = byId("status");
     node.textContent = statusText(this.status, Date.now());
     node.dataset.state = this.status.state;
+    if (this.status.state === "live") node.dataset.connection = this.status.connectionId;
+  }
+
+  /** A data attribute of `#status` for the browser tests (see the top of this file). */
+  private debug(name: "paused" | "snapshots", value: string): void {
+    byId("status").dataset[name] = value;
   }
 
   private render(): void {

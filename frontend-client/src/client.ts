@@ -14,13 +14,23 @@
  *
  * Liveness: a socket that stays silent for `idlePingMs` gets an app-level ping; no
  * pong within `pongTimeoutMs` (or no `hello` within `connectTimeoutMs`) counts as a
- * dead connection, which is how a laptop waking from sleep or a silently dropped
- * network path is noticed. Reconnects follow the server's close-code catalogue
+ * dead connection, which is how a silently dropped network path is noticed. Timers
+ * stop while a machine sleeps, so time is read from the clock, not counted by them: a
+ * timer that fires long after it was due, the tab becoming visible or the network
+ * coming back (`online`) compare the time since the last frame with the ping interval
+ * and probe at once (see "Browser life" below). Reconnects follow the server's close-code catalogue
  * (`RECONNECT_ADVICE`); after a restart (advice "now": 1012, 1001) within the window the
  * close reason gives (`reconnect_within_ms=N`, full jitter), else `goingAwayJitterMs`.
  *
  * Authentication: the `token` option (a string, or a provider asked again before every
  * connect) is offered as the subprotocol `auth.<token>` next to `realtime.v1` (auth.ts).
+ *
+ * Browser life (pagelife.ts; nothing of it in Node): `online`, a tab shown again and
+ * `pageshow` from the back/forward cache reconnect at once (or probe a socket that looks
+ * open); `pagehide` into that cache closes the socket (1000), so the page may be kept;
+ * with `pauseWhenHidden`, a tab hidden that long unsubscribes on the wire (the app's
+ * subscriptions stay registered here) and resubscribes, from fresh snapshots, when
+ * shown. One socket at a time: every path that opens one closes the previous first.
  *
  * Requests (requests.ts): with the app's method map as the second type parameter
  * (`RealtimeClient<Topics, Methods>`), `request(method, params)` calls a method over
@@ -35,15 +45,18 @@ import { reconnectAdvice, reconnectWithinMs } from "./closecodes.js";
 import {
   call,
   type Clock,
+  defaultPage,
   defaultUrl,
   defaultWebSocket,
   Listeners,
+  type PageTargets,
   randomKey,
   report,
   type SocketLike,
   systemClock,
   type WebSocketConstructor,
 } from "./env.js";
+import { type PageControl, PageLife } from "./pagelife.js";
 import { type ClientMessage, type ErrorFrame, type HelloFrame, PROTOCOL_VERSION, type ServerMessage } from "./protocol.js";
 import {
   isRequestError,
@@ -52,6 +65,7 @@ import {
   type RequestErrorOf,
   type RequestOptions,
 } from "./requests.js";
+import { TokenRefresh } from "./refresh.js";
 import { resending } from "./retries.js";
 
 /** The payload types of one topic's `snapshot` and `event` frames. */
@@ -87,6 +101,14 @@ export interface TopicHandlers<P extends TopicPayloads = TopicPayloads> {
   onEvent: (payload: P["event"], seq: number) => void;
   /** An `error` frame about this topic (e.g. `unknown_topic`). */
   onError?: ((error: ErrorFrame) => void) | undefined;
+  /** The client asked the server for a fresh snapshot of this topic (its first
+   * subscribe, after every reconnect, after a seq gap, when a paused tab is shown
+   * again): no `onEvent` until `onSnapshot`. A store's "syncing". */
+  onSyncing?: (() => void) | undefined;
+  /** The topic was unsubscribed on the wire because the tab stayed hidden
+   * (`pauseWhenHidden`): the state no longer follows the server until `onSyncing` and a
+   * fresh `onSnapshot`, when the tab is shown again. The subscription itself stays. */
+  onPaused?: (() => void) | undefined;
 }
 
 export interface ClientOptions {
@@ -127,6 +149,17 @@ export interface ClientOptions {
   clock?: Clock | undefined;
   /** Uniform random number in [0, 1), for the jitter. */
   random?: (() => number) | undefined;
+  /** Where the client hears of the page's life (`online`, `offline`, `pageshow`,
+   * `pagehide` on `window`; `visibilitychange` on `document`). Default: the host's, where
+   * they are event targets (a browser page; a worker has no `document`; Node neither).
+   * `null`: listen to none (call `wake()` yourself). Listeners are added by `connect()`
+   * and removed by `close()`. */
+  page?: PageTargets | null | undefined;
+  /** Spare the server while nobody looks: once the tab has been hidden `afterMs`, every
+   * topic is unsubscribed on the wire (the socket stays, and so do the subscriptions
+   * registered here); when the tab is shown again they are subscribed anew and start
+   * from fresh snapshots (`onPaused`, then `onSyncing` and `onSnapshot`). Default: off. */
+  pauseWhenHidden?: { afterMs: number } | undefined;
 }
 
 export interface GapInfo {
@@ -146,6 +179,10 @@ interface TopicEntry {
 const MAX_TOPICS_PER_FRAME = 100;
 
 type TimerName = "connect" | "idle" | "pong" | "retry";
+
+/** A timer that fires later than this past its due time, and later than its own delay
+ * again, was frozen: the machine slept (or the tab was throttled hard). */
+const LATE_MS = 1_000;
 
 /** Topic errors that a later subscribe may not get: retried with the topic's backoff. */
 const RETRIED: ReadonlySet<string> = new Set(["snapshot_failed", "rate_limited", "unavailable"]);
@@ -177,6 +214,7 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
   private readonly gapListeners = new Listeners<GapInfo>();
   private readonly errorListeners = new Listeners<ErrorFrame>();
   private readonly requests: PendingRequests;
+  private readonly refresh: TokenRefresh;
 
   private socket: SocketLike | null = null;
   /** The attempt waiting for its token (a new object per attempt), or null. */
@@ -186,6 +224,15 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
   private readonly timers: Record<TimerName, unknown> = { connect: null, idle: null, pong: null, retry: null };
   private pingCount = 0;
   private awaitedPong: string | null = null;
+  /** When the last frame arrived (the clock's time): the heartbeat gap is measured from it. */
+  private lastFrameAt = 0;
+  /** Follows the page's events (browsers); null with `page: null`. */
+  private readonly life: PageLife | null;
+  /** Topics unsubscribed on the wire while the tab is hidden (`pauseWhenHidden`). */
+  private pausedTopics = false;
+  /** The network came back (or the tab was shown) during this attempt: should it fail,
+   * retry at once rather than after a backoff the event made pointless. */
+  private retryNow = false;
 
   /** Throws when there is no WebSocket class (Node 20: pass `WebSocket`), no `url`
    * and no page to derive it from, or a `token` string that cannot be offered (`TokenError`). */
@@ -208,6 +255,14 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
       retries: options.retries ?? 2,
     };
     this.requests = new PendingRequests(this.clock);
+    const provider = typeof this.token === "function" ? this.token : null;
+    this.refresh = new TokenRefresh(provider, { clock: this.clock, random: this.random, send: (f) => this.send(f) });
+    const pause = options.pauseWhenHidden?.afterMs;
+    if (pause !== undefined && !(pause >= 0)) {
+      throw new RangeError(`RealtimeClient: pauseWhenHidden.afterMs must be >= 0, got ${pause}`);
+    }
+    const page = options.page === undefined ? defaultPage() : options.page;
+    this.life = page === null ? null : new PageLife(page, this.clock, pause ?? null, this.pageControl());
   }
 
   // ---------------------------------------------------------------- public API
@@ -216,30 +271,40 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
     return this.current;
   }
 
-  /** Open the connection (no-op when already open or waiting to reconnect). */
+  /** Whether the topics are unsubscribed on the wire because the tab is hidden
+   * (`pauseWhenHidden`). */
+  get paused(): boolean {
+    return this.pausedTopics;
+  }
+
+  /** Open the connection (no-op when already open or waiting to reconnect), and start
+   * following the page's life (browsers). */
   connect(): void {
+    this.life?.start();
     if (this.socket === null && this.awaitingToken === null && this.timers.retry === null) {
       this.open();
     }
   }
 
   /** Close for good: no reconnect until `connect()` is called again. Pending requests
-   * fail with `disconnected`. */
+   * fail with `disconnected`; the page's events are no longer listened to. */
   close(): void {
+    this.life?.stop();
     this.clearTimer("retry");
+    this.pausedTopics = false;
     const socket = this.detach("the client was closed before the response");
     socket?.close(1000, "client closed");
     this.setStatus({ state: "stopped", closeCode: 1000, reason: "closed by the client" });
   }
 
   /** Skip the wait: reconnect now if waiting, or probe a live connection with a ping
-   * (call it when the browser comes back online or the tab becomes visible). */
+   * (the client does this itself on the page's `online` event; call it where the
+   * client has no page to listen to). */
   wake(): void {
     if (this.current.state === "reconnecting") {
-      this.clearTimer("retry");
       this.open();
-    } else if (this.current.state === "live" && this.awaitedPong === null) {
-      this.ping();
+    } else {
+      this.probe(true);
     }
   }
 
@@ -261,7 +326,7 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
       if (!current.handlers.delete(h) || current.handlers.size > 0) return;
       this.clock.clearTimeout(current.retryTimer);
       this.topics.delete(topic);
-      if (this.isLive()) this.send({ type: "unsubscribe", topics: [topic] });
+      if (this.isLive() && !this.pausedTopics) this.send({ type: "unsubscribe", topics: [topic] });
     };
   }
 
@@ -353,6 +418,10 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
    * timeout covers both: a provider that never settles is a failed attempt too. */
   private open(): void {
     this.clearTimer("retry");
+    this.life?.opened();
+    this.retryNow = false;
+    // Never two sockets: whatever was open or opening is closed first.
+    this.closeQuietly(this.detach(), 1000, "reconnecting");
     const attempt = {};
     this.awaitingToken = attempt;
     this.setTimer("connect", this.opts.connectTimeoutMs, () => this.dead());
@@ -398,6 +467,7 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
       socket.onerror = ignore; // still listening: closing a `ws` socket may emit one
     }
     for (const name of ["connect", "idle", "pong"] as const) this.clearTimer(name);
+    this.refresh.stop();
     this.awaitedPong = null;
     for (const entry of this.topics.values()) entry.lastSeq = null; // resync after reconnect
     this.requests.disconnected(why);
@@ -410,13 +480,19 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
       this.awaitingToken === null
         ? undefined
         : new TokenError(`RealtimeClient: the token provider did not settle within ${this.opts.connectTimeoutMs} ms`);
-    const socket = this.detach();
+    this.closeQuietly(this.detach());
+    this.afterDrop(1006, why);
+  }
+
+  /** Close a socket already detached (its events are ignored). A browser accepts only
+   * 1000 and 3000-4999 from a script; without a code, none is sent. */
+  private closeQuietly(socket: SocketLike | null, code?: number, reason?: string): void {
     try {
-      socket?.close();
+      if (code === undefined) socket?.close();
+      else socket?.close(code, reason);
     } catch (error) {
       report(error);
     }
-    this.afterDrop(1006, why);
   }
 
   private onDrop(code: number, reason: string | undefined): void {
@@ -434,13 +510,22 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
     this.liveSince = null;
     if (healthy) this.backoff.reset();
     const advice = reconnectAdvice(code);
+    const soon = this.retryNow;
+    this.retryNow = false;
     if (advice === "never") {
       this.setStatus({ state: "stopped", closeCode: code, reason: "the server asked not to reconnect" });
     } else {
+      // "new_token" (4001: the credential expired): `open()` asks the provider again;
+      // at once after a healthy connection, else with backoff (a provider whose tokens
+      // keep expiring must not make a reconnect loop).
       const delay =
         advice === "now"
           ? Math.floor(this.random() * (reconnectWithinMs(reason) ?? this.opts.goingAwayJitterMs))
-          : this.backoff.next();
+          : advice === "new_token" && healthy
+            ? Math.floor(this.random() * this.opts.goingAwayJitterMs)
+            : soon
+              ? 0
+              : this.backoff.next();
       const retryAt = this.clock.now() + delay;
       const status = { state: "reconnecting", attempt: this.backoff.attempts, retryAt, closeCode: code } as const;
       this.setTimer("retry", delay, () => this.open()); // first: a status listener may close()
@@ -461,10 +546,23 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
     }
     this.liveSince = this.clock.now();
     this.setStatus({ state: "live", connectionId: hello.connection_id, hello });
+    if (!this.isLive()) return; // a status listener closed the client
+    this.refresh.start(hello.auth_expires_in_s);
+    if (!this.pausedTopics) this.subscribeAll();
+  }
+
+  /** Subscribe every registered topic on the wire; each handler hears `onSyncing`. */
+  private subscribeAll(): void {
+    this.sendTopics("subscribe");
+    for (const entry of this.topics.values()) this.tell(entry, "onSyncing");
+  }
+
+  /** Every registered topic, in frames of at most 100 topics. */
+  private sendTopics(type: "subscribe" | "unsubscribe"): void {
     const names = [...this.topics.keys()];
     for (let i = 0; i < names.length; i += MAX_TOPICS_PER_FRAME) {
       const [first, ...rest] = names.slice(i, i + MAX_TOPICS_PER_FRAME);
-      if (first !== undefined) this.send({ type: "subscribe", topics: [first, ...rest] });
+      if (first !== undefined) this.send({ type, topics: [first, ...rest] });
     }
   }
 
@@ -474,12 +572,69 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
     this.setTimer("idle", this.opts.idlePingMs, () => this.ping());
   }
 
-  private ping(): void {
+  /** A pong timer that fired late was frozen (sleep, a throttled tab), so the pong may
+   * be waiting behind it: probe once more before calling the connection dead. */
+  private ping(reprobe = false): void {
+    this.clearTimer("idle"); // the next frame arms it again
     this.pingCount += 1;
     const id = `ping-${this.pingCount}`;
     this.awaitedPong = id;
     this.send({ type: "ping", id });
-    this.setTimer("pong", this.opts.pongTimeoutMs, () => this.dead());
+    this.setTimer("pong", this.opts.pongTimeoutMs, (late) => (late && !reprobe ? this.ping(true) : this.dead()));
+  }
+
+  /** Check a connection that may have died unnoticed (the network changed, the tab is
+   * shown again): ping now when `always`, or when the server has been silent for longer
+   * than the ping interval (the idle timer may be frozen); not while a ping is out. */
+  private probe(always: boolean): void {
+    if (!this.isLive() || this.awaitedPong !== null) return;
+    if (always || this.clock.now() - this.lastFrameAt >= this.opts.idlePingMs) this.ping();
+  }
+
+  // ---------------------------------------------------------------- the page's life (pagelife.ts)
+
+  /** What the page's events make the client do. */
+  private pageControl(): PageControl {
+    return {
+      state: () => this.current.state,
+      reconnect: () => this.open(),
+      retrySoon: () => {
+        this.retryNow = true;
+      },
+      probe: (always) => this.probe(always),
+      pause: () => this.pause(),
+      resume: () => this.resume(),
+      store: () => this.store(),
+    };
+  }
+
+  /** Unsubscribe every topic on the wire; they stay registered for `resume`. */
+  private pause(): void {
+    if (this.pausedTopics) return;
+    this.pausedTopics = true;
+    for (const entry of this.topics.values()) {
+      this.clock.clearTimeout(entry.retryTimer);
+      entry.lastSeq = null;
+    }
+    if (this.isLive()) this.sendTopics("unsubscribe");
+    for (const entry of this.topics.values()) this.tell(entry, "onPaused");
+  }
+
+  private resume(): void {
+    if (!this.pausedTopics) return;
+    this.pausedTopics = false;
+    if (this.isLive()) this.subscribeAll();
+  }
+
+  /** `pagehide` into the back/forward cache: close the socket cleanly (1000; a page
+   * with an open socket may not be kept, and the socket would be dead on return anyway).
+   * The status says `reconnecting` with no timer: `pageshow` reconnects. */
+  private store(): void {
+    this.clearTimer("retry");
+    this.closeQuietly(this.detach(), 1000, "page hidden");
+    this.liveSince = null;
+    const retryAt = this.clock.now();
+    this.setStatus({ state: "reconnecting", attempt: this.backoff.attempts, retryAt, closeCode: 1000 });
   }
 
   // ---------------------------------------------------------------- frames
@@ -492,6 +647,7 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
       report(error);
       return;
     }
+    this.lastFrameAt = this.clock.now();
     this.armIdle(); // any frame shows the connection is alive
     switch (frame.type) {
       case "hello":
@@ -510,12 +666,15 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
         return;
       case "response":
         return this.requests.settle(frame);
+      case "authed":
+        this.refresh.onAuthed(frame);
+        return;
     }
   }
 
   private onSnapshot(topic: string, seq: number, payload: unknown): void {
     const entry = this.topics.get(topic);
-    if (entry === undefined) return; // unsubscribed meanwhile
+    if (entry === undefined || this.pausedTopics) return; // unsubscribed meanwhile
     entry.lastSeq = seq;
     entry.retry.reset();
     for (const h of [...entry.handlers]) call(() => h.onSnapshot(payload, seq));
@@ -537,6 +696,10 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
 
   private onErrorFrame(error: ErrorFrame): void {
     if (this.requests.settleError(error)) return; // a request the server could not read
+    if (this.refresh.onError(error)) {
+      this.errorListeners.emit(error); // a refused `auth`: retried, and the app may want to know
+      return;
+    }
     const entry = error.topic == null ? undefined : this.topics.get(error.topic);
     if (entry === undefined || error.topic == null) {
       this.errorListeners.emit(error);
@@ -555,8 +718,16 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
   /** Ask for a fresh snapshot; events are ignored until it arrives. */
   private resubscribe(topic: string, entry: TopicEntry): void {
     entry.lastSeq = null;
-    if (this.isLive() && this.topics.get(topic) === entry) {
+    if (this.isLive() && !this.pausedTopics && this.topics.get(topic) === entry) {
       this.send({ type: "subscribe", topics: [topic] });
+      this.tell(entry, "onSyncing");
+    }
+  }
+
+  private tell(entry: TopicEntry, what: "onSyncing" | "onPaused"): void {
+    for (const h of [...entry.handlers]) {
+      const fn = h[what];
+      if (fn !== undefined) call(() => fn.call(h));
     }
   }
 
@@ -591,11 +762,15 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
     this.statusListeners.emit(status);
   }
 
-  private setTimer(name: TimerName, ms: number, fn: () => void): void {
+  /** `fn(late)`: `late` when the timer fired more than `LATE_MS`, and more than its own
+   * delay, after it was due by the clock (timers stop while the machine sleeps). */
+  private setTimer(name: TimerName, ms: number, fn: (late: boolean) => void): void {
     this.clearTimer(name);
+    const due = this.clock.now() + ms;
     this.timers[name] = this.clock.setTimeout(() => {
       this.timers[name] = null;
-      fn();
+      const lateBy = this.clock.now() - due;
+      fn(lateBy > LATE_MS && lateBy > ms);
     }, ms);
   }
 

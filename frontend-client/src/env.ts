@@ -30,6 +30,26 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
+/** An event target of the page (`window`, `document`), or a fake in unit tests.
+ * Declared through methods, so the DOM's richer listener types fit as they are. */
+export interface EventTargetLike {
+  addEventListener(type: string, listener: (event: unknown) => void): void;
+  removeEventListener(type: string, listener: (event: unknown) => void): void;
+}
+
+/** `document`: an event target with `visibilityState` ("visible", "hidden"). */
+export interface DocumentLike extends EventTargetLike {
+  readonly visibilityState?: string;
+}
+
+/** Where the client hears about the page's life: `window` (`online`, `offline`,
+ * `pageshow`, `pagehide`) and `document` (`visibilitychange`). Either may be missing:
+ * a worker has no `document`, Node (>= 20) neither. */
+export interface PageTargets {
+  window?: EventTargetLike | undefined;
+  document?: DocumentLike | undefined;
+}
+
 /** The host globals the client uses; `WebSocket` and `location` may be missing (Node). */
 interface Host {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -39,6 +59,9 @@ interface Host {
   location?: { protocol: string; host: string };
   /** Web Crypto: browsers (`randomUUID` in secure contexts only: https, localhost), Node >= 19. */
   crypto?: { randomUUID?: () => string; getRandomValues?: (array: Uint8Array) => Uint8Array };
+  /** A browser page's or worker's global scope is an event target; Node's is not. */
+  addEventListener?: unknown;
+  document?: { addEventListener?: unknown };
 }
 
 const host = globalThis as unknown as Host;
@@ -72,6 +95,20 @@ export function defaultWebSocket(): WebSocketConstructor {
     );
   }
   return WebSocket;
+}
+
+function isTarget(value: unknown): value is EventTargetLike {
+  const target = value as Partial<Record<"addEventListener" | "removeEventListener", unknown>> | null | undefined;
+  return typeof target?.addEventListener === "function" && typeof target.removeEventListener === "function";
+}
+
+/** The host's page: its global scope (`window`, or a worker's `self`) and `document`,
+ * each only where it is an event target. In Node neither is: no listener is added. */
+export function defaultPage(): PageTargets {
+  return {
+    window: isTarget(host) ? host : undefined,
+    document: isTarget(host.document) ? (host.document as DocumentLike) : undefined,
+  };
 }
 
 /** Rethrow outside the client's call stack: a bug in a handler must surface

@@ -343,18 +343,26 @@ describe("liveness", () => {
 describe("close codes", () => {
   it("follows the generated RECONNECT_ADVICE for every code of the catalogue", () => {
     const codes = Object.keys(RECONNECT_ADVICE).map(Number);
-    assert.ok(codes.length >= 6);
-    for (const code of codes) {
+    assert.ok(codes.length >= 7);
+    /** The wait after `code` closed a connection live for `liveMs`; null: stopped. */
+    function waitAfter(code: number, liveMs: number): number | null {
       clock = new ManualClock();
       sockets = new SocketFactory();
-      // Jitter window 200, first backoff window 100, random 0.5: "now" waits 100, "backoff" 50.
-      const c = client({ random: () => 0.5, goingAwayJitterMs: 200 });
+      const c = client({ random: () => 0.5, goingAwayJitterMs: 200, idlePingMs: 60_000 });
       c.connect();
       sockets.last.hello();
+      clock.advance(liveMs);
       sockets.last.drop(code);
       const status = c.status;
-      const wait = status.state === "reconnecting" ? status.retryAt - clock.now() : null;
-      const did = status.state === "stopped" ? "never" : wait === 100 ? "now" : wait === 50 ? "backoff" : "?";
+      return status.state === "reconnecting" ? status.retryAt - clock.now() : null;
+    }
+    // Jitter window 200, first backoff window 100, random 0.5: at once waits 100, backoff 50.
+    // "new_token" (the credential expired) is at once after a healthy connection (the
+    // next connect asks the provider again), with backoff after a short one.
+    const advice = { "100 100": "now", "50 50": "backoff", "50 100": "new_token", "null null": "never" };
+    for (const code of codes) {
+      const seen = `${waitAfter(code, 0)} ${waitAfter(code, 5000)}`;
+      const did = advice[seen as keyof typeof advice] ?? seen;
       assert.equal(did, reconnectAdvice(code), `close code ${code}`);
       assert.equal(did, RECONNECT_ADVICE[code as keyof typeof RECONNECT_ADVICE], `close code ${code}`);
     }
