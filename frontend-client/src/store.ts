@@ -9,9 +9,10 @@
  *     });
  *     const stop = sessions.subscribe(() => render(sessions.getSnapshot()));  // subscribes on the wire
  *
- * Built only on the client's public API (`subscribe`, `onStatus`, `onGap`, a topic's
- * `onError`), so it keeps the client's guarantees: a snapshot first, then every event
- * with seq = previous + 1, a fresh snapshot after a reconnect or a seq gap.
+ * Built only on the client's public API (`subscribe` with its topic handlers, and
+ * `onStatus`), so it keeps the client's guarantees: a snapshot first, then every event
+ * with seq = previous + 1, a fresh snapshot after a reconnect, a seq gap or a paused
+ * tab shown again.
  *
  * What a store promises its listeners:
  * - `getSnapshot()` returns the same object until something a listener can see
@@ -51,8 +52,9 @@ export interface TopicReducer<P extends TopicPayloads, S> {
  * - `syncing`: waiting for a snapshot on the current connection (the first one, or a
  *   fresh one after a reconnect or a seq gap); `state` is the last one known, if any.
  * - `live`: `state` reflects the server's, and events apply as they come.
- * - `stale`: the connection is down (reconnecting, or stopped); `state` is the last
- *   one known and may be behind.
+ * - `stale`: the connection is down (reconnecting, or stopped), or the topic is paused
+ *   on the wire while the tab is hidden (`pauseWhenHidden`); `state` is the last one
+ *   known and may be behind.
  * - `error`: the server refused the topic (`error.code`: `forbidden`, `unknown_topic`,
  *   `snapshot_failed`, …). The client retries the codes that mean "later"
  *   (`snapshot_failed`, `rate_limited`, `unavailable`); a snapshot ends the error.
@@ -139,15 +141,15 @@ export class TopicStore<S> {
       onSnapshot: (payload, seq) => this.onSnapshot(payload, seq),
       onEvent: (payload, seq) => this.onEvent(payload, seq),
       onError: (error) => this.set({ status: "error", error }),
+      // A fresh snapshot was asked for: first subscribe, reconnect, seq gap, tab shown again.
+      onSyncing: () => this.set({ status: "syncing", error: null }),
+      // Unsubscribed on the wire while the tab is hidden (pauseWhenHidden).
+      onPaused: () => this.set({ status: "stale", error: null }),
     };
     const offStatus = this.client.onStatus((status) => this.onStatus(status));
-    const offGap = this.client.onGap((gap) => {
-      if (gap.topic === this.topic && this.view.status === "live") this.set({ status: "syncing" });
-    });
     const unsubscribe = this.client.subscribe(this.topic, handlers);
     this.stop = () => {
       offStatus();
-      offGap();
       unsubscribe();
     };
   }
@@ -163,19 +165,15 @@ export class TopicStore<S> {
     if (next !== state) this.set({ state: next, seq });
   }
 
+  /** The connection went down, or is not up yet. Its coming back is `onSyncing`'s. */
   private onStatus(status: ConnectionStatus): void {
-    if (status.state === "live") {
-      this.set({ status: "syncing", error: null }); // the client subscribes again: a snapshot follows
-    } else if (
+    if (status.state === "live") return;
+    const stale =
       status.state === "reconnecting" ||
       status.state === "stopped" ||
       this.view.state !== undefined ||
-      this.view.status === "stale"
-    ) {
-      this.set({ status: "stale", error: null });
-    } else {
-      this.set({ status: "syncing", error: null }); // idle or connecting, nothing shown yet
-    }
+      this.view.status === "stale";
+    this.set({ status: stale ? "stale" : "syncing", error: null });
   }
 
   // ---------------------------------------------------------------- listeners

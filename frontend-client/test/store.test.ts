@@ -1,8 +1,16 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 import type { Session, SessionsEvent, Topics } from "@aiohttp-realtime/demo-types";
-import { RealtimeClient, type TopicReducer, type TopicStoreOptions, topicStore, topicStores } from "../src/index.js";
+import {
+  type ClientOptions,
+  RealtimeClient,
+  type TopicReducer,
+  type TopicStoreOptions,
+  topicStore,
+  topicStores,
+} from "../src/index.js";
 import { ManualClock, SocketFactory } from "./fakes.js";
+import { FakePage } from "./pagefakes.js";
 
 const T = "2026-01-01T00:00:00Z";
 const session = (id: string, state: Session["state"] = "idle"): Session => ({
@@ -16,7 +24,7 @@ const session = (id: string, state: Session["state"] = "idle"): Session => ({
 let clock: ManualClock;
 let sockets: SocketFactory;
 
-function client(): RealtimeClient<Topics> {
+function client(options: ClientOptions = {}): RealtimeClient<Topics> {
   return new RealtimeClient<Topics>({
     url: "ws://test/api/realtime",
     clock,
@@ -25,6 +33,7 @@ function client(): RealtimeClient<Topics> {
     backoff: { baseMs: 100, capMs: 1000 },
     idlePingMs: 1000,
     pongTimeoutMs: 500,
+    ...options,
   });
 }
 
@@ -174,6 +183,26 @@ describe("topic stores", () => {
     sockets.last.receive(snapshot(3, "a"));
     assert.equal(store.getSnapshot().status, "live");
     assert.equal(store.getSnapshot().error, null);
+  });
+
+  it("is stale while paused in a hidden tab, and fresh after the snapshot once shown", () => {
+    const page = new FakePage();
+    const c = client({ page, pauseWhenHidden: { afterMs: 0 }, idlePingMs: 60_000 });
+    const store = topicStore(c, "sessions.state", sessionsReducer);
+    store.subscribe(() => undefined);
+    c.connect();
+    sockets.last.hello();
+    sockets.last.receive(snapshot(1, "a"));
+    page.hide();
+    clock.advance(0);
+    assert.deepEqual(sockets.last.sentOf("unsubscribe"), [{ type: "unsubscribe", topics: ["sessions.state"] }]);
+    assert.equal(store.getSnapshot().status, "stale");
+    assert.deepEqual(ids(store.getSnapshot().state), ["a:idle"]);
+    page.show();
+    assert.equal(store.getSnapshot().status, "syncing");
+    sockets.last.receive(snapshot(6, "a", "b"));
+    assert.equal(store.getSnapshot().status, "live");
+    assert.equal(store.getSnapshot().seq, 6);
   });
 
   it("is stale (or syncing, with nothing shown yet) while the client is not live", () => {
