@@ -201,8 +201,10 @@ async def _receive(ws: aiohttp.ClientWebSocketResponse, timeout: float | None) -
     if msg.type is aiohttp.WSMsgType.CLOSE:
         # The server's close frame: `data` is its code, `extra` its reason. Only this
         # message carries the reason; after it aiohttp returns CLOSED, with the code alone.
+        # The code from the frame, not `ws.close_code`: aiohttp sets that to 1006 when its
+        # reply to the close cannot be written (the server already closed the socket).
         reason = msg.extra if isinstance(msg.extra, str) else ""
-        raise ClosedError(ws.close_code, reason)
+        raise ClosedError(msg.data if isinstance(msg.data, int) else ws.close_code, reason)
     if msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
         raise ClosedError(ws.close_code)
     raise ConnectionError(f"unexpected {msg.type.name} frame: {msg.data!r}")
