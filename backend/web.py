@@ -58,8 +58,14 @@ async def index(_request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+async def react_index(_request: web.Request) -> web.FileResponse:
+    """The same dashboard written with React (examples/react-dashboard/, built into static/react/)."""
+    return web.FileResponse(STATIC / "react" / "index.html", headers={"Cache-Control": "no-cache"})
+
+
 def setup_web(app: web.Application) -> None:
     app.router.add_get("/", index)
+    app.router.add_get("/react/", react_index)
     app.router.add_static("/static/", STATIC)
     app.on_response_prepare.append(_add_security_headers)
     app.middlewares.insert(0, _opaque_crashes)  # outermost: it also covers the other middlewares
