@@ -16,7 +16,7 @@ export function App() {
   return (
     <>
       <header>
-        <h1>Realtime sessions</h1>
+        <h1>Realtime sessions <span className="muted">· React</span></h1>
         <span className="status" data-state={status.state} role="status">
           {status.state === "live" ? "Live" : status.state === "stopped" ? "Disconnected" : "Connecting…"}
         </span>
