@@ -15,13 +15,20 @@ through both.
 The tokens file is JSON::
 
     {"tokens": [{"token": "…", "id": "alice", "scopes": ["read", "write", "terminals"]},
-                {"token": "…", "id": "wallboard", "scopes": ["read"]}]}
+                {"token": "…", "id": "wallboard", "scopes": ["read"]},
+                {"token": "…", "id": "alice", "scopes": ["read"],
+                 "expires_at": "2026-12-31T23:00:00Z"}]}
+
+A token with `expires_at` (ISO 8601 with a time zone: `Z` or `+01:00`) is refused
+from then on, and a connection opened with it is closed with 4001 at that moment
+unless the client presented another token of the same id first (an `auth` frame).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +68,8 @@ def load_tokens(path: Path) -> BearerTokens:
         raise TokensFileError(f"{path}: {exc}") from None
     entries = raw.get("tokens") if isinstance(raw, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise TokensFileError(f'{path}: expected {{"tokens": [{{"token", "id", "scopes"}}, ...]}}')
+        shape = '{"tokens": [{"token", "id", "scopes", "expires_at"?}, ...]}'
+        raise TokensFileError(f"{path}: expected {shape}")
     table: dict[str, Principal] = {}
     for i, entry in enumerate(entries):
         where = f"{path}: tokens[{i}]"
@@ -78,8 +86,24 @@ def load_tokens(path: Path) -> BearerTokens:
             raise TokensFileError(f"{where}: scopes must be a list drawn from {sorted(SCOPES)}")
         if token in table:
             raise TokensFileError(f"{where}: duplicate token")
-        table[token] = Principal(pid, frozenset(scopes))
+        table[token] = Principal(pid, frozenset(scopes), _expires_at(entry.get("expires_at"), where))
     return BearerTokens(table)
+
+
+def _expires_at(value: object, where: str) -> datetime | None:
+    if value is None:
+        return None
+    when = None
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    if when is None or when.utcoffset() is None:
+        raise TokensFileError(
+            f'{where}: expires_at must be an ISO 8601 time with a time zone, e.g. "2026-12-31T23:00:00Z"'
+        )
+    return when
 
 
 def _token_chars(token: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import statistics
 import struct
@@ -13,11 +14,13 @@ import tracemalloc
 from typing import Any
 
 import aiohttp
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiohttp_realtime import CloseCode
 from tests.support import StuckClient, WsClient, masked_frame, masked_text_frame, until
+from tests.token_support import bearer, serving
 
 KB = 1024
 
@@ -421,3 +424,111 @@ async def test_error_texts_never_echo_the_clients_input(lib_client):
         await ws.send(frame)
         error = await ws.recv()
         assert error["type"] == "error" and "<script>" not in json.dumps(error), error
+
+
+# ---------------------------------------------------------------- in-band token refresh (`auth`)
+
+
+@pytest.fixture
+def served(aiohttp_client: Any) -> Any:
+    """Expiring tokens over the `items` app (tests/token_support.py)."""
+    return serving(aiohttp_client)
+
+
+async def test_a_refresh_with_another_principals_token_is_refused_and_the_old_principal_kept(served):
+    """Attack: a connection opened as alice presents bob's token (stolen, or a confused
+    client), to read what bob may read on alice's subscriptions or to outlive alice's
+    expiry. Refused with `principal_changed`: the connection stays alice's, with her
+    scopes and her expiry (closed with 4001 then, though bob's token lasts a minute)."""
+    s = await served()
+    alice = s.issuer.mint("alice", ("read",), lifetime_s=1.0)
+    bob = s.issuer.mint("bob", ("read", "b"), lifetime_s=60)
+    ws = await WsClient.connect(s.client, **bearer(alice))
+    await ws.subscribe("items")
+    [snapshot] = await ws.barrier()
+    await ws.send({"type": "auth", "id": "steal", "token": bob})
+    [refused] = await ws.barrier()
+    assert (refused["type"], refused["code"], refused["id"]) == ("error", "principal_changed", "steal")
+    conn = s.conn()
+    assert conn.principal is not None and (conn.principal.id, conn.principal.scopes) == ("alice", {"read"})
+    left = conn.auth_expires_in()
+    assert left is not None and left <= 1.0  # not bob's minute
+    await ws.subscribe("items.b", id="b")  # bob's scope was not granted
+    [forbidden] = await ws.barrier()
+    assert (forbidden["code"], forbidden["topic"]) == ("forbidden", "items.b")
+    await s.state.set(s.hub, "x", 1)
+    [event] = await ws.barrier()  # alice's subscription goes on
+    assert event["seq"] == snapshot["seq"] + 1
+    msg = await ws.ws.receive(timeout=5)  # then her own credential's end
+    assert (msg.type, ws.ws.close_code) == (aiohttp.WSMsgType.CLOSE, CloseCode.AUTH_EXPIRED)
+
+
+async def test_a_refresh_flood_is_rate_limited_without_running_the_hook_and_the_connection_survives(served):
+    """Attack: `auth` frames as fast as the socket takes them (guessing tokens over an
+    open connection, where no 401 slows anything down). Beyond `auth_per_minute` each
+    is answered `rate_limited` with its id and the `authenticate` hook does not run;
+    the connection and its subscription go on."""
+    s = await served(auth_per_minute=3)
+    ws = await WsClient.connect(s.client, **bearer(s.issuer.mint()))
+    await ws.subscribe("items")
+    [snapshot] = await ws.barrier()
+    before = s.issuer.calls
+    guesses = [s.issuer.mint() if i % 2 else f"guess-{i:04d}-0123456789" for i in range(20)]
+    for i, token in enumerate(guesses):
+        await ws.send({"type": "auth", "id": f"a{i}", "token": token})
+    answers = {f["id"]: f.get("code", f["type"]) for f in await ws.barrier()}
+    assert answers == {
+        **{f"a{i}": "unauthorized" if i % 2 == 0 else "authed" for i in range(3)},
+        **{f"a{i}": "rate_limited" for i in range(3, 20)},
+    }
+    assert s.issuer.calls - before == 3  # within the limit: the flood never reached the hook
+    conn = s.conn()
+    assert not conn.closing and set(conn.subscriptions) == {"items"}
+    await s.state.set(s.hub, "x", 1)
+    [event] = await ws.barrier()
+    assert (event["type"], event["seq"]) == ("event", snapshot["seq"] + 1)
+
+
+async def test_an_auth_dropped_by_the_frame_rate_is_answered_with_its_id(served):
+    """An `auth` over `frames_per_s` is dropped unparsed like any frame, but its caller
+    waits for an answer with its id: it gets one."""
+    s = await served(frames_per_s=0.01, frames_burst=2)
+    ws = await WsClient.connect(s.client, **bearer(s.issuer.mint()))
+    for i in range(3):
+        await ws.send({"type": "auth", "id": f"a{i}", "token": s.issuer.mint()})
+    frames = [await ws.recv() for _ in range(3)]
+    assert [(f["type"], f["id"], f.get("code")) for f in frames] == [
+        ("authed", "a0", None),
+        ("authed", "a1", None),
+        ("error", "a2", "rate_limited"),
+    ]
+
+
+async def test_an_expired_token_reused_is_refused_and_never_logged(served, caplog):
+    """Attack: replay a token that has expired (captured from a log, a proxy, an old
+    tab) - to connect (401) or to extend a connection (`unauthorized`). The connection
+    keeps its own credential and expiry, and no log line carries a token."""
+    caplog.set_level(logging.DEBUG)
+    s = await served()
+    old = s.issuer.mint(lifetime_s=0.3)
+    victim = await WsClient.connect(s.client, **bearer(old))
+    msg = await victim.ws.receive(timeout=5)  # its expiry: 4001
+    assert (msg.type, victim.ws.close_code) == (aiohttp.WSMsgType.CLOSE, CloseCode.AUTH_EXPIRED)
+    try:
+        await s.client.ws_connect("/api/realtime", **bearer(old))
+    except aiohttp.WSServerHandshakeError as exc:
+        assert exc.status == 401
+    else:
+        pytest.fail("an expired token opened a connection")
+    current = s.issuer.mint(lifetime_s=30)
+    ws = await WsClient.connect(s.client, **bearer(current))
+    conn = next(c for c in s.hub.connections if not c.closing)
+    for i, token in enumerate((old, "never-issued-0123456789")):
+        await ws.send({"type": "auth", "id": f"r{i}", "token": token})
+    answers = await ws.barrier()
+    assert [(f["code"], f["id"]) for f in answers] == [("unauthorized", "r0"), ("unauthorized", "r1")]
+    left = conn.auth_expires_in()
+    assert (
+        conn.principal is not None and conn.principal.id == "alice" and left is not None and 29 < left <= 30
+    )
+    assert not any(t in caplog.text for t in (old, current, "never-issued"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from aiohttp_realtime import (
     request_token,
     setup_realtime,
 )
+from aiohttp_realtime.auth import token_request
 from tests.support import WsClient
 
 ALICE = Principal("alice", frozenset({"read", "secret"}))
@@ -163,3 +165,63 @@ def test_request_token_prefers_the_header_and_ignores_the_url():
     assert token("/", {"Authorization": "Basic abc"}) is None
     assert token("/", {"Sec-WebSocket-Protocol": "realtime.v1, auth.xyz"}) == "xyz"
     assert token("/", {"Cookie": "realtime_token=c1"}) == "c1"
+
+
+# ---------------------------------------------------------------- expiring credentials
+
+
+def test_a_principals_expiry_is_not_part_of_who_it_is():
+    soon = datetime.now(UTC) + timedelta(seconds=5)
+    expiring = Principal("alice", frozenset({"read"}), soon)
+    assert expiring == Principal("alice", frozenset({"read"}))  # a refreshed credential: the same principal
+    assert hash(expiring) == hash(Principal("alice", frozenset({"read"}), soon + timedelta(hours=1)))
+    assert expiring != Principal("alice", frozenset({"read", "write"}), soon)
+    left = expiring.expires_in(soon - timedelta(seconds=2))
+    assert left == 2.0 and Principal("bob").expires_in(soon) is None
+    with pytest.raises(ValueError, match="timezone-aware"):
+        Principal("alice", expires_at=datetime.now())  # naive: local or UTC? refused
+
+
+async def test_an_expired_principal_is_a_401_and_an_expiring_one_is_told_when(aiohttp_client):
+    now = datetime.now(UTC)
+    principals = {
+        "expired-token-0123456789": Principal("old", expires_at=now - timedelta(seconds=1)),
+        "fresh-token-01234567890": Principal("new", expires_at=now + timedelta(seconds=60)),
+    }
+    app = web.Application()
+    registry = TopicRegistry()
+    registry.add(OPEN, _whoami)
+    hub = setup_realtime(app, registry, authenticate=BearerTokens(principals))
+    client = await aiohttp_client(app)
+    headers = {"Authorization": "Bearer expired-token-0123456789"}
+    assert await _upgrade_status(client, headers=headers) == 401
+    assert not hub.connections
+    ws = await WsClient.connect(client, headers={"Authorization": "Bearer fresh-token-01234567890"})
+    assert (
+        ws.hello is not None and ws.hello["principal"] == "new" and 59 < ws.hello["auth_expires_in_s"] <= 60
+    )
+
+
+def test_token_request_keeps_the_request_but_its_credentials():
+    from aiohttp.test_utils import make_mocked_request
+
+    request = make_mocked_request(
+        "GET",
+        "/api/realtime",
+        headers={
+            "Authorization": "Bearer old-token",
+            "Cookie": "realtime_token=old-token; theme=dark",
+            "Sec-WebSocket-Protocol": "realtime.v1, auth.old-token",
+            "X-Trace": "t1",
+        },
+    )
+    proxied = request.clone(
+        scheme="https", host="app.example.com", remote="203.0.113.9"
+    )  # a proxy's middleware
+    fresh = token_request(proxied, "new-token")
+    assert request_token(fresh) == "new-token"
+    assert fresh.headers.getall("Authorization") == ["Bearer new-token"]
+    assert "Cookie" not in fresh.headers and fresh.headers["Sec-WebSocket-Protocol"] == "realtime.v1"
+    assert fresh.headers["X-Trace"] == "t1"
+    assert (fresh.scheme, fresh.host, fresh.remote) == ("https", "app.example.com", "203.0.113.9")
+    assert request_token(proxied) == "old-token"  # the original is untouched
