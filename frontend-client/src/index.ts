@@ -46,6 +46,7 @@ export {
   topicStores,
 } from "./store.js";
 export type { Clock, SocketLike, WebSocketConstructor } from "./env.js";
+export type { DocumentLike, EventTargetLike, PageTargets } from "./env.js"; // the `page` option
 // The protocol, generated (scripts/generate-types): frames, ErrorCode, CloseCode,
 // RECONNECT_ADVICE, PROTOCOL_VERSION. The same for every app.
 export * from "./protocol.js";
