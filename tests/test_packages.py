@@ -85,6 +85,7 @@ def test_the_wheels_hold_what_each_distribution_promises(wheels: dict[str, Path]
     assert any(n.endswith("licenses/LICENSE") for n in lib)
     assert not [n for n in lib if n.startswith("backend/")], "no demo code in the library"
     assert {"backend/__main__.py", "backend/static/index.html", "backend/static/app.js"} <= set(demo)
+    assert {"backend/static/react/index.html", "backend/static/react/app.js"} <= set(demo)  # GET /react/
     assert not [n for n in demo if n.startswith(("backend/realtime/", "aiohttp_realtime/"))]
     metadata = zipfile.ZipFile(wheels["aiohttp_realtime_demo"]).read(
         "aiohttp_realtime_demo-0.2.0.dist-info/METADATA"
@@ -131,6 +132,8 @@ async def test_the_demo_runs_from_a_non_editable_install(work: Path, venv: Path)
             assert page.status == 200 and "<script" in await page.text()
         async with http.get(f"{base}/static/app.js") as script:
             assert script.status == 200 and len(await script.read()) > 1000
+        async with http.get(f"{base}/react/") as react_page:  # the React dashboard, packaged too
+            assert react_page.status == 200 and "/static/react/app.js" in await react_page.text()
         async with http.post(f"{base}/api/sessions", json={"title": "from a wheel"}) as created:
             assert created.status == 201
         async with http.ws_connect(f"{base}/api/realtime") as ws:
