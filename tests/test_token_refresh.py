@@ -379,6 +379,8 @@ async def test_the_demo_refreshes_from_its_tokens_file_and_refuses_what_expired(
             str(client.make_url("/api/realtime")), session=client.session, token="expired-" + "0" * 12
         ):
             pass
+    expired = bearer("expired-" + "0" * 12)["headers"]
+    assert (await client.get("/api/sessions", headers=expired)).status == 401  # the HTTP API too
     ws = await WsClient.connect(client, **bearer("short-" + "1" * 14))
     assert ws.hello is not None and 0 < ws.hello["auth_expires_in_s"] <= 0.8
     await ws.subscribe("sessions.state")

@@ -125,7 +125,9 @@ class BearerTokens:
         for known, principal in self._by_digest.items():  # no early exit: constant time
             if hmac.compare_digest(known, digest):
                 found = principal
-        return found
+        # Expired: refused here too, not only by the endpoint (an app's own routes, such
+        # as the demo's HTTP API, call this table directly).
+        return None if found is None or expired(found) else found
 
 
 def _digest(token: str) -> bytes:

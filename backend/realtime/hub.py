@@ -8,6 +8,8 @@ back. The topic's first local subscriber asks the broker to watch it; the others
 for that answer (`_watch`). The last one's leaving unwatches it (`unsubscribe`), and a
 topic the broker lost closes its subscribers (`_lost`). Requests run in `calls.Calls`,
 which knows the hub only as `calls.Deliveries`; connection slots are `slots.Slots`.
+A connection's new credential (an `auth` frame the handler authenticated) is applied in
+`reauthorize`: every subscription authorized again, none of them interrupted.
 """
 
 from __future__ import annotations
