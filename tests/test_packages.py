@@ -13,6 +13,7 @@ project, both in a temporary directory with no source tree on any path. Then:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -48,6 +49,18 @@ def _run(*cmd: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
 def _clean_env() -> dict[str, str]:
     """The environment less anything that would put the source tree on a path."""
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "NODE_PATH")}
+
+
+def npm_pack(workspaces: tuple[str, ...], dest: Path) -> None:
+    """`npm pack` each workspace into `dest`. Packing rebuilds a package's dist/ in the
+    tree (its prepack), so packs run one at a time across pytest-xdist's workers (a lock
+    file): tests/test_react_package.py packs the client too."""
+    lock = ROOT / "node_modules" / ".cache" / "npm-pack.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+        for workspace in workspaces:
+            _run("npm", "pack", "--silent", "--workspace", workspace, "--pack-destination", dest, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -265,8 +278,7 @@ TSCONFIG = {
 def tarballs(work: Path) -> dict[str, Path]:
     dist = work / "npm"
     dist.mkdir()
-    for workspace in ("frontend-client", "frontend-types"):
-        _run("npm", "pack", "--silent", "--workspace", workspace, "--pack-destination", dist, cwd=ROOT)
+    npm_pack(("frontend-client", "frontend-types"), dist)
     packed = {p.name.rsplit("-", 1)[0]: p for p in dist.glob("*.tgz")}
     assert set(packed) == {"aiohttp-realtime-client", "aiohttp-realtime-demo-types"}, packed
     return packed

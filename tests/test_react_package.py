@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_packages import ROOT, _clean_env, _run
+from tests.test_packages import ROOT, _clean_env, _run, npm_pack
 
 REACT_DEPS = {"react": "19.3.1", "react-dom": "19.3.1"}
 DEV_DEPS = {
@@ -142,8 +142,7 @@ TSCONFIG = {
 def tarballs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     dist = tmp_path_factory.mktemp("npm")
     assert ROOT not in dist.parents
-    for workspace in WORKSPACES:  # the client first: packing the React package builds on its dist/
-        _run("npm", "pack", "--silent", "--workspace", workspace, "--pack-destination", dist, cwd=ROOT)
+    npm_pack(tuple(WORKSPACES), dist)  # the client first: packing the React package builds on its dist/
     packed = {p.name.rsplit("-", 1)[0]: p for p in dist.glob("*.tgz")}
     assert set(packed) == set(WORKSPACES.values()), packed
     return packed
