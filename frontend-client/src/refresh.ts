@@ -1,5 +1,5 @@
 /**
- * In-band token refresh (docs/protocol.md, "Token refresh"): a connection whose
+ * In-band token refresh (docs/protocol.md, "Token expiry and in-band refresh"): a connection whose
  * credential expires (`hello.auth_expires_in_s`) presents a new token before then with
  * an `auth` frame, so that it keeps its socket and every subscription, with no gap.
  *
