@@ -161,6 +161,14 @@ export interface HelloFrame {
    * Seconds from this frame until the connection's credential expires; absent when it does not (or auth is off). Refresh before then with an `auth` frame, else the connection is closed with 4001. Seconds, not a time: the client's clock does not matter.
    */
   auth_expires_in_s?: number;
+  /**
+   * The transport this connection uses: `sse` on the Server-Sent Events transport (`GET /api/realtime/sse`); absent on the WebSocket (read absent as `websocket`). docs/protocol.md, Transports: WebSocket and SSE.
+   */
+  transport?: "websocket" | "sse";
+  /**
+   * SSE transport only: the secret that authorises this connection's client frames, sent as the `X-Realtime-Secret` header of `POST /api/realtime/sse/{connection_id}` (32 random bytes, URL-safe base64). Keep it out of logs and URLs; it dies with the connection.
+   */
+  sse_secret?: string;
 }
 /**
  * A topic's whole current state. Replace, don't merge. `seq` is the seq of the

@@ -105,12 +105,16 @@ def hello_frame(
     *,
     principal: str | None,
     auth_expires_in_s: float | None = None,
+    sse_secret: str | None = None,
 ) -> bytes:
     """`HelloFrame`, built by hand: it is sent on every connect, and pydantic's encoder
     cost more than the rest of the connect path (tests/test_frames.py pins it to the
     model). `now_us` is the server's time in microseconds since the epoch (UTC);
     `limits` is `hello_limits(...)` of the hub's settings; `auth_expires_in_s` the
-    seconds the connection's credential has left (None: it does not expire)."""
+    seconds the connection's credential has left (None: it does not expire);
+    `sse_secret`, on the SSE transport only, adds `transport: "sse"` and the secret
+    (the WebSocket's hello leaves both out: absent means `websocket`)."""
+    sse = b"" if sse_secret is None else b',"transport":"sse","sse_secret":%s' % _ascii(sse_secret)
     who = b"" if principal is None else b',"principal":' + encode_basestring_ascii(principal).encode()
     expiry = b"" if auth_expires_in_s is None else b',"auth_expires_in_s":%r' % seconds(auth_expires_in_s)
     return b"".join(
@@ -123,9 +127,14 @@ def hello_frame(
             limits,
             who,
             expiry,
+            sse,
             b"}",
         )
     )
+
+
+def _ascii(text: str) -> bytes:
+    return encode_basestring_ascii(text).encode()
 
 
 def seconds(left: float) -> float:

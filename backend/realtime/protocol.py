@@ -211,6 +211,23 @@ class HelloFrame(_Frame):
             "client's clock does not matter."
         ),
     ] = None
+    transport: Annotated[
+        Literal["websocket", "sse"] | SkipJsonSchema[None],
+        Field(
+            description="The transport this connection uses: `sse` on the Server-Sent Events "
+            "transport (`GET /api/realtime/sse`); absent on the WebSocket (read absent as "
+            "`websocket`). docs/protocol.md, Transports: WebSocket and SSE."
+        ),
+    ] = None
+    sse_secret: Annotated[
+        str | SkipJsonSchema[None],
+        Field(
+            description="SSE transport only: the secret that authorises this connection's "
+            "client frames, sent as the `X-Realtime-Secret` header of "
+            "`POST /api/realtime/sse/{connection_id}` (32 random bytes, URL-safe base64). "
+            "Keep it out of logs and URLs; it dies with the connection."
+        ),
+    ] = None
 
 
 class SnapshotFrame(_Frame):

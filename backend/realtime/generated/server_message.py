@@ -134,6 +134,15 @@ class EventFrame(BaseModel):
     payload: dict[str, Any]
 
 
+class Transport(StrEnum):
+    """
+    The transport this connection uses: `sse` on the Server-Sent Events transport (`GET /api/realtime/sse`); absent on the WebSocket (read absent as `websocket`). docs/protocol.md, Transports: WebSocket and SSE.
+    """
+
+    websocket = 'websocket'
+    sse = 'sse'
+
+
 class HelloFrame(BaseModel):
     """
     Always the first frame of a connection: who you are and the limits to respect.
@@ -199,6 +208,14 @@ class HelloFrame(BaseModel):
     auth_expires_in_s: float | None = None
     """
     Seconds from this frame until the connection's credential expires; absent when it does not (or auth is off). Refresh before then with an `auth` frame, else the connection is closed with 4001. Seconds, not a time: the client's clock does not matter.
+    """
+    transport: Transport | None = None
+    """
+    The transport this connection uses: `sse` on the Server-Sent Events transport (`GET /api/realtime/sse`); absent on the WebSocket (read absent as `websocket`). docs/protocol.md, Transports: WebSocket and SSE.
+    """
+    sse_secret: str | None = None
+    """
+    SSE transport only: the secret that authorises this connection's client frames, sent as the `X-Realtime-Secret` header of `POST /api/realtime/sse/{connection_id}` (32 random bytes, URL-safe base64). Keep it out of logs and URLs; it dies with the connection.
     """
 
 
