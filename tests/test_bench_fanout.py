@@ -223,3 +223,88 @@ def test_unchanged_at_scale_allows_the_noise_of_tiny_ratios_and_no_more():
     assert not unchanged(0.06, [0.024, 0.031])  # twice the worst: changed
     assert unchanged(0.97, [0.90, 0.95])  # steady: within 10 % of the worst
     assert not unchanged(1.10, [0.90, 0.95])
+
+
+# ---------------------------------------------------------------- the load generator's SSE client
+
+
+def sse_event(payload: bytes) -> bytes:
+    return b"data: " + payload + b"\n\n"
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+HELLO = b'{"type":"hello","connection_id":"abc1","transport":"sse","sse_secret":"s3cr-t_"}'
+
+
+def _sse_client(
+    monkeypatch: pytest.MonkeyPatch, *, chunked: bool, expected: int = 3
+) -> tuple[loadgen.Worker, loadgen.SseClient, list[tuple[bytes, bytes]]]:
+    posted: list[tuple[bytes, bytes]] = []
+
+    async def subscribe(self: loadgen.SseClient, connection_id: bytes, secret: bytes) -> None:
+        posted.append((connection_id, secret))
+
+    monkeypatch.setattr(loadgen.SseClient, "_subscribe", subscribe)
+    worker = loadgen.Worker()
+    worker.reset("sse", expected, latency=False)
+    client = loadgen.SseClient(worker, b"GET / HTTP/1.1\r\n\r\n", ("127.0.0.1", 1, "127.0.0.1", "/sse"))
+    client.transport = FakeTransport()  # type: ignore[assignment]
+    worker.clients.append(client)
+    worker.pending += 1
+    encoding = "Transfer-Encoding: chunked\r\n" if chunked else ""
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n{encoding}\r\n"
+    client.data_received(head.encode())
+    return worker, client, posted
+
+
+def _sse_stream(chunked: bool, *seqs: int) -> bytes:
+    events = [
+        sse_event(HELLO),
+        b": ping\n\n",
+        sse_event(common.SNAPSHOT_TEXT.encode()),
+        *(sse_event(common.event_text(seq, 42).encode()) for seq in seqs),
+    ]
+    return b"".join(chunk(e) for e in events) if chunked else b"".join(events)
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "until-close"])
+async def test_the_sse_client_posts_its_subscribe_and_accepts_events_in_order_split_anywhere(
+    monkeypatch: pytest.MonkeyPatch, chunked: bool
+):
+    worker, client, posted = _sse_client(monkeypatch, chunked=chunked)
+    stream = _sse_stream(chunked, 1, 2, 3)
+    for i in range(0, len(stream), 5):  # chunk headers, CRLFs and events cut anywhere
+        client.data_received(stream[i : i + 5])
+    await asyncio.sleep(0)
+    assert posted == [(b"abc1", b"s3cr-t_")]
+    assert worker.error is None and client.last_seq == 3 and worker.complete.is_set()
+    assert worker.sample == common.event_text(1, 42).encode()  # what check_frame compares
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        sse_event(common.event_text(2, 1).encode()),
+        sse_event(common.event_text(1, 1).encode()) * 2,
+        b'event: close\ndata: {"code":4008,"reason":"slow"}\n\n',
+    ],
+    ids=["gap", "duplicate", "close"],
+)
+async def test_the_sse_client_fails_on_anything_else(monkeypatch: pytest.MonkeyPatch, tail: bytes):
+    worker, client, _posted = _sse_client(monkeypatch, chunked=False)
+    client.data_received(_sse_stream(False) + tail)
+    assert worker.error is not None and worker.failed.is_set()
+
+
+async def test_the_sse_client_fails_on_a_refused_stream_or_its_end(monkeypatch: pytest.MonkeyPatch):
+    worker, client, _posted = _sse_client(monkeypatch, chunked=True)
+    client.data_received(_sse_stream(True) + b"0\r\n\r\n")
+    assert worker.error is not None and "ended" in worker.error
+    worker = loadgen.Worker()
+    worker.reset("sse", 1, latency=False)
+    client = loadgen.SseClient(worker, b"", ("127.0.0.1", 1, "127.0.0.1", "/sse"))
+    client.data_received(b'HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n\r\n{"error":"x"}')
+    assert worker.error is not None and "403" in worker.error

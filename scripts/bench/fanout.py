@@ -4,7 +4,9 @@
 
 Modes (each a server in scripts/bench/, started as a fresh process for every
 measurement; modes alternate within a repeat): ``bare`` (the baseline: aiohttp and
-``await ws.send_str`` in a loop), ``hub`` (this library), and the peers
+``await ws.send_str`` in a loop), ``hub`` (this library), ``hub-sse`` (this
+library's Server-Sent Events transport: the same hub, its clients on
+``GET /api/realtime/sse`` and their subscribe POSTed), and the peers
 ``websockets`` (python-websockets' `broadcast`), ``socketio`` (python-socketio, a
 room, `emit`) and ``node-ws`` (Node's ws package; skipped with a note when node or
 its npm install is missing).
@@ -53,7 +55,7 @@ from scripts.bench.common import EVENT_PREFIX, event_text, raise_nofile_limit
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "scripts" / "bench" / "node"
-MODES = ("bare", "hub", "websockets", "socketio", "node-ws")
+MODES = ("bare", "hub", "hub-sse", "websockets", "socketio", "node-ws")
 BASELINE = "bare"
 WORKLOADS = ("steady", "burst")
 BURST = 50
@@ -77,7 +79,7 @@ class BenchError(Exception):
 class Mode:
     name: str
     argv: tuple[str, ...]
-    kind: str  # the load generator's protocol: "json" or "socketio"
+    kind: str  # the load generator's protocol: "json", "sse" or "socketio"
     path: str
     label: str  # what it is, for the docs
 
@@ -89,6 +91,13 @@ def mode_table() -> dict[str, Mode]:
         "bare": Mode("bare", (*py, "scripts.bench.server", "--mode", "bare"), "json", ws_path, "aiohttp"),
         "hub": Mode(
             "hub", (*py, "scripts.bench.server", "--mode", "hub"), "json", ws_path, "aiohttp-realtime"
+        ),
+        "hub-sse": Mode(
+            "hub-sse",
+            (*py, "scripts.bench.server", "--mode", "hub-sse"),
+            "sse",
+            "/api/realtime/sse",
+            "aiohttp-realtime over SSE",
         ),
         "websockets": Mode(
             "websockets", (*py, "scripts.bench.peer_websockets"), "json", ws_path, "websockets broadcast()"
@@ -117,6 +126,8 @@ def unavailable(mode: str) -> str | None:
             return "node-ws skipped: no `node` on PATH"
         if not (NODE_DIR / "node_modules" / "ws" / "package.json").exists():
             return "node-ws skipped: ws not installed (npm ci --prefix scripts/bench/node)"
+    if mode == "hub-sse" and not (ROOT / "backend" / "realtime" / "sse.py").exists():
+        return "hub-sse skipped: this library has no SSE transport (backend/realtime/sse.py)"
     module = {"websockets": "websockets", "socketio": "socketio"}.get(mode)
     if module is not None:
         try:

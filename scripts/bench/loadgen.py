@@ -1,4 +1,4 @@
-"""A light WebSocket load generator: one worker process, many raw asyncio clients.
+"""A light WebSocket (and SSE) load generator: one worker process, many raw asyncio clients.
 
     python -m scripts.bench.loadgen   (started by `scripts.bench.fanout`, several at once)
 
@@ -22,7 +22,11 @@ line on stdout:
 - ``{"cmd": "connect", "port", "path", "kind", "count", "source", "concurrency",
   "expected", "latency"}``: open `count` connections, subscribe each, wait until all
   have their snapshot. ``kind`` is ``"json"`` (the hub's protocol, which the other
-  modes mimic) or ``"socketio"`` (engine.io/socket.io over a WebSocket).
+  modes mimic), ``"socketio"`` (engine.io/socket.io over a WebSocket) or ``"sse"``
+  (the hub's protocol over Server-Sent Events: `SseClient` GETs the stream at
+  `path`, reads the `hello`, POSTs the subscribe to ``<path>/<connection_id>`` with
+  the hello's secret on a short connection of its own, then reads ``data:`` events,
+  checked like the WebSocket's frames).
 - ``{"cmd": "wait", "timeout"}``: until every connection has received events
   1..expected; answers the total received, the first event frame seen (to check it
   byte for byte) and, for a latency run, the latencies in µs (base64 of int32s).
@@ -38,6 +42,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import re
 import socket
 import struct
 import sys
@@ -77,7 +82,9 @@ class Worker:
     """This process's connections and what they have to receive."""
 
     def __init__(self) -> None:
-        self.clients: list[Client] = []
+        self.clients: list[Client | SseClient] = []
+        #: SSE clients' subscribe POSTs in flight.
+        self.posts: set[asyncio.Future[None]] = set()
         self.kind = "json"
         self.expected = 0
         self.pending = 0
@@ -101,6 +108,7 @@ class Worker:
 
     def reset(self, kind: str, expected: int, latency: bool) -> None:
         self.clients = []
+        self.posts = set()
         self.kind, self.expected, self.latency = kind, expected, latency
         self.pending = 0
         self.latencies = array.array("i")
@@ -260,11 +268,236 @@ class Client(asyncio.Protocol):
     def abort(self) -> None:
         """Close with a reset (SO_LINGER 0): neither side is left in TIME_WAIT."""
         if self.transport is not None:
-            sock = self.transport.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
-            self.transport.abort()
+            reset(self.transport)
+
+
+# ---------------------------------------------------------------- SSE
+
+SSE_DATA = b"data: "
+SSE_EVENT_PREFIX = SSE_DATA + EVENT_PREFIX.encode()
+HELLO_ID = re.compile(rb'"connection_id":"([^"]+)"')
+HELLO_SECRET = re.compile(rb'"sse_secret":"([^"]+)"')
+
+
+class SseClient(asyncio.Protocol):
+    """One SSE subscriber: the stream's response head, its body (de-chunked when the
+    server sends ``Transfer-Encoding: chunked``), then events separated by a blank
+    line. An event (``data: {"type":"event",...}``) is checked as the WebSocket's
+    frames are (its seq, and its stamp in a latency run); comments (``: ping``) are
+    skipped; the ``hello`` starts the subscribe (`_subscribe`, a POST of its own);
+    the snapshot completes it; ``event: close`` or anything else fails the worker."""
+
+    __slots__ = (
+        "body",
+        "buf",
+        "chunk_left",
+        "chunked",
+        "crlf_left",
+        "host",
+        "last_seq",
+        "open",
+        "request",
+        "source",
+        "subscribed",
+        "transport",
+        "worker",
+    )
+
+    def __init__(self, worker: Worker, request: bytes, host: tuple[str, int, str, str]) -> None:
+        self.worker = worker
+        self.request = request
+        self.host = host  # (address, port, source address, POST path prefix)
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""  # undecoded bytes (a partial chunk header, or the head)
+        self.body = b""  # decoded body: a partial event
+        self.open = False
+        self.chunked = False
+        self.chunk_left = 0  # data bytes of the current chunk still to come
+        self.crlf_left = 0  # then its CRLF
+        self.last_seq = 0
+        self.subscribed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.worker.closing:
+            self._fail(f"stream lost after seq {self.last_seq} ({exc or 'closed by the server'})")
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._received(data)
+        except (BenchProtocolError, ValueError) as exc:
+            self._fail(str(exc))
+
+    # ------------------------------------------------------------ parsing
+
+    def _received(self, data: bytes) -> None:
+        if self.buf:
+            data = self.buf + data
+            self.buf = b""
+        if not self.open:
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                self.buf = data
+                return
+            head = data[:end].lower()
+            if not head.startswith(b"http/1.1 200") or b"text/event-stream" not in head:
+                raise BenchProtocolError(f"stream refused: {data[:300]!r}")
+            self.open = True
+            self.chunked = b"transfer-encoding: chunked" in head
+            data = data[end + 4 :]
+        if self.chunked:
+            data = self._dechunked(data)
+        if self.body:
+            data = self.body + data
+        self._events(data)
+
+    def _dechunked(self, data: bytes) -> bytes:
+        """The chunks' contents in `data`; a partial chunk header is kept in `buf`."""
+        out = []
+        pos, n = 0, len(data)
+        while pos < n:
+            if self.chunk_left:  # the chunk's data
+                take = min(self.chunk_left, n - pos)
+                out.append(data[pos : pos + take])
+                pos += take
+                self.chunk_left -= take
+                if not self.chunk_left:
+                    self.crlf_left = 2
+            elif self.crlf_left:  # the CRLF after a chunk's data
+                take = min(self.crlf_left, n - pos)
+                pos += take
+                self.crlf_left -= take
+            else:
+                eol = data.find(b"\r\n", pos)
+                if eol < 0:
+                    self.buf = data[pos:]
+                    break
+                size = int(data[pos:eol].split(b";", 1)[0], 16)
+                if size == 0:
+                    raise BenchProtocolError(f"the stream ended after seq {self.last_seq}")
+                self.chunk_left = size
+                pos = eol + 2
+        return b"".join(out)
+
+    def _events(self, data: bytes) -> None:
+        worker = self.worker
+        now = time.monotonic_ns() if worker.latency else 0
+        prefix, plen = SSE_EVENT_PREFIX, len(SSE_EVENT_PREFIX)
+        pos = 0
+        while True:
+            end = data.find(b"\n\n", pos)
+            if end < 0:
+                break
+            if data.startswith(prefix, pos):
+                comma = data.index(b",", pos + plen, end)
+                seq = int(data[pos + plen : comma])
+                if seq != self.last_seq + 1 or not self.subscribed.done():
+                    raise BenchProtocolError(
+                        f"expected seq {self.last_seq + 1}, got {data[pos : min(end, pos + 120)]!r}"
+                    )
+                self.last_seq = seq
+                if seq == worker.expected:
+                    worker.client_done()
+                elif seq > worker.expected:
+                    raise BenchProtocolError(f"seq {seq}: more than the {worker.expected} published")
+                if now:
+                    stamp = data.index(STAMP, comma, end) + len(STAMP)
+                    worker.latencies.append((now - int(data[stamp : data.index(b",", stamp, end)])) // 1000)
+                if worker.sample is None:
+                    worker.sample = data[pos + len(SSE_DATA) : end]
+            else:
+                self._event(data[pos:end])
+            pos = end + 2
+        self.body = data[pos:]
+
+    def _event(self, event: bytes) -> None:
+        if event.startswith(b":"):  # a comment: the heartbeat
+            return
+        if not event.startswith(SSE_DATA):
+            raise BenchProtocolError(f"unexpected event {event[:200]!r}")
+        payload = event[len(SSE_DATA) :]
+        if payload == SNAPSHOTS["json"]:
+            if self.subscribed.done():
+                raise BenchProtocolError("a second snapshot")
+            self.subscribed.set_result(None)
+        elif payload.startswith(b'{"type":"hello"'):
+            found_id, found_secret = HELLO_ID.search(payload), HELLO_SECRET.search(payload)
+            if found_id is None or found_secret is None:
+                raise BenchProtocolError(f"a hello without connection_id or sse_secret: {payload[:300]!r}")
+            task = asyncio.ensure_future(self._subscribe(found_id.group(1), found_secret.group(1)))
+            task.add_done_callback(self._subscribed)
+            self.worker.posts.add(task)
+        else:
+            raise BenchProtocolError(f"unexpected event {event[:200]!r}")
+
+    # ------------------------------------------------------------ the POST
+
+    async def _subscribe(self, connection_id: bytes, secret: bytes) -> None:
+        """POST the subscribe on a connection of its own, read the 202, close with a reset."""
+        address, port, source, path = self.host
+        body = SUBSCRIBE_TEXT.encode()
+        request = (
+            b"POST %s/%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+            b"X-Realtime-Secret: %s\r\nContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), connection_id, address.encode(), port, secret, len(body), body)
+        )
+        reader, writer = await open_from(address, port, source)
+        try:
+            writer.write(request)
+            status = await reader.readline()
+            if not status.startswith(b"HTTP/1.1 202"):
+                rest = await asyncio.wait_for(reader.read(500), 5)
+                raise BenchProtocolError(f"POST refused: {(status + rest)[:400]!r}")
+        finally:
+            reset(writer.transport)
+
+    def _subscribed(self, task: asyncio.Future[None]) -> None:
+        self.worker.posts.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._fail(f"subscribe: {exc!r}")
+
+    def _fail(self, message: str) -> None:
+        self.worker.fail(message)
+        if not self.subscribed.done():
+            self.subscribed.set_exception(BenchProtocolError(message))
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            reset(self.transport)
+
+
+def reset(transport: asyncio.BaseTransport) -> None:
+    """Close with a reset (SO_LINGER 0): neither side is left in TIME_WAIT."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+    transport.abort()
+
+
+async def bound_socket(address: str, port: int, source: str) -> socket.socket:
+    """A connected non-blocking socket from `source` (port chosen at connect time)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind((source, 0))
+        await loop.sock_connect(sock, (address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def open_from(
+    address: str, port: int, source: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection(sock=await bound_socket(address, port, source))
 
 
 # ---------------------------------------------------------------- commands
@@ -274,24 +507,28 @@ async def connect(worker: Worker, cmd: dict[str, Any]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     worker.reset(cmd["kind"], cmd["expected"], cmd.get("latency", False))
     host, port, source = "127.0.0.1", cmd["port"], cmd.get("source", "127.0.0.1")
-    request = (
-        f"GET {cmd['path']} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
+    path = cmd["path"]
+    if cmd["kind"] == "sse":
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+            "Cache-Control: no-cache\r\n\r\n"
+        ).encode()
+    else:
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
     gate = asyncio.Semaphore(cmd.get("concurrency", 50))
+
+    def made() -> Client | SseClient:
+        if cmd["kind"] == "sse":
+            return SseClient(worker, request, (host, port, source, path))
+        return Client(worker, request)
 
     async def one() -> None:
         async with gate:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
-                sock.bind((source, 0))
-                await loop.sock_connect(sock, (host, port))
-            except BaseException:
-                sock.close()
-                raise
-            _transport, client = await loop.create_connection(lambda: Client(worker, request), sock=sock)
+            sock = await bound_socket(host, port, source)
+            _transport, client = await loop.create_connection(made, sock=sock)
             worker.clients.append(client)
             worker.pending += 1
             await client.subscribed
@@ -331,6 +568,8 @@ async def wait(worker: Worker, cmd: dict[str, Any]) -> dict[str, Any]:
 
 def close(worker: Worker) -> dict[str, Any]:
     worker.closing = True
+    for post in worker.posts:
+        post.cancel()
     for client in worker.clients:
         client.abort()
     worker.clients = []

@@ -1,8 +1,8 @@
 """The aiohttp bench servers, run as subprocesses by `scripts.bench.fanout`.
 
-    python -m scripts.bench.server --mode bare|hub
+    python -m scripts.bench.server --mode bare|hub|hub-sse
 
-Both serve ``GET /api/realtime`` on 127.0.0.1 (ephemeral port) and take commands on
+Each serves ``GET /api/realtime`` on 127.0.0.1 (ephemeral port) and takes commands on
 stdin (`scripts.bench.common`):
 
 - ``bare``, the baseline: aiohttp with a set of `WebSocketResponse`s. A subscribe
@@ -13,6 +13,9 @@ stdin (`scripts.bench.common`):
   ``await hub.publish("bench", payload)``: validate, serialise once, append the same
   bytes to every subscriber's outbox; the `Flusher` writes each ready connection once
   per loop tick.
+- ``hub-sse``: the same hub, whose clients connect to ``GET /api/realtime/sse``
+  (mounted by `setup_realtime` beside the WebSocket) and POST their subscribe: the
+  same publish, the same outboxes, each frame's SSE bytes built once and shared.
 
 Both use the same WebSocket heartbeat (the hub's default), so each connection has
 the same timer. With ``BENCH_PROFILE=<file>`` the server runs under cProfile.
@@ -117,7 +120,7 @@ def build_hub() -> Built:
 
 # ---------------------------------------------------------------- main
 
-BUILDERS = {"bare": build_bare, "hub": build_hub}
+BUILDERS = {"bare": build_bare, "hub": build_hub, "hub-sse": build_hub}
 
 
 async def serve(mode: str, stop: asyncio.Event) -> None:
