@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "schemas" / "openapi.json"
 DOC = json.loads(COMMITTED.read_text())
 #: Routes that are not part of the JSON API: the page, its files and the WebSocket.
-NOT_HTTP_API = ("/", "/static", "/api/realtime")
+NOT_HTTP_API = ("/", "/react/", "/static", "/api/realtime")  # pages, files, the WebSocket
 #: Served but not yet in the document. /metrics (Prometheus text) lands in another change
 #: concurrently: once it is committed, add it to backend/openapi.py (200 text/plain, 403
 #: host_not_allowed, 500) and take it out of here.
