@@ -28,6 +28,8 @@ from .handler import HUB_KEY, realtime_handler
 from .hub import Hub
 from .methods import MethodRegistry
 from .settings import RealtimeSettings
+from .sse import sse_handler
+from .sse_forward import setup_forwarding, sse_post
 from .topics import TopicRegistry
 
 
@@ -42,8 +44,9 @@ def setup_realtime(
     methods: MethodRegistry | None = None,
     path: str = "/api/realtime",
 ) -> Hub:
-    """Mount the endpoint at `path`. `authenticate` runs before every upgrade (None:
-    authentication off); `authorize` before every topic subscribed (None: allow all).
+    """Mount the endpoint at `path` (and the SSE transport's at `path/sse`, sse.py).
+    `authenticate` runs before every upgrade (None: authentication off); `authorize`
+    before every topic subscribed (None: allow all).
     See aiohttp_realtime.auth. `methods` are what `request` frames may call
     (aiohttp_realtime.methods; None: none)."""
     hub = Hub(
@@ -56,6 +59,11 @@ def setup_realtime(
     )
     app[HUB_KEY] = hub
     app.router.add_get(path, realtime_handler)
+    # The SSE transport (sse.py), for networks that break WebSocket upgrades.
+    app.router.add_get(f"{path}/sse", sse_handler)
+    # A POST for a stream another node holds is forwarded there (sse_forward.py).
+    setup_forwarding(app, hub)
+    app.router.add_post(f"{path}/sse/{{connection_id}}", sse_post)
 
     async def run_hub(_app: web.Application) -> AsyncIterator[None]:
         await hub.start()

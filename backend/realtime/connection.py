@@ -7,7 +7,12 @@ per loop tick (`flush`). After each write the writer reports what is still in
 flight (transport buffer + kernel queue); the budget counts it, so a client that
 stops reading is evicted once it pins `max_queue_bytes`, wherever those bytes sit.
 
-Closing: whatever is queued is written first, then aiohttp's close frame; what has
+The transport is the connection's `socket` (`Socket`: the WebSocket's
+`WebSocketResponse`, or the SSE stream's `sse.SseSocket`) and its `Writer`; nothing
+here depends on which one it is.
+
+Closing: whatever is queued is written first, then the socket's close (the
+WebSocket's close frame, the SSE stream's `close` event); what has
 not gone out by `close_timeout_s` is aborted, freeing the transport's and the
 kernel's buffers. An evicted client's queue is dropped at once and only the close
 frame is written (a few bytes beyond the budget): a client still reading sees 4008
@@ -30,7 +35,7 @@ from .core.ratelimit import ClientLimits
 from .frames import Frame
 from .principal import Principal
 from .settings import RealtimeSettings
-from .writer import AiohttpWriter, Flusher, TransportWriter
+from .writer import AiohttpWriter, Flusher, TransportWriter, Writer
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,20 @@ class Owner(Protocol):
         """The connection is closed: forget it."""
 
 
+class Socket(Protocol):
+    """What a connection needs of its transport's endpoint: a close with a code and a
+    reason, after which nothing more is written (the WebSocket's close frame, the SSE
+    stream's `close` event). Aborting is the asyncio transport's."""
+
+    async def close(self, *, code: int, message: bytes) -> object:
+        """Send the close (code and reason); the caller bounds it with a deadline."""
+
+
+def ws_writer(ws: web.WebSocketResponse, transport: asyncio.Transport) -> Writer:
+    """The WebSocket's writer: pre-built frames are only valid without permessage-deflate."""
+    return AiohttpWriter(ws, transport) if ws.compress else TransportWriter(ws, transport)
+
+
 class Connection:
     __slots__ = (
         "_close_timeout_s",
@@ -56,31 +75,36 @@ class Connection:
         "_expiry",
         "_owner",
         "_peer_closed",
+        "_socket",
         "_transport",
         "_writer",
-        "_ws",
         "address",
         "id",
         "limits",
         "principal",
         "requests",
         "state",
+        "transport_name",
     )
 
     def __init__(
         self,
-        ws: web.WebSocketResponse,
+        socket: Socket,
         transport: asyncio.Transport,
         connection_id: str,
         *,
+        writer: Writer,
         max_queue_bytes: int,
         close_timeout_s: float,
         owner: Owner,
         principal: Principal | None = None,
         address: str = "",
         limits: RealtimeSettings | None = None,
+        transport_name: str = "websocket",
     ) -> None:
         self.id = connection_id
+        #: `websocket` or `sse`: the `transport` label of its metrics.
+        self.transport_name = transport_name
         self.principal = principal
         self.address = address
         limits = limits or RealtimeSettings()
@@ -91,10 +115,9 @@ class Connection:
         #: Requests running for it now (`calls.Calls`), at most `max_requests_in_flight`.
         self.requests = 0
         self.state = ClientState(max_queue_bytes, self)
-        self._ws = ws
+        self._socket = socket
         self._transport = transport
-        # Pre-built frames are only valid without permessage-deflate.
-        self._writer = AiohttpWriter(ws, transport) if ws.compress else TransportWriter(ws, transport)
+        self._writer = writer
         self._owner = owner
         self._close_timeout_s = close_timeout_s
         self._closer: asyncio.Task[None] | None = None
@@ -240,7 +263,7 @@ class Connection:
             async with asyncio.timeout(self._close_timeout_s):
                 if isinstance(self._writer, AiohttpWriter):
                     await self._writer.stop()
-                await self._ws.close(code=code, message=reason.encode())
+                await self._socket.close(code=code, message=reason.encode())
                 await self._flushed()
         except TimeoutError:
             extra = {"connection_id": self.id}

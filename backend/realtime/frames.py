@@ -25,7 +25,7 @@ class Frame:
     WebSocket framing, built once with it (writers join the framed bytes of all
     frames a connection has pending into one write)."""
 
-    __slots__ = ("size", "text", "wire")
+    __slots__ = ("_sse", "_sse_chunk", "size", "text", "wire")
 
     def __init__(self, text: bytes) -> None:
         self.text = text
@@ -33,9 +33,44 @@ class Frame:
         #: read once per subscriber per event).
         self.size = len(text)
         self.wire = ws_text_frame(text)
+        self._sse: bytes | None = None
+        self._sse_chunk: bytes | None = None
 
     def __len__(self) -> int:
         return self.size
+
+    @property
+    def sse(self) -> bytes:
+        """The frame as one Server-Sent Event (`data: <json>` and a blank line), built at
+        the first SSE recipient's write and shared by the others, like `wire`."""
+        sse = self._sse
+        if sse is None:
+            sse = self._sse = sse_event(self.text)
+        return sse
+
+    @property
+    def sse_chunk(self) -> bytes:
+        """`sse` as one HTTP/1.1 chunk (a stream with `Transfer-Encoding: chunked`):
+        chunks join into a valid body, so a batch is still one shared write."""
+        chunk = self._sse_chunk
+        if chunk is None:
+            chunk = self._sse_chunk = http_chunk(self.sse)
+        return chunk
+
+
+def sse_event(data: bytes, event: bytes | None = None) -> bytes:
+    """One SSE event whose data is one line (the JSON text has no newline)."""
+    head = b"" if event is None else b"event: " + event + b"\n"
+    return head + b"data: " + data + b"\n\n"
+
+
+#: The SSE heartbeat: a comment, which a client's parser skips.
+SSE_PING = b": ping\n\n"
+
+
+def http_chunk(data: bytes) -> bytes:
+    """RFC 9112 §7.1: one chunk of a chunked body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def ws_text_frame(payload: bytes) -> bytes:

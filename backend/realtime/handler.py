@@ -24,7 +24,7 @@ from aiohttp import WSMessage, WSMsgType, web
 from . import metrics
 from .auth import SUBPROTOCOL, allowed_host, allowed_origin, expired, offered_protocols, token_request
 from .closecodes import CloseCode
-from .connection import Connection
+from .connection import Connection, ws_writer
 from .core.inbound import plan
 from .errors import ErrorCode
 from .frames import error_frame, hello_frame, response_error_frame, ws_text_frame
@@ -43,6 +43,10 @@ HUB_KEY = web.AppKey("realtime_hub", Hub)
 #: workers or restarts do not collide) and a counter: no system call per connection.
 _ID_PREFIX = secrets.token_urlsafe(6)
 _ids_issued = itertools.count(1)
+
+
+def new_connection_id() -> str:
+    return f"{_ID_PREFIX}{next(_ids_issued):x}"
 
 
 def refuse(status: int, error: str, message: str, **headers: str) -> web.Response:
@@ -73,7 +77,7 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
         return refuse(426, "websocket_required", "connect with a WebSocket upgrade", Upgrade="websocket")
     principal = None
     if hub.authenticate is not None:
-        principal, refused = await _authenticated(request, hub)
+        principal, refused = await authenticated(request, hub)
         if refused is not None:
             return refused
     address = request.remote or ""
@@ -115,11 +119,19 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
             hub.calls.release_after_calls(conn, functools.partial(hub.release_slot, address))
 
 
-def _refused_request(request: web.Request, settings: RealtimeSettings) -> web.Response | None:
+def refused_origin(request: web.Request, settings: RealtimeSettings) -> web.Response | None:
+    """The Host and Origin checks (DNS rebinding, cross-site), as a refusal or None."""
     if not allowed_host(request, settings):
         return refuse(403, "host_not_allowed", "this Host is not served here")
     if not allowed_origin(request, settings):
         return refuse(403, "origin_not_allowed", "this Origin may not connect")
+    return None
+
+
+def _refused_request(request: web.Request, settings: RealtimeSettings) -> web.Response | None:
+    refused = refused_origin(request, settings)
+    if refused is not None:
+        return refused
     offered = offered_protocols(request)
     if offered and SUBPROTOCOL not in offered:
         # Refused here, before aiohttp would log the offer list (an `auth.<token>` in it).
@@ -128,7 +140,7 @@ def _refused_request(request: web.Request, settings: RealtimeSettings) -> web.Re
     return None
 
 
-async def _authenticated(request: web.Request, hub: Hub) -> tuple[Principal | None, web.Response | None]:
+async def authenticated(request: web.Request, hub: Hub) -> tuple[Principal | None, web.Response | None]:
     """The principal, or the refusal."""
     assert hub.authenticate is not None
     try:
@@ -154,7 +166,7 @@ async def _opened(
     if transport is None:
         return None
     guard_protocol(request, ws, early=early)
-    connection_id = f"{_ID_PREFIX}{next(_ids_issued):x}"
+    connection_id = new_connection_id()
     now_us = time.time_ns() // 1000
     who, left = None, None
     if principal is not None:
@@ -166,6 +178,7 @@ async def _opened(
         ws,
         transport,
         connection_id,
+        writer=ws_writer(ws, transport),
         max_queue_bytes=settings.max_queue_bytes,
         close_timeout_s=settings.close_timeout_s,
         owner=hub,
@@ -202,22 +215,38 @@ async def _received(
     if msg.type is WSMsgType.ERROR:
         log.info("connection %s: %s", conn.id, ws.exception(), extra={"connection_id": conn.id})
         return False
+    text = msg.data if msg.type is WSMsgType.TEXT else None
+    return await client_frame(text, conn, hub, loop, request, binary=msg.type is WSMsgType.BINARY)
+
+
+async def client_frame(
+    data: str | None,
+    conn: Connection,
+    hub: Hub,
+    loop: asyncio.AbstractEventLoop,
+    request: web.Request,
+    *,
+    binary: bool = False,
+) -> bool:
+    """One client frame, whatever carried it (a WebSocket message, an element of an SSE
+    transport's POST): the rate limits and their strikes, then what it asks. `data` is
+    its JSON text (None: not text). False: the connection is closing; stop reading."""
     if not conn.limits.take_frame(loop.time()):
         if conn.limits.refused():
             log.info("connection %s: closed, kept sending while rate limited", conn.id, extra=_ids(conn))
             conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded", eviction="rate_limited")
             return False
-        _rate_limited(conn, msg.data if msg.type is WSMsgType.TEXT else None, hub.settings.max_json_depth)
+        _rate_limited(conn, data, hub.settings.max_json_depth)
         return True
-    if msg.type is WSMsgType.TEXT:
-        if await _handle_text(msg.data, conn, hub, request):
+    if data is not None:
+        if await _handle_text(data, conn, hub, request):
             conn.limits.accepted()
         elif conn.limits.struck_out:
             text = "connection %s: closed, kept subscribing while rate limited"
             log.info(text, conn.id, extra=_ids(conn))
             conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded", eviction="rate_limited")
             return False
-    elif msg.type is WSMsgType.BINARY:
+    elif binary:
         _send_error(conn, ErrorCode.INVALID_MESSAGE, "binary frames are not supported; send JSON text")
     return True
 

@@ -102,7 +102,7 @@ class Hub(Publisher):
 
     def connect(self, conn: Connection) -> None:
         self.connections.add(conn)
-        metrics.connected()
+        metrics.connected(conn.transport_name)
         log.debug("connection %s: open", conn.id, extra={"connection_id": conn.id})
 
     def disconnect(self, conn: Connection) -> None:
@@ -111,7 +111,7 @@ class Hub(Publisher):
             self.unsubscribe(conn, topic)
         if conn in self.connections:
             self.connections.discard(conn)
-            metrics.disconnected()
+            metrics.disconnected(conn.transport_name)
 
     # ------------------------------------------------------------ subscribing
 

@@ -98,6 +98,16 @@ _connections = _single(
     "Gauge", "realtime_connections", "Open WebSocket connections.", multiprocess_mode="livesum"
 )
 _connects = _single("Counter", "realtime_connects", "WebSocket connections accepted.")
+#: The same count by transport (`websocket`, `sse`); `realtime_connections` stays the
+#: total, unlabelled, so dashboards and alerts written for it keep working.
+TRANSPORTS = ("websocket", "sse")
+_by_transport = _family(
+    "Gauge",
+    "realtime_transport_connections",
+    "Open connections, by transport (websocket, sse).",
+    "transport",
+    multiprocess_mode="livesum",
+)
 _disconnects = _family(
     "Counter", "realtime_disconnects", "WebSocket connections closed, by close code.", "code"
 )
@@ -191,13 +201,15 @@ def close_code_label(code: int) -> str:
     return str(code) if code in _KNOWN_CODES else "other"
 
 
-def connected() -> None:
+def connected(transport: str = "websocket") -> None:
     _connections.inc()
     _connects.inc()
+    _by_transport.child(transport).inc()
 
 
-def disconnected() -> None:
+def disconnected(transport: str = "websocket") -> None:
     _connections.dec()
+    _by_transport.child(transport).dec()
 
 
 def closing(code: int, eviction: str | None, held_bytes: int) -> None:

@@ -18,6 +18,8 @@ at most `max_queue_bytes`.
 - `TransportWriter` (the default, compression off): writes the frames' pre-built
   WebSocket bytes straight to the asyncio transport, joined into one `write`. The
   transport's own buffer is the only backlog: no task per connection.
+- `SseWriter` (the SSE transport, sse.py): the same, with the frames' pre-built
+  Server-Sent Events bytes (`Frame.sse`, or `Frame.sse_chunk` on a chunked body).
 - `AiohttpWriter` (permessage-deflate on): compression is per connection and
   stateful, so frames go through aiohttp's `send_frame`, one task per connection
   while it has frames.
@@ -44,7 +46,7 @@ from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
-from .frames import Frame
+from .frames import Frame, http_chunk
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +91,10 @@ def kernel_queue(fd: int) -> int:
     return _OUTQ[0]
 
 
-#: The last batch joined in this loop tick and its bytes (`joined`); cleared after
-#: each flush, so it pins nothing between ticks.
+#: The last batch joined in this loop tick and its bytes (`joined`, and `sse_joined`
+#: for SSE streams); cleared after each flush, so it pins nothing between ticks.
 _last_joined: tuple[list[Frame], bytes] | None = None
+_last_sse: tuple[list[Frame], bool, bytes] | None = None
 
 
 def joined(frames: list[Frame]) -> bytes:
@@ -110,9 +113,30 @@ def joined(frames: list[Frame]) -> bytes:
     return data
 
 
+def sse_joined(frames: list[Frame], chunked: bool) -> bytes:
+    """`joined` for SSE streams: the frames' SSE events (HTTP chunks if `chunked`)."""
+    global _last_sse
+    last = _last_sse
+    if last is not None and last[1] is chunked and last[0] == frames:
+        return last[2]
+    if chunked:
+        data = b"".join([frame.sse_chunk for frame in frames])
+    else:
+        data = b"".join([frame.sse for frame in frames])
+    _last_sse = (frames, chunked, data)
+    return data
+
+
 def forget_joined() -> None:
-    global _last_joined
+    global _last_joined, _last_sse
     _last_joined = None
+    _last_sse = None
+
+
+class Closed(Protocol):
+    @property
+    def closed(self) -> bool:
+        """Whether the close was sent: nothing may be written after it."""
 
 
 class TransportWriter:
@@ -125,7 +149,7 @@ class TransportWriter:
 
     __slots__ = ("_bound", "_fd", "_transport", "_ws")
 
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+    def __init__(self, ws: Closed, transport: asyncio.Transport) -> None:
         self._ws = ws
         self._transport = transport
         self._fd: int | None = None  # looked up at the first exact measure: most never need it
@@ -148,6 +172,40 @@ class TransportWriter:
             self._fd = tcp_fd(self._transport)
         self._bound = self._transport.get_write_buffer_size() + kernel_queue(self._fd)
         return self._bound
+
+
+class SseWriter(TransportWriter):
+    """`TransportWriter` for an SSE stream (sse.py): writes the frames' SSE events,
+    each an HTTP chunk when the response is chunked (HTTP/1.1; an HTTP/1.0 client, such
+    as nginx's default upstream, gets a body that ends with the connection). The same
+    in-flight accounting, so the same budget and eviction."""
+
+    __slots__ = ("_chunked",)
+
+    def __init__(self, socket: Closed, transport: asyncio.Transport, *, chunked: bool) -> None:
+        super().__init__(socket, transport)
+        self._chunked = chunked
+
+    def write(self, frames: list[Frame]) -> int:
+        if self._transport.is_closing() or self._ws.closed:
+            return self._bound
+        if len(frames) == 1:
+            data = frames[0].sse_chunk if self._chunked else frames[0].sse
+        else:
+            data = sse_joined(frames, self._chunked)
+        return self.write_bytes(data)
+
+    def write_event(self, event: bytes) -> int:
+        """Bytes outside any frame (a heartbeat, the close event), framed as a chunk if
+        the body is chunked. Between frames only: the caller writes whole events."""
+        if self._transport.is_closing():
+            return self._bound
+        return self.write_bytes(http_chunk(event) if self._chunked else event)
+
+    def write_bytes(self, data: bytes) -> int:
+        self._transport.write(data)
+        self._bound += len(data)
+        return self._bound if self._bound <= EXACT_ABOVE else self.measure()
 
 
 class AiohttpWriter:
