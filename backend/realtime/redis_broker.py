@@ -26,6 +26,11 @@ instead of hanging. Commands share a bounded pool: past `max_connections` a comm
 waits for a connection (within its timeout) instead of failing - a burst of
 subscribes queues, it does not answer `unavailable`.
 
+Nodes also reach each other directly, for the SSE transport's POSTs (sse_forward.py):
+each node listens on a channel of its own, ``<prefix>sse:<node>``, on the same
+subscription connection (`listen_node`), and `send_to_node` publishes there. Like the
+topics', those messages are at-most-once: the forwarding protocol acknowledges each.
+
 Needs the `redis` extra: ``pip install aiohttp-realtime[redis]``.
 """
 
@@ -44,7 +49,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import metrics
 from .broker import BrokerUnavailable, Deliver, Fence, Lost
-from .redis_subscription import Subscription
+from .redis_subscription import NodeMessage, Subscription
 
 #: KEYS: seq, channel, fence. ARGV: payload, fence token ('' for none), the fence key's
 #: lifetime in seconds. Returns the seq, or 0 when the token is not above the topic's
@@ -128,6 +133,9 @@ class RedisBroker:
     def _channel(self, topic: str) -> str:
         return f"{self._prefix}ch:{topic}"
 
+    def _node_channel(self, node: str) -> str:
+        return f"{self._prefix}sse:{node}"
+
     # ------------------------------------------------------------ lifecycle
 
     @property
@@ -197,3 +205,21 @@ class RedisBroker:
     def __len__(self) -> int:
         """Topics watched by this node."""
         return len(self._subscription)
+
+    # ------------------------------------------------------------ node to node
+
+    @property
+    def timeout_s(self) -> float:
+        """What bounds every command (and an answer from another node)."""
+        return self._timeout_s
+
+    def listen_node(self, node: str, receive: NodeMessage) -> None:
+        """Before `start`: messages published to `node` (`send_to_node`) go to
+        `receive`, on the event loop, in publish order; the channel is subscribed with
+        the connection (and again after each reconnect). Must not await or raise."""
+        self._subscription.listen(self._node_channel(node), receive)
+
+    async def send_to_node(self, node: str, message: bytes) -> int:
+        """Publish `message` to `node`'s channel: how many nodes listen there (0: no
+        such node now). Not retried (the receiver acts on it); at most once."""
+        return int(await self._command(self._commands.publish, self._node_channel(node), message, attempts=1))

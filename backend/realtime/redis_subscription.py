@@ -25,6 +25,10 @@ closes each:
 So a node is deaf to a topic for at most `ping_interval_s + timeout_s` (plus one
 reconnect) after a cut, and at most two audit intervals otherwise; never indefinitely
 (docs/scaling.md states the bounds with the defaults).
+
+The same connection carries the node's own channel (`listen`: the SSE transport's
+forwarded POSTs, sse_forward.py), subscribed with the control channel on every
+connect, so it is back whenever the connection is.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ log = logging.getLogger(__name__)
 
 #: How many seq keys one audit reads per MGET.
 _AUDIT_BATCH = 1000
+
+#: A message on the node's own channel (its data). Must not await or raise.
+NodeMessage = Callable[[bytes], None]
 
 
 async def _uncancelled(command: Awaitable[Any]) -> None:
@@ -114,6 +121,14 @@ class Subscription:
         #: the previous audit]; a new list each time the topic is watched anew, so an
         #: audit read that started before can tell (identity) and is skipped.
         self._audited: dict[str, list[int]] = {}
+        #: The node's own channel and what receives its messages (`listen`).
+        self._node_channel: bytes | None = None
+        self._node_receive: NodeMessage | None = None
+
+    def listen(self, channel: str, receive: NodeMessage) -> None:
+        """Subscribe `channel` with the control channel at every connect (set before
+        `start`); its messages go to `receive`."""
+        self._node_channel, self._node_receive = channel.encode(), receive
 
     # ------------------------------------------------------------ lifecycle
 
@@ -232,12 +247,16 @@ class Subscription:
     async def _connect(self) -> None:
         await self._close()
         self._pubsub = self._client().pubsub()
+        channels = [self._control]
+        if self._node_channel is not None:
+            channels.append(self._node_channel.decode())
         async with asyncio.timeout(self._timeout_s):
-            await self._pubsub.subscribe(self._control)
-            while True:  # until the control channel's confirmation: the connection works
+            await self._pubsub.subscribe(*channels)
+            confirmed = 0
+            while confirmed < len(channels):  # every confirmation: the connection works
                 message = await self._pubsub.get_message(timeout=self._timeout_s)
                 if message is not None and message["type"] == "subscribe":
-                    break
+                    confirmed += 1
         self._heard_at = time.monotonic()
         self._connected.set()
         log.info("redis subscription connection up")
@@ -245,13 +264,17 @@ class Subscription:
     async def _read(self) -> None:
         deliver, interest, heard = self._deliver, self._interest, self._heard
         prefix = len(self._channel(""))
+        node_channel, node_receive = self._node_channel, self._node_receive
         while True:
             message = await self._pubsub.get_message(timeout=None)
             self._heard_at = time.monotonic()
             if message is None:
                 continue
             kind = message["type"]
-            if kind == "message":
+            if kind == "message" and message["channel"] == node_channel:
+                if node_receive is not None:
+                    node_receive(message["data"])
+            elif kind == "message":
                 topic = message["channel"].decode()[prefix:]
                 seq, _, payload = message["data"].partition(b" ")
                 if deliver is not None and interest.wanted(topic):
@@ -259,7 +282,7 @@ class Subscription:
                     deliver(topic, int(seq), payload)
             elif kind in ("subscribe", "unsubscribe"):
                 channel = message["channel"].decode()
-                if channel != self._control:
+                if channel != self._control and message["channel"] != node_channel:
                     for waiter in interest.answered(channel[prefix:], kind):
                         if not waiter.done():
                             waiter.set_result(None)
