@@ -337,3 +337,21 @@ async def test_sigterm_closes_with_1012_and_the_stream_ends(transport):
         assert code == 1012
         assert "reconnect" in reason or reason  # the reconnect window hint
         assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+async def test_the_python_client_speaks_both_transports(aiohttp_client, transport):
+    from aiohttp_realtime.client import ClosedError
+    from aiohttp_realtime.client import connect as client_connect
+
+    app_client = await aiohttp_client(build_app(Config(simulate=False)))
+    url = str(app_client.make_url("/api/realtime"))
+    async with client_connect(url, session=app_client.session, transport=transport) as rt:
+        assert rt.hello.transport == (None if transport == "websocket" else "sse")
+        await rt.subscribe("sessions.state")
+        snapshot = await rt.recv(timeout=5)
+        assert snapshot.type == "snapshot"
+        response = await rt.request("sessions.create", {"title": "py"})
+        assert response["title"] == "py"
+        await rt.barrier(timeout=5)
+    with pytest.raises(ClosedError):
+        await rt.recv(timeout=5)

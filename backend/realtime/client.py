@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import re
 import time
@@ -52,7 +53,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 import aiohttp
 from multidict import CIMultiDict
@@ -194,7 +195,89 @@ def _headers(token: str | None, headers: Any) -> CIMultiDict[str]:
     return merged
 
 
-async def _receive(ws: aiohttp.ClientWebSocketResponse, timeout: float | None) -> Message:
+class SseTransport:
+    """The SSE transport (`GET .../sse` for the server's frames, a POST per frame sent),
+    behind the part of aiohttp's `ClientWebSocketResponse` the client uses: `receive`
+    returns a TEXT message per frame and a CLOSE with the code and reason of the
+    stream's `close` event. A stream silent (no frame, no `: ping`) for twice the
+    heartbeat is dead: CLOSED with 1006."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, response: aiohttp.ClientResponse) -> None:
+        self._session = session
+        self._url = url
+        self._response = response
+        self._headers: dict[str, str] = {}
+        self._silence_s: float | None = None
+        self.closed = False
+        self.close_code: int | None = None
+
+    def greeted(self, hello: HelloFrame) -> None:
+        """Where to post (the hello's connection id and secret) and the heartbeat."""
+        self._url = f"{self._url}/{hello.connection_id}"
+        self._headers = {"X-Realtime-Secret": hello.sse_secret or "", "Content-Type": "application/json"}
+        self._silence_s = 2.0 * hello.heartbeat_s
+
+    async def receive(self, timeout: float | None = None) -> aiohttp.WSMessage:
+        if self.closed:
+            return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSED, None, None)
+        async with asyncio.timeout(timeout):
+            name, data = await self._event()
+        if name == "close":
+            close = json.loads(data)
+            self._ended(int(close["code"]))
+            return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSE, self.close_code, str(close.get("reason", "")))
+        if name is None and data:
+            return aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, data, None)
+        self._ended(1006)
+        return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSED, None, None)
+
+    async def _event(self) -> tuple[str | None, str]:
+        """The next event's name and data; ("", "") when the stream ended or fell silent."""
+        name: str | None = None
+        data: list[str] = []
+        while True:
+            try:
+                async with asyncio.timeout(self._silence_s):
+                    line = await self._response.content.readline()
+            except TimeoutError:
+                return "", ""
+            except aiohttp.ClientError:
+                return "", ""
+            if not line:
+                return "", ""
+            text = line.decode().rstrip("\r\n")
+            if not text:
+                if data:
+                    return name, "\n".join(data)
+                name = None
+            elif not text.startswith(":"):  # a comment is the heartbeat
+                field, _, value = text.partition(":")
+                value = value.removeprefix(" ")
+                if field == "event":
+                    name = value
+                elif field == "data":
+                    data.append(value)
+
+    def _ended(self, code: int) -> None:
+        self.closed = True
+        if self.close_code is None:
+            self.close_code = code
+        self._response.close()
+
+    async def send_str(self, text: str) -> None:
+        if self.closed:
+            raise ConnectionResetError("the stream is closed")
+        async with self._session.post(self._url, data=text.encode(), headers=self._headers) as response:
+            if response.status == 404:  # the stream is gone (or on another node): reconnect
+                raise ConnectionResetError("unknown_connection: the stream is gone; reconnect")
+            if response.status != 202:
+                raise ConnectionError(f"POST refused: {response.status} {await response.text()}")
+
+    async def close(self) -> None:
+        self._ended(1000)
+
+
+async def _receive(ws: aiohttp.ClientWebSocketResponse | SseTransport, timeout: float | None) -> Message:
     msg = await ws.receive(timeout=timeout)
     if msg.type is aiohttp.WSMsgType.TEXT:
         return ServerMessage.model_validate_json(msg.data).root
@@ -214,7 +297,7 @@ class RealtimeClient:
     """One connection. `hello` is the server's first frame; iterate to read the rest.
     Reading is the caller's job: a client that stops reading is closed as slow (4008)."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, hello: HelloFrame) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse | SseTransport, hello: HelloFrame) -> None:
         self.ws = ws
         self.hello = hello
         self._ids = itertools.count()
@@ -467,20 +550,27 @@ async def connect(
     session: aiohttp.ClientSession | None = None,
     timeout: float = 10,
     token: str | None = None,
+    transport: Literal["websocket", "sse"] = "websocket",
     **ws_kwargs: Any,
 ) -> AsyncIterator[RealtimeClient]:
     """Connect, read `hello`, and close on exit. Uses `session` if given (e.g. a test
     client's), else its own. `token` is sent as `Authorization: Bearer <token>`; a server
-    that refuses it (or wants one) raises `UnauthorizedError`."""
+    that refuses it (or wants one) raises `UnauthorizedError`. `transport="sse"`: the
+    same client over Server-Sent Events and POSTs (`url` is the WebSocket endpoint's,
+    `ws://` or `http://`; its `/sse` is used), for networks that break WebSockets."""
     ws_kwargs["headers"] = _headers(token, ws_kwargs.get("headers"))
-    ws_kwargs.setdefault("protocols", (SUBPROTOCOL,))
     own = session is None
     session = session or aiohttp.ClientSession()
+    opened = _sse_connect if transport == "sse" else _ws_connect
+    if transport != "sse":
+        ws_kwargs.setdefault("protocols", (SUBPROTOCOL,))
     try:
-        async with _ws_connect(session, url, ws_kwargs, token is not None) as ws:
+        async with opened(session, url, ws_kwargs, token is not None) as ws:
             first = await _receive(ws, timeout)
             if not isinstance(first, HelloFrame):
                 raise ConnectionError(f"expected hello, got {first.type}")
+            if isinstance(ws, SseTransport):
+                ws.greeted(first)
             client = RealtimeClient(ws, first)
             try:
                 yield client
@@ -507,6 +597,34 @@ async def _ws_connect(
         ) from exc
     async with ws:
         yield ws
+
+
+@asynccontextmanager
+async def _sse_connect(
+    session: aiohttp.ClientSession, url: str, kwargs: dict[str, Any], sent_token: bool
+) -> AsyncIterator[SseTransport]:
+    sse_url = re.sub(r"^ws(s?)://", r"http\1://", url.rstrip("/"))
+    if not sse_url.endswith("/sse"):
+        sse_url += "/sse"
+    kwargs = {k: v for k, v in kwargs.items() if k in ("headers", "ssl", "proxy")}
+    response = await session.get(sse_url, timeout=aiohttp.ClientTimeout(total=None), **kwargs)
+    if response.status == 401:
+        response.release()
+        why = "the server did not accept the token" if sent_token else "the server wants a token (token=...)"
+        raise UnauthorizedError(
+            response.request_info, response.history, status=401, message=f"unauthorized: {why}"
+        )
+    if response.status != 200:
+        text = await response.text()
+        response.release()
+        raise aiohttp.ClientResponseError(
+            response.request_info, response.history, status=response.status, message=text
+        )
+    transport = SseTransport(session, sse_url, response)
+    try:
+        yield transport
+    finally:
+        await transport.close()
 
 
 def _deadline(seconds: float | None) -> float | None:
