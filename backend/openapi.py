@@ -225,6 +225,7 @@ def _paths() -> dict[str, Any]:
                 idempotent=True,
             ),
         },
+        **_sse_paths(),
         OPENAPI_PATH: {
             "get": _operation(
                 "getOpenApi",
@@ -270,6 +271,79 @@ def _paths() -> dict[str, Any]:
             ),
         },
     }
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _sse_paths() -> dict[str, Any]:
+    """The realtime protocol's SSE transport (docs/protocol.md, Transports: WebSocket and
+    SSE): its frames are the WebSocket's (schemas/server-message.json, client-message.json)."""
+    stream = {
+        "operationId": "realtimeSseStream",
+        "summary": "The realtime protocol's server frames as Server-Sent Events (the WebSocket fallback)",
+        "description": (
+            "One event `data: <server frame JSON>` per frame, the first a `hello` with `transport: sse` "
+            "and `sse_secret`; `: ping` comments every `hello.heartbeat_s`; `event: close` with "
+            '`{"code", "reason"}` before the stream ends. Authenticated like the WebSocket (bearer header '
+            "or cookie). No Last-Event-ID replay."
+        ),
+        "responses": {
+            "200": {
+                "description": "The stream (`Cache-Control: no-cache, no-transform`, "
+                "`X-Accel-Buffering: no`): one event per server frame (schemas/server-message.json).",
+                "content": {"text/event-stream": {"schema": {}}},
+            },
+            "401": _error("unauthorized: a valid token is required"),
+            "403": _error("host_not_allowed, origin_not_allowed"),
+            "500": {"$ref": "#/components/responses/500"},
+            "503": _error("too_many_connections: retry after Retry-After"),
+        },
+    }
+    frames = {
+        "description": "One client frame (schemas/client-message.json) or an array of at most 64.",
+        "oneOf": [
+            {"type": "object"},
+            {"type": "array", "items": {"type": "object"}, "maxItems": 64},
+        ],
+    }
+    post = {
+        "operationId": "realtimeSsePost",
+        "summary": "Client frames for an SSE stream; their answers come on the stream",
+        "parameters": [
+            {"name": "connection_id", "in": "path", "required": True, "schema": {"type": "string"}},
+            {
+                "name": "X-Realtime-Secret",
+                "in": "header",
+                "required": True,
+                "description": "The stream's `hello.sse_secret`.",
+                "schema": {"type": "string"},
+            },
+        ],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": frames}}},
+        "responses": {
+            "202": {
+                "description": "Handled, in order after earlier POSTs.",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"accepted": {"type": "integer"}},
+                            "required": ["accepted"],
+                        }
+                    }
+                },
+            },
+            "400": _error("invalid_json: the body is not JSON"),
+            "403": _error("bad_secret, origin_not_allowed, host_not_allowed"),
+            "404": _error("unknown_connection: no such stream on this node, or closed: reconnect"),
+            "413": _error("frame_too_large, too_many_frames, body_too_large"),
+            "415": _error("unsupported_media_type: send application/json"),
+            "500": {"$ref": "#/components/responses/500"},
+        },
+    }
+    return {"/api/realtime/sse": {"get": stream}, "/api/realtime/sse/{connection_id}": {"post": post}}
 
 
 def document() -> dict[str, Any]:
