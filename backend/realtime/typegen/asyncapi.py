@@ -183,7 +183,14 @@ def asyncapi(
             "address": None,
             "title": "The WebSocket",
             "description": "One WebSocket per client (the app mounts it, by default at `/api/realtime`), "
-            "subprotocol `realtime.v1`. The server closes it with a code of `CloseCode`.",
+            "subprotocol `realtime.v1`. The server closes it with a code of `CloseCode`. "
+            "The same messages also travel over the SSE transport, the WebSocket's fallback: the "
+            "server's as Server-Sent Events of `GET {path}/sse` (`data: <message>`, closed by "
+            '`event: close` with `{"code", "reason"}`), the client\'s as the JSON bodies of '
+            "`POST {path}/sse/{connection_id}` (header `X-Realtime-Secret`). AsyncAPI 3 has no SSE "
+            "binding (its `http` bindings describe one request and its response, not a stream of "
+            "events answering other requests), so this channel stands for the connection on either "
+            "transport; docs/protocol.md, Transports: WebSocket and SSE, says how each carries it.",
             "messages": {key: _ref("components", "messages", key) for key in messages},
         }
     }
