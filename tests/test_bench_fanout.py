@@ -33,7 +33,7 @@ def _table(out: str, header: str) -> list[list[str]]:
 
 def test_quick_run_of_every_available_mode_delivers_everything_and_prints_ratios(capsys):
     available = [m for m in fanout.MODES if fanout.unavailable(m) is None]
-    assert {"bare", "hub", "websockets", "socketio"} <= set(available)  # dev dependencies
+    assert {"bare", "hub", "hub-sse", "websockets", "socketio"} <= set(available)  # dev dependencies
     results = fanout.run(
         [
             *("--quick", "--subscribers", str(SUBSCRIBERS), "--workloads", "burst", "--scale", "0"),

@@ -517,7 +517,9 @@ async def run_once(
             await server.command("gc", 60)
             rss_after = server_rss_kb(pid)
             count = int((await server.command("count", 30))[1])
-            if count != n:
+            # The SSE server notices the warm-up subscriber's reset only at its next
+            # heartbeat (sse.py polls the peer then): it may still count it.
+            if count != n and not (mode.kind == "sse" and count == n + 1):
                 raise BenchError(f"{mode.name} server counts {count} subscribers, expected {n}")
             ticks_before, cpu_start = server_user_sys_ticks(pid), server_cpu_ns(pid)
             clients_start, wall_start = pool.cpu_ns(), time.monotonic_ns()
@@ -529,7 +531,7 @@ async def run_once(
                 reply = await done
             cpu_end, ticks_after = server_cpu_ns(pid), server_user_sys_ticks(pid)
             clients_ns, wall_ns = pool.cpu_ns() - clients_start, time.monotonic_ns() - wall_start
-            if reply[1:] != [str(schedule.events), str(n)]:
+            if reply[1:] != [str(schedule.events), str(count)]:
                 raise BenchError(f"{mode.name}: published {reply[1:]}, expected {schedule.events} to {n}")
         finally:
             await pool.close()

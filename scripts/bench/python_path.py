@@ -39,7 +39,7 @@ from aiohttp._websocket.writer import WebSocketWriter
 from aiohttp_realtime.connection import Connection
 from aiohttp_realtime.core import Router
 from aiohttp_realtime.frames import Frame, snapshot_frame
-from aiohttp_realtime.writer import Flusher
+from aiohttp_realtime.writer import Flusher, TransportWriter
 
 TOPIC = "bench"
 PAYLOAD = {"op": "tick", "n": 1, "symbol": "ACME", "price": 1.5, "volume": 3, "t": 0, "note": "x" * 120}
@@ -138,10 +138,12 @@ async def hub(subscribers: int, events: int) -> float:
     """µs per frame of the hub's route and flush."""
     owner, router, conns = _Owner(), Router(), []
     for i in range(subscribers):
+        ws, transport = _Ws(), Transport()
         conn = Connection(
-            _Ws(),  # type: ignore[arg-type]
-            Transport(),  # type: ignore[arg-type]
+            ws,  # type: ignore[arg-type]
+            transport,  # type: ignore[arg-type]
             f"c{i}",
+            writer=TransportWriter(ws, transport),  # type: ignore[arg-type]
             max_queue_bytes=1 << 20,
             close_timeout_s=1,
             owner=owner,
