@@ -284,6 +284,250 @@ var PageLife = class {
   }
 };
 
+// src/sse.ts
+var MAX_BATCH = 64;
+var host2 = globalThis;
+function defaultFetch() {
+  const fetch2 = host2.fetch;
+  if (typeof fetch2 !== "function") {
+    throw new Error("RealtimeClient: the SSE transport needs `fetch` (browsers, Node >= 18): pass the `fetch` option");
+  }
+  return (url, init) => fetch2.call(globalThis, url, init);
+}
+function sseUrlFor(wsUrl) {
+  const match = /^([^?#]*?)\/*([?#].*)?$/.exec(wsUrl);
+  const path = match?.[1] ?? wsUrl;
+  return `${path.replace(/^ws(s?):/i, "http$1:")}/sse${match?.[2] ?? ""}`;
+}
+var SseParser = class {
+  buffer = "";
+  data = [];
+  event = "";
+  /** The previous chunk ended with CR: an LF at the start of the next one is its pair. */
+  skipLf = false;
+  /** Feed decoded text; returns the events it completed. */
+  feed(text) {
+    let chunk = text;
+    if (this.skipLf && chunk.startsWith("\n")) chunk = chunk.slice(1);
+    this.skipLf = false;
+    this.buffer += chunk;
+    const events = [];
+    let start = 0;
+    for (; ; ) {
+      const cr = this.buffer.indexOf("\r", start);
+      const lf = this.buffer.indexOf("\n", start);
+      const end = cr === -1 ? lf : lf === -1 ? cr : Math.min(cr, lf);
+      if (end === -1) break;
+      const line = this.buffer.slice(start, end);
+      start = end + 1;
+      if (this.buffer[end] === "\r") {
+        if (start === this.buffer.length) this.skipLf = true;
+        else if (this.buffer[start] === "\n") start += 1;
+      }
+      const event = this.line(line);
+      if (event !== null) events.push(event);
+    }
+    this.buffer = this.buffer.slice(start);
+    return events;
+  }
+  line(line) {
+    if (line === "") {
+      const data = this.data;
+      const event = this.event || "message";
+      this.data = [];
+      this.event = "";
+      return data.length === 0 ? null : { event, data: data.join("\n") };
+    }
+    if (line.startsWith(":")) return null;
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "data") this.data.push(value);
+    else if (field === "event") this.event = value;
+    return null;
+  }
+};
+function frameId(frame) {
+  try {
+    const id = JSON.parse(frame)?.id;
+    return typeof id === "string" ? id : void 0;
+  } catch {
+    return void 0;
+  }
+}
+function fields(text) {
+  try {
+    const value = JSON.parse(text);
+    return typeof value === "object" && value !== null ? value : {};
+  } catch {
+    return {};
+  }
+}
+async function refusal(response) {
+  let text = "";
+  try {
+    text = await response.text();
+  } catch {
+  }
+  const body = fields(text);
+  const code = typeof body.error === "string" ? body.error : "invalid_message";
+  const message = typeof body.message === "string" ? body.message : `the server refused the frame (HTTP ${response.status})`;
+  return { code, message };
+}
+var SseSocket = class {
+  constructor(url, protocols, options) {
+    this.url = url;
+    this.fetch = options.fetch;
+    const offered = Array.isArray(protocols) ? protocols : protocols === void 0 ? [] : [protocols];
+    const token = offered.find((p) => p.startsWith(TOKEN_PROTOCOL_PREFIX));
+    if (token !== void 0) this.headers.Authorization = `Bearer ${token.slice(TOKEN_PROTOCOL_PREFIX.length)}`;
+    this.abort = host2.AbortController === void 0 ? null : new host2.AbortController();
+    void this.read();
+  }
+  url;
+  onopen = null;
+  onmessage = null;
+  onclose = null;
+  onerror = null;
+  fetch;
+  headers = {};
+  abort;
+  reader = null;
+  ended = false;
+  postUrl = null;
+  secret = null;
+  queue = [];
+  flushing = false;
+  send(data) {
+    if (this.ended) return;
+    this.queue.push(data);
+    this.schedule();
+  }
+  /** Stop reading (the server sees the stream go); no `onclose` follows, as the client
+   * has already let go of the socket. */
+  close() {
+    if (this.ended) return;
+    this.ended = true;
+    this.queue.length = 0;
+    this.stopReading();
+  }
+  stopReading() {
+    try {
+      this.abort?.abort();
+    } catch (error) {
+      report(error);
+    }
+    this.reader?.cancel().catch(() => void 0);
+  }
+  /** The connection ends: tell the client once. */
+  finish(code, reason) {
+    if (this.ended) return;
+    this.ended = true;
+    this.queue.length = 0;
+    this.stopReading();
+    this.onclose?.({ code, reason });
+  }
+  async read() {
+    let response;
+    try {
+      response = await this.fetch(this.url, {
+        method: "GET",
+        headers: { Accept: "text/event-stream", ...this.headers },
+        signal: this.abort?.signal,
+        cache: "no-store",
+        credentials: "same-origin"
+      });
+    } catch {
+      this.finish(1006, "the event stream could not be opened");
+      return;
+    }
+    if (this.ended) return;
+    if (response.status !== 200 || response.body === null) {
+      this.finish(1006, `the event stream was refused (HTTP ${response.status})`);
+      return;
+    }
+    this.onopen?.({});
+    const reader = response.body.getReader();
+    this.reader = reader;
+    const decoder = host2.TextDecoder === void 0 ? null : new host2.TextDecoder();
+    const parser = new SseParser();
+    try {
+      for (; ; ) {
+        const { done, value } = await reader.read();
+        if (this.ended) return;
+        if (done) break;
+        if (value === void 0) continue;
+        const text = decoder === null ? String.fromCharCode(...value) : decoder.decode(value, { stream: true });
+        for (const event of parser.feed(text)) {
+          this.dispatch(event);
+          if (this.ended) return;
+        }
+      }
+    } catch {
+    }
+    this.finish(1006, "the event stream ended without a close event");
+  }
+  dispatch(event) {
+    if (event.event === "close") {
+      const close = fields(event.data);
+      const code = typeof close.code === "number" ? close.code : 1006;
+      this.finish(code, typeof close.reason === "string" ? close.reason : "");
+      return;
+    }
+    if (event.event !== "message") return;
+    if (this.postUrl === null) this.readHello(event.data);
+    this.onmessage?.({ data: event.data });
+  }
+  /** The first frame is `hello`: where and with what secret to POST. */
+  readHello(data) {
+    try {
+      const hello = JSON.parse(data);
+      if (hello.type !== "hello" || typeof hello.connection_id !== "string") return;
+      this.postUrl = `${this.url.replace(/[?#].*$/, "")}/${encodeURIComponent(hello.connection_id)}`;
+      this.secret = typeof hello.sse_secret === "string" ? hello.sse_secret : null;
+    } catch {
+      return;
+    }
+    this.schedule();
+  }
+  /** POST what is queued at the end of this tick (one POST in flight at a time). */
+  schedule() {
+    if (this.flushing || this.postUrl === null || this.queue.length === 0) return;
+    this.flushing = true;
+    host2.queueMicrotask(() => void this.flush());
+  }
+  async flush() {
+    while (!this.ended && this.postUrl !== null && this.queue.length > 0) {
+      const frames = this.queue.splice(0, MAX_BATCH);
+      const headers2 = { "Content-Type": "application/json", ...this.headers };
+      if (this.secret !== null) headers2["X-Realtime-Secret"] = this.secret;
+      const body = frames.length === 1 ? frames[0] ?? "" : `[${frames.join(",")}]`;
+      let response;
+      try {
+        response = await this.fetch(this.postUrl, { method: "POST", headers: headers2, body, cache: "no-store", credentials: "same-origin" });
+      } catch {
+        this.finish(1006, "a frame could not be sent");
+        break;
+      }
+      if (this.ended) break;
+      if (response.status >= 200 && response.status < 300) continue;
+      if (response.status === 404 || response.status >= 500 || response.status < 400) {
+        this.finish(1006, `a frame could not be delivered (HTTP ${response.status})`);
+        break;
+      }
+      const { code, message } = await refusal(response);
+      for (const frame of frames) {
+        if (this.ended) break;
+        const id = frameId(frame);
+        const error = { type: "error", code, message, ...id === void 0 ? {} : { id } };
+        this.onmessage?.({ data: JSON.stringify(error) });
+      }
+    }
+    this.flushing = false;
+  }
+};
+
 // src/requests.ts
 var ClientRequestFailure = {
   /** The connection dropped (or `close()` was called) before the response arrived.
@@ -423,9 +667,9 @@ var REFRESH_RETRIES = 2;
 var AT_LOW = 0.75;
 var AT_SPREAD = 0.1;
 var TokenRefresh = class {
-  constructor(provider, host2) {
+  constructor(provider, host3) {
     this.provider = provider;
-    this.host = host2;
+    this.host = host3;
   }
   provider;
   host;
@@ -565,6 +809,11 @@ var RealtimeClient = class {
   backoff;
   opts;
   WebSocket;
+  transportMode;
+  sseAfterFailures;
+  wsRetryMs;
+  sseUrl;
+  fetchFn;
   token;
   topics = /* @__PURE__ */ new Map();
   statusListeners = new Listeners();
@@ -577,7 +826,22 @@ var RealtimeClient = class {
   awaitingToken = null;
   current = { state: "idle" };
   liveSince = null;
-  timers = { connect: null, idle: null, pong: null, retry: null };
+  timers = {
+    connect: null,
+    idle: null,
+    pong: null,
+    retry: null,
+    wsRetry: null,
+    probe: null
+  };
+  /** The transport of `socket`, and whether its `hello` came. */
+  socketTransport = "websocket";
+  helloSeen = false;
+  /** WebSocket attempts in a row that failed before `hello` (`transport: "auto"`). */
+  wsFailures = 0;
+  /** On SSE (`auto`): the WebSocket tried meanwhile, and the wait before the next try. */
+  probeSocket = null;
+  probeDelay = 0;
   pingCount = 0;
   awaitedPong = null;
   /** When the last frame arrived (the clock's time): the heartbeat gap is measured from it. */
@@ -592,10 +856,22 @@ var RealtimeClient = class {
   /** Throws when there is no WebSocket class (Node 20: pass `WebSocket`), no `url`
    * and no page to derive it from, or a `token` string that cannot be offered (`TokenError`). */
   constructor(options = {}) {
-    this.WebSocket = options.WebSocket ?? defaultWebSocket();
+    this.transportMode = options.transport ?? "auto";
+    if (!["auto", "websocket", "sse"].includes(this.transportMode)) {
+      throw new RangeError(`RealtimeClient: transport must be "auto", "websocket" or "sse", got ${String(options.transport)}`);
+    }
+    this.WebSocket = options.WebSocket ?? (this.transportMode === "sse" ? null : defaultWebSocket());
+    this.sseAfterFailures = Math.max(1, options.sseAfterFailures ?? 2);
+    this.wsRetryMs = {
+      initialMs: Math.max(1, options.wsRetry?.initialMs ?? 6e4),
+      maxMs: Math.max(1, options.wsRetry?.maxMs ?? 6e5)
+    };
+    this.probeDelay = this.wsRetryMs.initialMs;
+    this.fetchFn = options.fetch;
     if (typeof options.token === "string") protocolsFor(options.token);
     this.token = options.token;
     this.url = options.url ?? defaultUrl();
+    this.sseUrl = options.sseUrl ?? sseUrlFor(this.url);
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.backoffOptions = { ...DEFAULT_BACKOFF, ...options.backoff, random: this.random };
@@ -757,25 +1033,42 @@ var RealtimeClient = class {
     const attempt = {};
     this.awaitingToken = attempt;
     this.setTimer("connect", this.opts.connectTimeoutMs, () => this.dead());
-    this.setStatus({ state: "connecting", attempt: this.backoff.attempts });
+    const transport = this.nextTransport();
+    this.setStatus({ state: "connecting", attempt: this.backoff.attempts, transport });
     if (this.awaitingToken !== attempt) return;
     withProtocols(
       this.token,
-      (protocols) => this.awaitingToken === attempt && this.openSocket(protocols),
+      (protocols) => this.awaitingToken === attempt && this.openSocket(protocols, transport),
       (error) => this.awaitingToken === attempt && this.failAttempt(error)
     );
   }
-  openSocket(protocols) {
+  /** What the next attempt uses: `transport: "auto"` moves to SSE after
+   * `sseAfterFailures` WebSocket attempts in a row failed, and stays there until a
+   * WebSocket tried meanwhile reaches `hello` (`probeWebSocket`). */
+  nextTransport() {
+    if (this.transportMode !== "auto") return this.transportMode;
+    return this.wsFailures >= this.sseAfterFailures ? "sse" : "websocket";
+  }
+  newSocket(protocols, transport) {
+    if (transport === "sse") {
+      return new SseSocket(this.sseUrl, protocols, { fetch: this.fetchFn ?? defaultFetch() });
+    }
+    if (this.WebSocket === null) throw new Error("RealtimeClient: no WebSocket class");
+    return new this.WebSocket(this.url, protocols);
+  }
+  openSocket(protocols, transport) {
     this.awaitingToken = null;
     let socket;
     try {
-      socket = new this.WebSocket(this.url, protocols);
+      socket = this.newSocket(protocols, transport);
     } catch (error) {
       report(error);
       this.failAttempt(error);
       return;
     }
     this.socket = socket;
+    this.socketTransport = transport;
+    this.helloSeen = false;
     socket.onmessage = (ev) => this.socket === socket && this.onMessage(ev.data);
     socket.onclose = (ev) => this.socket === socket && this.onDrop(ev.code, ev.reason);
     socket.onerror = ignore;
@@ -796,6 +1089,7 @@ var RealtimeClient = class {
       socket.onerror = ignore;
     }
     for (const name of ["connect", "idle", "pong"]) this.clearTimer(name);
+    this.stopProbing();
     this.refresh.stop();
     this.awaitedPong = null;
     for (const entry of this.topics.values()) entry.lastSeq = null;
@@ -805,8 +1099,16 @@ var RealtimeClient = class {
   /** The connection stopped answering: drop it as if the network had closed it. */
   dead() {
     const why = this.awaitingToken === null ? void 0 : new TokenError(`RealtimeClient: the token provider did not settle within ${this.opts.connectTimeoutMs} ms`);
+    this.countFailure(1006);
     this.closeQuietly(this.detach());
     this.afterDrop(1006, why);
+  }
+  /** A WebSocket that went before its `hello` (refused upgrade, a drop, a handshake that
+   * never finished) counts toward the move to SSE. */
+  countFailure(code) {
+    if (this.socket === null || this.helloSeen || code !== 1006) return;
+    if (this.socketTransport === "websocket") this.wsFailures += 1;
+    else this.wsFailures = Math.min(this.wsFailures, this.sseAfterFailures - 1);
   }
   /** Close a socket already detached (its events are ignored). A browser accepts only
    * 1000 and 3000-4999 from a script; without a code, none is sent. */
@@ -819,6 +1121,7 @@ var RealtimeClient = class {
     }
   }
   onDrop(code, reason) {
+    this.countFailure(code);
     this.detach();
     this.afterDrop(code, void 0, reason);
   }
@@ -853,9 +1156,18 @@ var RealtimeClient = class {
       this.setStatus({ state: "stopped", closeCode: 1e3, reason });
       return;
     }
+    this.helloSeen = true;
+    const transport = this.socketTransport;
+    if (transport === "websocket") {
+      this.wsFailures = 0;
+      this.probeDelay = this.wsRetryMs.initialMs;
+    }
     this.liveSince = this.clock.now();
-    this.setStatus({ state: "live", connectionId: hello.connection_id, hello });
+    this.setStatus({ state: "live", connectionId: hello.connection_id, hello, transport });
     if (!this.isLive()) return;
+    if (transport === "sse" && this.transportMode === "auto") {
+      this.setTimer("wsRetry", this.probeDelay, () => this.probeWebSocket());
+    }
     this.refresh.start(hello.auth_expires_in_s);
     if (!this.pausedTopics) this.subscribeAll();
   }
@@ -870,6 +1182,86 @@ var RealtimeClient = class {
     for (let i = 0; i < names.length; i += MAX_TOPICS_PER_FRAME) {
       const [first, ...rest] = names.slice(i, i + MAX_TOPICS_PER_FRAME);
       if (first !== void 0) this.send({ type, topics: [first, ...rest] });
+    }
+  }
+  // ---------------------------------------------------------------- back to the WebSocket
+  /** On SSE (`auto`): open a WebSocket beside the stream. If it reaches `hello` it becomes
+   * the connection (the stream is closed first, and every topic resyncs from a fresh
+   * snapshot on it); if it fails, try again after twice the wait, at most `wsRetry.maxMs`.
+   * The stream going meanwhile abandons it (`detach`). */
+  probeWebSocket() {
+    if (!this.isLive() || this.socketTransport !== "sse" || this.WebSocket === null) return;
+    const WebSocket = this.WebSocket;
+    const marker = {};
+    this.probeSocket = marker;
+    const failed = () => {
+      if (this.probeSocket === null) return;
+      const probe = this.probeSocket;
+      this.probeSocket = null;
+      this.clearTimer("probe");
+      if (probe !== marker) {
+        probe.onmessage = probe.onclose = probe.onopen = null;
+        probe.onerror = ignore;
+        this.closeQuietly(probe);
+      }
+      this.probeDelay = Math.min(this.wsRetryMs.maxMs, this.probeDelay * 2);
+      if (this.isLive() && this.socketTransport === "sse") {
+        this.setTimer("wsRetry", this.probeDelay, () => this.probeWebSocket());
+      }
+    };
+    this.setTimer("probe", this.opts.connectTimeoutMs, failed);
+    withProtocols(
+      this.token,
+      (protocols) => {
+        if (this.probeSocket !== marker) return;
+        let probe;
+        try {
+          probe = new WebSocket(this.url, protocols);
+        } catch (error) {
+          report(error);
+          failed();
+          return;
+        }
+        this.probeSocket = probe;
+        probe.onerror = ignore;
+        probe.onclose = () => this.probeSocket === probe && failed();
+        probe.onmessage = (ev) => {
+          if (this.probeSocket !== probe) return;
+          let type;
+          try {
+            type = JSON.parse(String(ev.data)).type;
+          } catch {
+            type = void 0;
+          }
+          if (type === "hello") this.adopt(probe, ev.data);
+          else failed();
+        };
+      },
+      () => this.probeSocket === marker && failed()
+    );
+  }
+  /** The probe reached `hello`: it is the connection now. */
+  adopt(probe, hello) {
+    this.probeSocket = null;
+    this.clearTimer("probe");
+    this.closeQuietly(this.detach("the connection moved to a WebSocket before the response"), 1e3, "moving to a WebSocket");
+    this.socket = probe;
+    this.socketTransport = "websocket";
+    this.helloSeen = false;
+    probe.onmessage = (ev) => this.socket === probe && this.onMessage(ev.data);
+    probe.onclose = (ev) => this.socket === probe && this.onDrop(ev.code, ev.reason);
+    this.onMessage(hello);
+  }
+  /** Forget a probe under way and the timer of the next. */
+  stopProbing() {
+    this.clearTimer("wsRetry");
+    this.clearTimer("probe");
+    const probe = this.probeSocket;
+    this.probeSocket = null;
+    if (probe !== null && typeof probe.close === "function") {
+      probe.onmessage = probe.onclose = probe.onopen = null;
+      probe.onerror = ignore;
+      this.closeQuietly(probe, 1e3, "not needed");
     }
   }
   // ---------------------------------------------------------------- liveness

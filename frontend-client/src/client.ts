@@ -57,6 +57,7 @@ import {
   type WebSocketConstructor,
 } from "./env.js";
 import { type PageControl, PageLife } from "./pagelife.js";
+import { defaultFetch, type FetchLike, SseSocket, sseUrlFor } from "./sse.js";
 import { type ClientMessage, type ErrorFrame, type HelloFrame, PROTOCOL_VERSION, type ServerMessage } from "./protocol.js";
 import {
   isRequestError,
@@ -81,10 +82,15 @@ export interface TopicPayloads {
  */
 export type TopicMap = { readonly [topic: string]: TopicPayloads };
 
+/** How a connection reaches the server: a WebSocket, or Server-Sent Events + POST (sse.ts). */
+export type Transport = "websocket" | "sse";
+
 export type ConnectionStatus =
   | { state: "idle" }
-  | { state: "connecting"; attempt: number }
-  | { state: "live"; connectionId: string; hello: HelloFrame }
+  /** `transport`: what this attempt tries. */
+  | { state: "connecting"; attempt: number; transport: Transport }
+  /** `transport`: what the connection uses. */
+  | { state: "live"; connectionId: string; hello: HelloFrame; transport: Transport }
   /** Waiting before the next attempt; `retryAt` is on the client's clock (Date.now by default).
    * `error`: why the attempt failed before it had a socket (the token provider threw,
    * rejected, did not settle in time or gave an invalid token; the WebSocket constructor
@@ -160,6 +166,23 @@ export interface ClientOptions {
    * registered here); when the tab is shown again they are subscribed anew and start
    * from fresh snapshots (`onPaused`, then `onSyncing` and `onSnapshot`). Default: off. */
   pauseWhenHidden?: { afterMs: number } | undefined;
+  /** How to reach the server (docs/client.md, "Transports"). `"auto"` (default): a
+   * WebSocket; after `sseAfterFailures` upgrades in a row failed (no `hello`: refused,
+   * dropped or not open within `connectTimeoutMs`), Server-Sent Events + POST, trying a
+   * WebSocket again now and then (`wsRetry`) and moving back to it once one reaches
+   * `hello`. `"websocket"`: only that. `"sse"`: only SSE (no WebSocket class is needed). */
+  transport?: "auto" | Transport | undefined;
+  /** `transport: "auto"`: WebSocket attempts that must fail in a row before SSE. Default 2. */
+  sseAfterFailures?: number | undefined;
+  /** `transport: "auto"` while on SSE: a WebSocket is tried again after `initialMs`
+   * (default 60 s), then after twice as long each time it fails, at most `maxMs` (default
+   * 10 min). */
+  wsRetry?: { initialMs?: number | undefined; maxMs?: number | undefined } | undefined;
+  /** The SSE stream's URL. Default: the WebSocket URL with `http(s):` and `/sse` appended
+   * to its path (`ws://h/api/realtime` → `http://h/api/realtime/sse`). */
+  sseUrl?: string | undefined;
+  /** The `fetch` of the SSE transport. Default: `globalThis.fetch` (browsers, Node >= 18). */
+  fetch?: FetchLike | undefined;
 }
 
 export interface GapInfo {
@@ -178,7 +201,7 @@ interface TopicEntry {
 
 const MAX_TOPICS_PER_FRAME = 100;
 
-type TimerName = "connect" | "idle" | "pong" | "retry";
+type TimerName = "connect" | "idle" | "pong" | "retry" | "wsRetry" | "probe";
 
 /** A timer that fires later than this past its due time, and later than its own delay
  * again, was frozen: the machine slept (or the tab was throttled hard). */
@@ -207,7 +230,12 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
     | "retries",
     number
   >;
-  private readonly WebSocket: WebSocketConstructor;
+  private readonly WebSocket: WebSocketConstructor | null;
+  private readonly transportMode: "auto" | Transport;
+  private readonly sseAfterFailures: number;
+  private readonly wsRetryMs: { initialMs: number; maxMs: number };
+  private readonly sseUrl: string;
+  private readonly fetchFn: FetchLike | undefined;
   private readonly token: string | TokenProvider | undefined;
   private readonly topics = new Map<string, TopicEntry>();
   private readonly statusListeners = new Listeners<ConnectionStatus>();
@@ -221,7 +249,22 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
   private awaitingToken: object | null = null;
   private current: ConnectionStatus = { state: "idle" };
   private liveSince: number | null = null;
-  private readonly timers: Record<TimerName, unknown> = { connect: null, idle: null, pong: null, retry: null };
+  private readonly timers: Record<TimerName, unknown> = {
+    connect: null,
+    idle: null,
+    pong: null,
+    retry: null,
+    wsRetry: null,
+    probe: null,
+  };
+  /** The transport of `socket`, and whether its `hello` came. */
+  private socketTransport: Transport = "websocket";
+  private helloSeen = false;
+  /** WebSocket attempts in a row that failed before `hello` (`transport: "auto"`). */
+  private wsFailures = 0;
+  /** On SSE (`auto`): the WebSocket tried meanwhile, and the wait before the next try. */
+  private probeSocket: SocketLike | null = null;
+  private probeDelay = 0;
   private pingCount = 0;
   private awaitedPong: string | null = null;
   /** When the last frame arrived (the clock's time): the heartbeat gap is measured from it. */
@@ -237,10 +280,23 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
   /** Throws when there is no WebSocket class (Node 20: pass `WebSocket`), no `url`
    * and no page to derive it from, or a `token` string that cannot be offered (`TokenError`). */
   constructor(options: ClientOptions = {}) {
-    this.WebSocket = options.WebSocket ?? defaultWebSocket();
+    this.transportMode = options.transport ?? "auto";
+    if (!["auto", "websocket", "sse"].includes(this.transportMode)) {
+      throw new RangeError(`RealtimeClient: transport must be "auto", "websocket" or "sse", got ${String(options.transport)}`);
+    }
+    // Forced SSE never opens a WebSocket, so it needs no class (Node 20 has none).
+    this.WebSocket = options.WebSocket ?? (this.transportMode === "sse" ? null : defaultWebSocket());
+    this.sseAfterFailures = Math.max(1, options.sseAfterFailures ?? 2);
+    this.wsRetryMs = {
+      initialMs: Math.max(1, options.wsRetry?.initialMs ?? 60_000),
+      maxMs: Math.max(1, options.wsRetry?.maxMs ?? 600_000),
+    };
+    this.probeDelay = this.wsRetryMs.initialMs;
+    this.fetchFn = options.fetch;
     if (typeof options.token === "string") protocolsFor(options.token);
     this.token = options.token;
     this.url = options.url ?? defaultUrl();
+    this.sseUrl = options.sseUrl ?? sseUrlFor(this.url);
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.backoffOptions = { ...DEFAULT_BACKOFF, ...options.backoff, random: this.random };
@@ -425,26 +481,45 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
     const attempt = {};
     this.awaitingToken = attempt;
     this.setTimer("connect", this.opts.connectTimeoutMs, () => this.dead());
-    this.setStatus({ state: "connecting", attempt: this.backoff.attempts });
+    const transport = this.nextTransport();
+    this.setStatus({ state: "connecting", attempt: this.backoff.attempts, transport });
     if (this.awaitingToken !== attempt) return; // a status listener called close()
     withProtocols(
       this.token,
-      (protocols) => this.awaitingToken === attempt && this.openSocket(protocols),
+      (protocols) => this.awaitingToken === attempt && this.openSocket(protocols, transport),
       (error) => this.awaitingToken === attempt && this.failAttempt(error),
     );
   }
 
-  private openSocket(protocols: string[]): void {
+  /** What the next attempt uses: `transport: "auto"` moves to SSE after
+   * `sseAfterFailures` WebSocket attempts in a row failed, and stays there until a
+   * WebSocket tried meanwhile reaches `hello` (`probeWebSocket`). */
+  private nextTransport(): Transport {
+    if (this.transportMode !== "auto") return this.transportMode;
+    return this.wsFailures >= this.sseAfterFailures ? "sse" : "websocket";
+  }
+
+  private newSocket(protocols: string[], transport: Transport): SocketLike {
+    if (transport === "sse") {
+      return new SseSocket(this.sseUrl, protocols, { fetch: this.fetchFn ?? defaultFetch() });
+    }
+    if (this.WebSocket === null) throw new Error("RealtimeClient: no WebSocket class");
+    return new this.WebSocket(this.url, protocols);
+  }
+
+  private openSocket(protocols: string[], transport: Transport): void {
     this.awaitingToken = null;
     let socket: SocketLike;
     try {
-      socket = new this.WebSocket(this.url, protocols);
+      socket = this.newSocket(protocols, transport);
     } catch (error) {
       report(error);
       this.failAttempt(error);
       return;
     }
     this.socket = socket;
+    this.socketTransport = transport;
+    this.helloSeen = false;
     socket.onmessage = (ev) => this.socket === socket && this.onMessage(ev.data);
     socket.onclose = (ev) => this.socket === socket && this.onDrop(ev.code, ev.reason);
     socket.onerror = ignore; // a close event always follows
@@ -467,6 +542,7 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
       socket.onerror = ignore; // still listening: closing a `ws` socket may emit one
     }
     for (const name of ["connect", "idle", "pong"] as const) this.clearTimer(name);
+    this.stopProbing();
     this.refresh.stop();
     this.awaitedPong = null;
     for (const entry of this.topics.values()) entry.lastSeq = null; // resync after reconnect
@@ -480,8 +556,19 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
       this.awaitingToken === null
         ? undefined
         : new TokenError(`RealtimeClient: the token provider did not settle within ${this.opts.connectTimeoutMs} ms`);
+    this.countFailure(1006);
     this.closeQuietly(this.detach());
     this.afterDrop(1006, why);
+  }
+
+  /** A WebSocket that went before its `hello` (refused upgrade, a drop, a handshake that
+   * never finished) counts toward the move to SSE. */
+  private countFailure(code: number): void {
+    if (this.socket === null || this.helloSeen || code !== 1006) return;
+    if (this.socketTransport === "websocket") this.wsFailures += 1;
+    // An SSE attempt that failed too (the network is down, or the server has no SSE
+    // endpoint): the next attempt tries a WebSocket again, then SSE if it fails.
+    else this.wsFailures = Math.min(this.wsFailures, this.sseAfterFailures - 1);
   }
 
   /** Close a socket already detached (its events are ignored). A browser accepts only
@@ -496,6 +583,7 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
   }
 
   private onDrop(code: number, reason: string | undefined): void {
+    this.countFailure(code);
     this.detach();
     this.afterDrop(code, undefined, reason);
   }
@@ -544,9 +632,18 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
       this.setStatus({ state: "stopped", closeCode: 1000, reason });
       return;
     }
+    this.helloSeen = true;
+    const transport = this.socketTransport;
+    if (transport === "websocket") {
+      this.wsFailures = 0;
+      this.probeDelay = this.wsRetryMs.initialMs;
+    }
     this.liveSince = this.clock.now();
-    this.setStatus({ state: "live", connectionId: hello.connection_id, hello });
+    this.setStatus({ state: "live", connectionId: hello.connection_id, hello, transport });
     if (!this.isLive()) return; // a status listener closed the client
+    if (transport === "sse" && this.transportMode === "auto") {
+      this.setTimer("wsRetry", this.probeDelay, () => this.probeWebSocket());
+    }
     this.refresh.start(hello.auth_expires_in_s);
     if (!this.pausedTopics) this.subscribeAll();
   }
@@ -563,6 +660,92 @@ export class RealtimeClient<T extends TopicMap = TopicMap, M extends MethodMap =
     for (let i = 0; i < names.length; i += MAX_TOPICS_PER_FRAME) {
       const [first, ...rest] = names.slice(i, i + MAX_TOPICS_PER_FRAME);
       if (first !== undefined) this.send({ type, topics: [first, ...rest] });
+    }
+  }
+
+  // ---------------------------------------------------------------- back to the WebSocket
+
+  /** On SSE (`auto`): open a WebSocket beside the stream. If it reaches `hello` it becomes
+   * the connection (the stream is closed first, and every topic resyncs from a fresh
+   * snapshot on it); if it fails, try again after twice the wait, at most `wsRetry.maxMs`.
+   * The stream going meanwhile abandons it (`detach`). */
+  private probeWebSocket(): void {
+    if (!this.isLive() || this.socketTransport !== "sse" || this.WebSocket === null) return;
+    const WebSocket = this.WebSocket;
+    const marker = {};
+    this.probeSocket = marker as SocketLike; // taken while the token provider answers
+    const failed = (): void => {
+      if (this.probeSocket === null) return;
+      const probe = this.probeSocket;
+      this.probeSocket = null;
+      this.clearTimer("probe");
+      if (probe !== marker) {
+        probe.onmessage = probe.onclose = probe.onopen = null;
+        probe.onerror = ignore;
+        this.closeQuietly(probe);
+      }
+      this.probeDelay = Math.min(this.wsRetryMs.maxMs, this.probeDelay * 2);
+      if (this.isLive() && this.socketTransport === "sse") {
+        this.setTimer("wsRetry", this.probeDelay, () => this.probeWebSocket());
+      }
+    };
+    this.setTimer("probe", this.opts.connectTimeoutMs, failed);
+    withProtocols(
+      this.token,
+      (protocols) => {
+        if (this.probeSocket !== marker) return;
+        let probe: SocketLike;
+        try {
+          probe = new WebSocket(this.url, protocols);
+        } catch (error) {
+          report(error);
+          failed();
+          return;
+        }
+        this.probeSocket = probe;
+        probe.onerror = ignore;
+        probe.onclose = () => this.probeSocket === probe && failed();
+        probe.onmessage = (ev) => {
+          if (this.probeSocket !== probe) return;
+          let type: unknown;
+          try {
+            type = (JSON.parse(String(ev.data)) as { type?: unknown }).type;
+          } catch {
+            type = undefined;
+          }
+          if (type === "hello") this.adopt(probe, ev.data);
+          else failed();
+        };
+      },
+      () => this.probeSocket === marker && failed(),
+    );
+  }
+
+  /** The probe reached `hello`: it is the connection now. */
+  private adopt(probe: SocketLike, hello: unknown): void {
+    this.probeSocket = null;
+    this.clearTimer("probe");
+    // One connection at a time: the stream goes first (requests pending on it fail as
+    // `disconnected` and are resent with their idempotency keys once live again).
+    this.closeQuietly(this.detach("the connection moved to a WebSocket before the response"), 1000, "moving to a WebSocket");
+    this.socket = probe;
+    this.socketTransport = "websocket";
+    this.helloSeen = false;
+    probe.onmessage = (ev) => this.socket === probe && this.onMessage(ev.data);
+    probe.onclose = (ev) => this.socket === probe && this.onDrop(ev.code, ev.reason);
+    this.onMessage(hello);
+  }
+
+  /** Forget a probe under way and the timer of the next. */
+  private stopProbing(): void {
+    this.clearTimer("wsRetry");
+    this.clearTimer("probe");
+    const probe = this.probeSocket;
+    this.probeSocket = null;
+    if (probe !== null && typeof probe.close === "function") {
+      probe.onmessage = probe.onclose = probe.onopen = null;
+      probe.onerror = ignore;
+      this.closeQuietly(probe, 1000, "not needed");
     }
   }
 

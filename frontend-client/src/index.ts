@@ -16,7 +16,19 @@ export {
   type TopicHandlers,
   type TopicMap,
   type TopicPayloads,
+  type Transport,
 } from "./client.js";
+/** The SSE transport's pieces (the `fetch` option's type, the stream parser). */
+export {
+  type FetchInitLike,
+  type FetchLike,
+  type FetchResponseLike,
+  MAX_BATCH,
+  type SseEvent,
+  SseParser,
+  type StreamReaderLike,
+  sseUrlFor,
+} from "./sse.js";
 /** `reconnectAdvice(code)`: the catalogue's advice after a close. `reconnectWithinMs(reason)`:
  * the reconnect window (ms, capped at `MAX_RECONNECT_WITHIN_MS`) a close reason gives,
  * `"…; reconnect_within_ms=N"`, or null; the client waits a random delay below it. */

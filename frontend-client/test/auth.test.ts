@@ -14,6 +14,7 @@ function client(options: ClientOptions = {}): RealtimeClient<Topics> {
     url: "ws://test/api/realtime",
     clock,
     WebSocket: sockets.WebSocket,
+    transport: "websocket", // the WebSocket's own behaviour: never SSE (sse.test.ts)
     random: () => 0.999999, // the top of every jitter window: deterministic
     backoff: { baseMs: 100, capMs: 1000 },
     connectTimeoutMs: 2000,

@@ -25,6 +25,7 @@ function client(options: ClientOptions = {}): RealtimeClient<Topics> {
     url: "ws://test/api/realtime",
     clock,
     WebSocket: sockets.WebSocket,
+    transport: "websocket", // the WebSocket's own behaviour: never SSE (sse.test.ts)
     random: () => 0.999999, // the top of every jitter window: deterministic
     backoff: { baseMs: 100, capMs: 1000 },
     idlePingMs: 1000,
@@ -488,7 +489,7 @@ describe("the reconnect window of a restart (close reason reconnect_within_ms=N)
       sockets.last.drop(1012, restarting(8000));
       assert.ok(c.status.state === "reconnecting" && c.status.attempt === 0);
       clock.advance(4000);
-      assert.deepEqual(c.status, { state: "connecting", attempt: 0 });
+      assert.deepEqual(c.status, { state: "connecting", attempt: 0, transport: "websocket" });
     }
     sockets.last.drop(1006); // the restarted server is not up yet
     assert.ok(c.status.state === "reconnecting" && c.status.retryAt - clock.now() === 50);

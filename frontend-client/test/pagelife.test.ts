@@ -17,6 +17,7 @@ function client(options: ClientOptions = {}): RealtimeClient<Topics> {
     url: "ws://test/api/realtime",
     clock,
     WebSocket: sockets.WebSocket,
+    transport: "websocket", // the WebSocket's own behaviour: never SSE (sse.test.ts)
     random: () => 0.999999,
     backoff: { baseMs: 100, capMs: 1000 },
     idlePingMs: 1000,

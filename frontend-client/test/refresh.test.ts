@@ -31,6 +31,7 @@ function client(options: ClientOptions = {}): RealtimeClient<Topics> {
     url: "ws://test/api/realtime",
     clock,
     WebSocket: sockets.WebSocket,
+    transport: "websocket", // the WebSocket's own behaviour: never SSE (sse.test.ts)
     random: () => 0.5, // the first refresh at 80 % of the lifetime
     backoff: { baseMs: 100, capMs: 1000 },
     idlePingMs: 3_600_000, // no pings in the way

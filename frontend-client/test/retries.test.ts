@@ -21,6 +21,7 @@ function live(options: ClientOptions = {}): RealtimeClient<Topics, Methods> {
     url: "ws://test/api/realtime",
     clock,
     WebSocket: sockets.WebSocket,
+    transport: "websocket", // the WebSocket's own behaviour: never SSE (sse.test.ts)
     random: () => 0.999999,
     backoff: { baseMs: 100, capMs: 1000 },
     idlePingMs: 60_000,
