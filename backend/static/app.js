@@ -1580,7 +1580,7 @@ function statusText(status, now) {
     case "connecting":
       return status.attempt === 0 ? "Connecting\u2026" : `Connecting\u2026 (attempt ${status.attempt + 1})`;
     case "live":
-      return "Live";
+      return status.transport === "sse" ? "Live (SSE)" : "Live";
     case "reconnecting":
       return `Reconnecting in ${Math.max(0, Math.ceil((status.retryAt - now) / 1e3))} s`;
     case "stopped":
@@ -1780,6 +1780,12 @@ function clientOptions(search) {
   if (healthy !== void 0) options.healthyAfterMs = healthy;
   const pause2 = numberParam(params, "pause_when_hidden_ms");
   if (pause2 !== void 0) options.pauseWhenHidden = { afterMs: pause2 };
+  const transport = params.get("transport");
+  if (transport === "auto" || transport === "websocket" || transport === "sse") options.transport = transport;
+  const sseAfter = numberParam(params, "sse_after");
+  if (sseAfter !== void 0) options.sseAfterFailures = sseAfter;
+  const wsRetry = numberParam(params, "ws_retry_ms");
+  if (wsRetry !== void 0) options.wsRetry = { initialMs: wsRetry, maxMs: wsRetry };
   return options;
 }
 var DemoPage = class {
@@ -1899,6 +1905,7 @@ var DemoPage = class {
     node.textContent = statusText(this.status, Date.now());
     node.dataset.state = this.status.state;
     if (this.status.state === "live") node.dataset.connection = this.status.connectionId;
+    if ("transport" in this.status) node.dataset.transport = this.status.transport;
   }
   /** A data attribute of `#status` for the browser tests (see the top of this file). */
   debug(name, value) {

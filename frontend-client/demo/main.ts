@@ -11,12 +11,16 @@
  *
  * Query parameters tune the client (the browser tests use them to make a network
  * cut last seconds, not minutes): `backoff_ms`, `backoff_cap_ms`, `ping_ms`,
- * `pong_timeout_ms`, `connect_timeout_ms`, `healthy_ms`, and `pause_when_hidden_ms`
- * (the client's `pauseWhenHidden`: unsubscribe after the tab was hidden that long).
+ * `pong_timeout_ms`, `connect_timeout_ms`, `healthy_ms`, `pause_when_hidden_ms`
+ * (the client's `pauseWhenHidden`: unsubscribe after the tab was hidden that long), and
+ * for the transports `transport` (`auto`, `websocket`, `sse`), `sse_after` (the client's
+ * `sseAfterFailures`) and `ws_retry_ms` (on SSE, try a WebSocket again after this long:
+ * `wsRetry.initialMs`, and `maxMs` too, so it keeps trying that often).
  *
  * The client follows the page's life by itself (`online`, the tab shown again, the
  * back/forward cache). What the browser tests read, on `#status`: `data-state` (the
- * connection's), `data-connection` (its id), `data-paused` ("true" while the topics
+ * connection's), `data-connection` (its id), `data-transport` (`websocket` or `sse`: the
+ * live connection's, or the one being tried), `data-paused` ("true" while the topics
  * are unsubscribed because the tab is hidden) and `data-snapshots` (how many
  * `sessions.state` snapshots the page has applied).
  */
@@ -53,6 +57,12 @@ function clientOptions(search: string): ClientOptions {
   if (healthy !== undefined) options.healthyAfterMs = healthy;
   const pause = numberParam(params, "pause_when_hidden_ms");
   if (pause !== undefined) options.pauseWhenHidden = { afterMs: pause };
+  const transport = params.get("transport");
+  if (transport === "auto" || transport === "websocket" || transport === "sse") options.transport = transport;
+  const sseAfter = numberParam(params, "sse_after");
+  if (sseAfter !== undefined) options.sseAfterFailures = sseAfter;
+  const wsRetry = numberParam(params, "ws_retry_ms");
+  if (wsRetry !== undefined) options.wsRetry = { initialMs: wsRetry, maxMs: wsRetry };
   return options;
 }
 
@@ -183,6 +193,7 @@ class DemoPage {
     node.textContent = statusText(this.status, Date.now());
     node.dataset.state = this.status.state;
     if (this.status.state === "live") node.dataset.connection = this.status.connectionId;
+    if ("transport" in this.status) node.dataset.transport = this.status.transport;
   }
 
   /** A data attribute of `#status` for the browser tests (see the top of this file). */

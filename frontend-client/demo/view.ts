@@ -80,7 +80,7 @@ export function statusText(status: ConnectionStatus, now: number): string {
     case "connecting":
       return status.attempt === 0 ? "Connecting…" : `Connecting… (attempt ${status.attempt + 1})`;
     case "live":
-      return "Live";
+      return status.transport === "sse" ? "Live (SSE)" : "Live";
     case "reconnecting":
       return `Reconnecting in ${Math.max(0, Math.ceil((status.retryAt - now) / 1000))} s`;
     case "stopped":
