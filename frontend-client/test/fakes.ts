@@ -22,9 +22,9 @@ export function helloFrame(id = "c1"): HelloFrame {
 }
 
 export class ManualClock implements Clock {
-  private time = 0;
+  protected time = 0;
   private nextId = 1;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
+  protected readonly timers = new Map<number, { at: number; fn: () => void }>();
 
   now(): number {
     return this.time;

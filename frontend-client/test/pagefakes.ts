@@ -1,5 +1,6 @@
 /** Stand-ins for a browser page (`window`, `document`) and for a machine that sleeps. */
-import type { Clock, DocumentLike, EventTargetLike } from "../src/env.js";
+import type { DocumentLike, EventTargetLike } from "../src/env.js";
+import { ManualClock } from "./fakes.js";
 
 /** An event target that records its listeners and dispatches plain objects. */
 export class FakeTarget implements EventTargetLike {
@@ -73,46 +74,9 @@ export class FakePage {
  * on a monotonic clock that stops during suspend do. Once awake, `advance` runs them,
  * later than they were due by the clock.
  */
-export class SleepyClock implements Clock {
-  private time = 0;
-  private nextId = 1;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
-
-  now(): number {
-    return this.time;
-  }
-
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.nextId++;
-    this.timers.set(id, { at: this.time + ms, fn });
-    return id;
-  }
-
-  clearTimeout(handle: unknown): void {
-    this.timers.delete(handle as number);
-  }
-
-  /** Advance time, firing due timers in order (including ones they schedule). */
-  advance(ms: number): void {
-    const end = this.time + ms;
-    for (;;) {
-      const due = [...this.timers.entries()]
-        .filter(([, t]) => t.at <= end)
-        .sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0];
-      if (due === undefined) break;
-      this.timers.delete(due[0]);
-      this.time = due[1].at;
-      due[1].fn();
-    }
-    this.time = end;
-  }
-
+export class SleepyClock extends ManualClock {
   sleep(ms: number): void {
     this.time += ms;
     for (const timer of this.timers.values()) timer.at += ms;
-  }
-
-  pending(): number {
-    return this.timers.size;
   }
 }
