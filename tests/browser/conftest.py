@@ -109,20 +109,26 @@ async def demo(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> AsyncIte
         yield Demo(app, str(server.make_url("")).rstrip("/"), http)
 
 
-@pytest.fixture
-async def proxy(demo: Demo) -> AsyncIterator[CuttableProxy]:
-    host, port = demo.url.removeprefix("http://").rsplit(":", 1)
-    relay = CuttableProxy(host, int(port))
-    await relay.start()
-    # The page reaches the server through the relay, as through a reverse proxy: its
-    # Host and Origin name the relay's port, which must be configured (never guessed).
-    via = f"{host}:{relay.port}"
+def serve_through(demo: Demo, relay_port: int) -> None:
+    """The page reaches the server through a relay on `relay_port`, as through a reverse
+    proxy: its Host and Origin name the relay's port, which must be configured (never
+    guessed)."""
+    host = demo.url.removeprefix("http://").rsplit(":", 1)[0]
+    via = f"{host}:{relay_port}"
     hub = demo.hub
     hub.settings = dataclasses.replace(
         hub.settings,
         allowed_hosts=frozenset({via, demo.url.removeprefix("http://")}),
         allowed_origins=frozenset({f"http://{via}", demo.url}),
     )
+
+
+@pytest.fixture
+async def proxy(demo: Demo) -> AsyncIterator[CuttableProxy]:
+    host, port = demo.url.removeprefix("http://").rsplit(":", 1)
+    relay = CuttableProxy(host, int(port))
+    await relay.start()
+    serve_through(demo, relay.port)
     yield relay
     await relay.close()
 

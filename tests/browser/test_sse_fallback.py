@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -23,7 +22,7 @@ import pytest
 from playwright.async_api import Locator, Page, expect
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.browser.conftest import FAST_CLIENT, ConsoleWatch, Demo
+from tests.browser.conftest import FAST_CLIENT, ConsoleWatch, Demo, serve_through
 
 UPGRADE = re.compile(rb"^upgrade\s*:", re.IGNORECASE | re.MULTILINE)
 
@@ -111,14 +110,7 @@ async def blocking_proxy(demo: Demo) -> AsyncIterator[UpgradeRefusingProxy]:
     host, port = demo.url.removeprefix("http://").rsplit(":", 1)
     relay = UpgradeRefusingProxy(host, int(port))
     await relay.start()
-    # The page's Host and Origin name the relay's port: configured, as behind any proxy.
-    via = f"{host}:{relay.port}"
-    hub = demo.hub
-    hub.settings = dataclasses.replace(
-        hub.settings,
-        allowed_hosts=frozenset({via, demo.url.removeprefix("http://")}),
-        allowed_origins=frozenset({f"http://{via}", demo.url}),
-    )
+    serve_through(demo, relay.port)
     yield relay
     await relay.close()
 
