@@ -119,17 +119,14 @@ class Worker:
         self.failed = asyncio.Event()
 
 
-class Client(asyncio.Protocol):
-    __slots__ = (
-        "buf",
-        "event_prefix",
-        "last_seq",
-        "open",
-        "request",
-        "subscribed",
-        "transport",
-        "worker",
-    )
+class Subscriber(asyncio.Protocol):
+    """What both subscribers (WebSocket, SSE) do the same: send the request when the
+    connection is made, parse what arrives (`_received`, theirs), and fail the worker
+    on a protocol error or a connection lost while it is not closing."""
+
+    __slots__ = ("buf", "last_seq", "open", "request", "subscribed", "transport", "worker")
+    #: What the connection is called in a failure ("connection", "stream").
+    WHAT = "connection"
 
     def __init__(self, worker: Worker, request: bytes) -> None:
         self.worker = worker
@@ -138,10 +135,7 @@ class Client(asyncio.Protocol):
         self.buf = b""
         self.open = False
         self.last_seq = 0
-        self.event_prefix = EVENT_PREFIXES[worker.kind]
         self.subscribed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    # ------------------------------------------------------------ asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -150,13 +144,34 @@ class Client(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.worker.closing:
-            self._fail(f"connection lost after seq {self.last_seq} ({exc or 'closed by the server'})")
+            self._fail(f"{self.WHAT} lost after seq {self.last_seq} ({exc or 'closed by the server'})")
 
     def data_received(self, data: bytes) -> None:
         try:
             self._received(data)
         except (BenchProtocolError, ValueError) as exc:
             self._fail(str(exc))
+
+    def _received(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _fail(self, message: str) -> None:
+        self.worker.fail(message)
+        if not self.subscribed.done():
+            self.subscribed.set_exception(BenchProtocolError(message))
+
+    def abort(self) -> None:
+        """Close with a reset (SO_LINGER 0): neither side is left in TIME_WAIT."""
+        if self.transport is not None:
+            reset(self.transport)
+
+
+class Client(Subscriber):
+    __slots__ = ("event_prefix",)
+
+    def __init__(self, worker: Worker, request: bytes) -> None:
+        super().__init__(worker, request)
+        self.event_prefix = EVENT_PREFIXES[worker.kind]
 
     # ------------------------------------------------------------ parsing
 
@@ -260,16 +275,6 @@ class Client(asyncio.Protocol):
         assert self.transport is not None and len(payload) < 126
         self.transport.write(bytes((first, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
 
-    def _fail(self, message: str) -> None:
-        self.worker.fail(message)
-        if not self.subscribed.done():
-            self.subscribed.set_exception(BenchProtocolError(message))
-
-    def abort(self) -> None:
-        """Close with a reset (SO_LINGER 0): neither side is left in TIME_WAIT."""
-        if self.transport is not None:
-            reset(self.transport)
-
 
 # ---------------------------------------------------------------- SSE
 
@@ -279,7 +284,7 @@ HELLO_ID = re.compile(rb'"connection_id":"([^"]+)"')
 HELLO_SECRET = re.compile(rb'"sse_secret":"([^"]+)"')
 
 
-class SseClient(asyncio.Protocol):
+class SseClient(Subscriber):
     """One SSE subscriber: the stream's response head, its body (de-chunked when the
     server sends ``Transfer-Encoding: chunked``), then events separated by a blank
     line. An event (``data: {"type":"event",...}``) is checked as the WebSocket's
@@ -287,50 +292,16 @@ class SseClient(asyncio.Protocol):
     skipped; the ``hello`` starts the subscribe (`_subscribe`, a POST of its own);
     the snapshot completes it; ``event: close`` or anything else fails the worker."""
 
-    __slots__ = (
-        "body",
-        "buf",
-        "chunk_left",
-        "chunked",
-        "crlf_left",
-        "host",
-        "last_seq",
-        "open",
-        "request",
-        "source",
-        "subscribed",
-        "transport",
-        "worker",
-    )
+    __slots__ = ("body", "chunk_left", "chunked", "crlf_left", "host")
+    WHAT = "stream"
 
     def __init__(self, worker: Worker, request: bytes, host: tuple[str, int, str, str]) -> None:
-        self.worker = worker
-        self.request = request
+        super().__init__(worker, request)  # `buf`: undecoded bytes (a partial chunk header, or the head)
         self.host = host  # (address, port, source address, POST path prefix)
-        self.transport: asyncio.Transport | None = None
-        self.buf = b""  # undecoded bytes (a partial chunk header, or the head)
         self.body = b""  # decoded body: a partial event
-        self.open = False
         self.chunked = False
         self.chunk_left = 0  # data bytes of the current chunk still to come
         self.crlf_left = 0  # then its CRLF
-        self.last_seq = 0
-        self.subscribed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.worker.closing:
-            self._fail(f"stream lost after seq {self.last_seq} ({exc or 'closed by the server'})")
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._received(data)
-        except (BenchProtocolError, ValueError) as exc:
-            self._fail(str(exc))
 
     # ------------------------------------------------------------ parsing
 
@@ -459,15 +430,6 @@ class SseClient(asyncio.Protocol):
         self.worker.posts.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             self._fail(f"subscribe: {exc!r}")
-
-    def _fail(self, message: str) -> None:
-        self.worker.fail(message)
-        if not self.subscribed.done():
-            self.subscribed.set_exception(BenchProtocolError(message))
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            reset(self.transport)
 
 
 def reset(transport: asyncio.BaseTransport) -> None:
