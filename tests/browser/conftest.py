@@ -42,7 +42,13 @@ FAST_CLIENT = "backoff_ms=100&backoff_cap_ms=800&ping_ms=500&pong_timeout_ms=100
 
 #: Chromium logs every failed WebSocket handshake as a console error. They are
 #: expected while a test holds the network down, and only then.
-WS_FAILED = re.compile(r"^WebSocket connection to 'ws://127\.0\.0\.1:\d+/api/realtime' failed")
+#: What Chromium logs when the network is cut on purpose: a refused WebSocket handshake,
+#: and - the client falling back to SSE after failed upgrades - a stream or POST that
+#: could not be sent while offline.
+WS_FAILED = re.compile(
+    r"^WebSocket connection to 'ws://127\.0\.0\.1:\d+/api/realtime' failed"
+    r"|^Failed to load resource: net::ERR_(INTERNET_DISCONNECTED|NETWORK_CHANGED)$"
+)
 
 expect.set_options(timeout=10_000)
 
@@ -81,7 +87,8 @@ class ConsoleWatch:
     """Console errors and uncaught exceptions of a page; the test fails on any.
 
     `allow_ws_failures` tolerates Chromium's own log of a refused WebSocket
-    handshake (and nothing else) for tests that cut the network on purpose."""
+    handshake, and of a request failed while offline (`WS_FAILED`; nothing else), for
+    tests that cut the network on purpose."""
 
     errors: list[str] = field(default_factory=list)
     allow_ws_failures: bool = False
