@@ -153,7 +153,30 @@ class Subscriber(asyncio.Protocol):
             self._fail(str(exc))
 
     def _received(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Parse what arrived (each transport's framing); call `_numbered` per event."""
+        raise NotImplementedError  # abstract: Client and SseClient define it
+
+    def _numbered(self, data: bytes, start: int, seq_at: int, end: int, now: int, text_at: int) -> None:
+        """One event, `data[start:end]`, its seq at `seq_at` (after the event prefix) and
+        its JSON text from `text_at`: in order, within what was published, and its
+        publish->receive latency recorded in a latency run (`now`, ns; 0 otherwise)."""
+        worker = self.worker
+        comma = data.index(b",", seq_at, end)
+        seq = int(data[seq_at:comma])
+        if seq != self.last_seq + 1 or not self.subscribed.done():
+            raise BenchProtocolError(
+                f"expected seq {self.last_seq + 1}, got {data[start : min(end, start + 120)]!r}"
+            )
+        self.last_seq = seq
+        if seq == worker.expected:
+            worker.client_done()
+        elif seq > worker.expected:
+            raise BenchProtocolError(f"seq {seq}: more than the {worker.expected} published")
+        if now:
+            stamp = data.index(STAMP, comma, end) + len(STAMP)
+            worker.latencies.append((now - int(data[stamp : data.index(b",", stamp, end)])) // 1000)
+        if worker.sample is None:
+            worker.sample = data[text_at:end]
 
     def _fail(self, message: str) -> None:
         self.worker.fail(message)
@@ -217,22 +240,7 @@ class Client(Subscriber):
                 break
             if data[pos] == 0x81 and data.startswith(prefix, start):
                 # The fast path: an event. Only its seq is parsed.
-                comma = data.index(b",", start + plen, end)
-                seq = int(data[start + plen : comma])
-                if seq != self.last_seq + 1 or not self.subscribed.done():
-                    raise BenchProtocolError(
-                        f"expected seq {self.last_seq + 1}, got {data[start : min(end, start + 120)]!r}"
-                    )
-                self.last_seq = seq
-                if seq == worker.expected:
-                    worker.client_done()
-                elif seq > worker.expected:
-                    raise BenchProtocolError(f"seq {seq}: more than the {worker.expected} published")
-                if now:
-                    stamp = data.index(STAMP, comma, end) + len(STAMP)
-                    worker.latencies.append((now - int(data[stamp : data.index(b",", stamp, end)])) // 1000)
-                if worker.sample is None:
-                    worker.sample = data[start:end]
+                self._numbered(data, start, start + plen, end, now, start)
             else:
                 self._frame(data[pos], data[start:end])
             pos = end
@@ -364,22 +372,7 @@ class SseClient(Subscriber):
             if end < 0:
                 break
             if data.startswith(prefix, pos):
-                comma = data.index(b",", pos + plen, end)
-                seq = int(data[pos + plen : comma])
-                if seq != self.last_seq + 1 or not self.subscribed.done():
-                    raise BenchProtocolError(
-                        f"expected seq {self.last_seq + 1}, got {data[pos : min(end, pos + 120)]!r}"
-                    )
-                self.last_seq = seq
-                if seq == worker.expected:
-                    worker.client_done()
-                elif seq > worker.expected:
-                    raise BenchProtocolError(f"seq {seq}: more than the {worker.expected} published")
-                if now:
-                    stamp = data.index(STAMP, comma, end) + len(STAMP)
-                    worker.latencies.append((now - int(data[stamp : data.index(b",", stamp, end)])) // 1000)
-                if worker.sample is None:
-                    worker.sample = data[pos + len(SSE_DATA) : end]
+                self._numbered(data, pos, pos + plen, end, now, pos + len(SSE_DATA))
             else:
                 self._event(data[pos:end])
             pos = end + 2
