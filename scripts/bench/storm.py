@@ -1,7 +1,7 @@
 """Reconnect-storm benchmark: N clients resync at once; the hub against a bare aiohttp floor, as ratios.
 
     scripts/bench-storm [--quick] [--clients 1000,5000,10000] [--repeat 3]
-                        [--database postgresql://...] [--write-docs] [-v]
+                        [--database postgresql://...] [--profile DIR] [--write-docs] [-v]
 
 What a deploy or a network flap does to a server: every open tab reconnects and asks
 for its snapshot at the same moment. Per run a fresh server (`scripts.bench.storm_server`)
@@ -40,6 +40,7 @@ import base64
 import datetime
 import math
 import os
+import pstats
 import re
 import shlex
 import sys
@@ -266,7 +267,10 @@ async def run_once(
     procs = min(procs_for(n, args), len(workers))
     active = workers[:procs]
     timeout = args.timeout or 60 + n * 0.03
-    async with Server(mode, args.server_cpu, None) as server:
+    profile = None
+    if args.profile is not None:
+        profile = args.profile / f"{mode.name}-{n}-r{repeat}.prof"
+    async with Server(mode, args.server_cpu, profile) as server:
         pid, port = server.pid, server.port
         try:
             # A throw-away storm client and live client first, so that one-time costs (lazy
@@ -726,6 +730,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--timeout", type=float, help="seconds a storm may take (default 60 + 0.03 per client)")
     add("--load-procs", type=int, help=f"storm load-generator processes (default N/{CLIENTS_PER_PROC:,})")
     add("--no-pin", action="store_true", help="do not pin the server and the clients to separate CPUs")
+    add("--profile", type=Path, metavar="DIR", help="profile each server's storm (cProfile) into DIR; print hot spots")
     add("--write-docs", action="store_true", help="rewrite the section in docs/benchmarks.md and its chart")
     add("-v", "--verbose", action="store_true", help="print every run")
     args = parser.parse_args(argv)
@@ -748,6 +753,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ):
         parser.error("counts must be positive")
     args.server_cpu, args.load_cpu = cpu_plan(args.no_pin)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     return args
 
 
@@ -814,7 +821,17 @@ def run(argv: list[str] | None = None) -> Results:
     )
     if args.write_docs:
         write_docs(results, machine())
+    if args.profile is not None:
+        print_profiles(args.profile, results)
     return results
+
+
+def print_profiles(directory: Path, results: Results) -> None:
+    """The last repeat's hot spots per mode and size (cProfile inflates Python-heavy
+    paths: compare modes with one another, not with the unprofiled figures)."""
+    for path in sorted(directory.glob(f"*-r{results.args.repeat}.prof")):
+        print(f"\n== hot spots of the storm ({path.stem}), by own time; 'poll' is the loop waiting")
+        pstats.Stats(str(path), stream=sys.stdout).sort_stats("tottime").print_stats(20)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,8 @@ one answer per stdin line; ``gc``, ``count`` as there) plus these commands:
   subscriber's snapshot must not serve the storm) and zero the provider count;
   answers ``reset``;
 - ``live <period_us>``: start publishing on ``live``, seq 1, 2, ... every period (at
-  least one loop turn apart); answers ``live started``;
+  least one loop turn apart); answers ``live started``; under ``BENCH_PROFILE=<file>``
+  the server is profiled from here until ``stop`` (the storm), dumped there at exit;
 - ``stop``: stop publishing; answers ``stopped <events published>``;
 - ``counts``: answers ``counts <storm subscribers> <live subscribers>``;
 - ``calls``: answers ``calls <storm provider calls since reset>`` (0 for the floor).
@@ -49,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from scripts.bench import common
 from scripts.bench.common import BACKLOG, Command, control_loop, run_schedule, serve_main, tick
 
 if TYPE_CHECKING:
@@ -272,6 +274,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         if live:
             return "error live already running"
         published[0] = 0
+        if common.PROFILER is not None:
+            common.PROFILER.enable()  # BENCH_PROFILE: the storm window, from here to ``stop``
         live.append(asyncio.ensure_future(run_schedule(counted, 1, 1 << 40, int(words[0]), 0)))
         return "live started"
 
@@ -282,6 +286,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if common.PROFILER is not None:
+            common.PROFILER.disable()
         return f"stopped {published[0]}"
 
     async def subscriber_counts(_args: list[str]) -> str:
