@@ -37,6 +37,7 @@ from .methods import MethodRegistry
 from .principal import Principal
 from .publisher import Publisher
 from .settings import RealtimeSettings
+from .shared import Shared
 from .slots import Slots
 from .topics import BoundTopic, TopicDef, TopicRegistry, UnknownTopic
 
@@ -71,7 +72,9 @@ class Hub(Publisher):
         self.connections: set[Connection] = set()
         self.slots = Slots(lambda: self.settings)
         #: Topics with a local subscriber: done once the broker delivers them here.
-        self._watches: dict[str, asyncio.Future[None]] = {}
+        self._watches: dict[str, Shared[None]] = {}
+        #: Snapshot builds running (`_snapshot`): held here until they end.
+        self._building: set[asyncio.Future[None]] = set()
         self.calls = Calls(self, methods, lambda: self.settings)
         #: Snapshot builds in flight, at most `settings.max_snapshot_builds` (as constructed).
         self.admission = Admission(settings.max_snapshot_builds)
@@ -141,7 +144,8 @@ class Hub(Publisher):
                 elif step is Step.READ_SEQ:
                     step = flow.seq_read(await self.broker.last_seq(topic))
                 elif step is Step.BUILD:
-                    step = flow.built(await self._snapshot(conn, bound, params, topic, flow.seq))
+                    shared = self._snapshot(conn, bound, params, topic, flow.seq)
+                    step = flow.built(shared.result() if shared.done() else await shared.wait())
                 elif step is Step.FIT:
                     assert flow.snapshot is not None
                     step = flow.fitted(
@@ -204,24 +208,29 @@ class Hub(Publisher):
         a version is its seq: without an event or this call, the seq says nothing moved."""
         self._snapshots.event(topic)
 
-    async def _snapshot(
+    def _snapshot(
         self, conn: Connection, bound: BoundTopic, params: dict[str, str], topic: str, seq: int
-    ) -> Frame:
+    ) -> Shared[Frame]:
         """The snapshot frame of `topic` at `seq` for `conn`'s view: built once for every
         subscriber who asks for the same (topic, seq, view), and the same bytes handed to
-        each (`core.snapshots` says why that keeps the promise)."""
+        each (`core.snapshots` says why that keeps the promise). A subscriber that leaves
+        while it is built does not end it for the others (`shared.py`)."""
         principal = conn.principal
         k = snapshot_key(topic, seq, bound.view(principal))
-        build = self._snapshots.get(k)
-        if build is None:
-            build = asyncio.ensure_future(self._build(bound, params, principal, k))
-            build.add_done_callback(_retrieved)
-            self._snapshots.put(k, build)
-        return await asyncio.shield(build)  # a subscriber that leaves does not end it for the others
+        shared = self._snapshots.get(k)
+        if shared is None:
+            shared = Shared()
+            self._snapshots.put(k, shared)
+            build = asyncio.ensure_future(self._build(bound, params, principal, k, shared))
+            self._building.add(build)
+            build.add_done_callback(self._building.discard)
+        return shared
 
     async def _build(
-        self, bound: BoundTopic, params: dict[str, str], principal: Any, k: SnapshotKey
-    ) -> Frame:
+        self, bound: BoundTopic, params: dict[str, str], principal: Any, k: SnapshotKey, shared: Shared[Frame]
+    ) -> None:
+        """Build `k`'s frame into `shared`; a failure is every waiter's (each logs it), and
+        the next subscriber of `k` tries anew."""
         topic, seq, _view = k
         timeout = self.settings.snapshot_timeout_s
         loop = asyncio.get_running_loop()
@@ -237,11 +246,14 @@ class Hub(Publisher):
                 frame = Frame(snapshot_frame(topic, seq, payload))
             finally:
                 self.admission.release()
-        except BaseException:
-            self._snapshots.drop(k)  # the next subscriber tries anew
-            raise
+        except BaseException as exc:
+            self._snapshots.drop(k)
+            shared.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
         self._snapshots.sized(k, frame.size)
-        return frame
+        shared.set_result(frame)
 
     async def _admitted(self, timeout: float) -> None:
         """Until this build holds a build slot (`admission.py`): in arrival order, and
@@ -311,26 +323,16 @@ class Hub(Publisher):
         subscriber asks the broker; the others wait for that answer (a network broker
         confirms a channel subscription asynchronously)."""
         if first:
-            done = self._watches[topic] = asyncio.get_running_loop().create_future()
+            done = self._watches[topic] = Shared()
             try:
                 await self.broker.watch(topic)
             except BaseException as exc:
-                if not done.done():
-                    done.set_exception(exc)
-                    done.exception()  # retrieved: the waiters each get it
+                done.set_exception(exc)
                 raise
-            if not done.done():
-                done.set_result(None)
+            done.set_result(None)
             return
         pending = self._watches.get(topic)
         if pending is not None and not pending.done():
-            await asyncio.shield(pending)
+            await pending.wait()
         elif pending is not None:
             pending.result()
-
-
-def _retrieved(build: asyncio.Future[Frame]) -> None:
-    """A failed build's error is every waiter's; if none is left, it is not an
-    unretrieved exception (they were logged by the subscribes that saw them)."""
-    if not build.cancelled():
-        build.exception()

@@ -29,6 +29,7 @@ from .core import Router
 from .core.responses import Holds, owed
 from .core.snapshots import SnapshotCache
 from .frames import Frame
+from .shared import Shared
 from .topics import TopicDef, TopicRef, TopicRegistry
 from .writer import Flusher
 
@@ -56,7 +57,7 @@ class Publisher:
         self._holds: Holds[asyncio.Future[None]] = Holds()
         #: Snapshots shared by the subscribers of one (topic, seq, view): builds in
         #: flight, then their frames (`Hub._snapshot`); a topic's go at its next event.
-        self._snapshots: SnapshotCache[asyncio.Future[Frame]] = SnapshotCache(snapshot_cache_bytes)
+        self._snapshots: SnapshotCache[Shared[Frame]] = SnapshotCache(snapshot_cache_bytes)
 
     @overload
     async def publish(
