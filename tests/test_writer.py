@@ -22,6 +22,7 @@ from aiohttp import web
 
 from aiohttp_realtime.frames import Frame
 from aiohttp_realtime.writer import AiohttpWriter, Flusher, TransportWriter, Writer
+from tests.support import WsClient
 
 WRITERS: dict[str, Callable[[web.WebSocketResponse, asyncio.Transport], Writer]] = {
     "transport": TransportWriter,
@@ -208,13 +209,14 @@ async def test_prepare_runs_first_in_the_tick_and_what_it_marks_is_written_in_th
         flusher.mark(Marked("from-prepare", calls))
 
     flusher = Flusher(prepare=prepare)
-    flusher.wake()  # events were queued: a tick even though nothing is marked yet
+    flusher.mark(Marked("queued", calls))  # a tick is pending: events join it
+    flusher.wake()  # events were queued
     flusher.wake()  # one tick, however many wake-ups
     assert calls == []
     await asyncio.sleep(0)  # one loop turn: the tick
-    assert calls == ["prepare", "from-prepare"]
+    assert calls == ["prepare", "queued", "from-prepare"]
     await asyncio.sleep(0)
-    assert calls == ["prepare", "from-prepare"]  # no second tick was scheduled by the mark
+    assert calls == ["prepare", "queued", "from-prepare"]  # no second tick was scheduled by the mark
 
 
 async def test_bulk_writes_wait_for_the_small_ones_and_spread_over_ticks(monkeypatch: Any) -> None:
@@ -238,51 +240,149 @@ async def test_bulk_writes_wait_for_the_small_ones_and_spread_over_ticks(monkeyp
     assert calls == ["live1", "snap1", "live2", "snap2", "snap3"]
 
 
-async def test_a_congested_loop_writes_a_published_event_at_once_at_most_once_per_interval(
+class Clock:
+    """`writer.time.perf_counter`, moved by hand."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        from aiohttp_realtime import writer as writer_module
+
+        self.now = 100.0
+        monkeypatch.setattr(writer_module.time, "perf_counter", lambda: self.now)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def counting_flusher() -> tuple[Flusher, list[str]]:
+    calls: list[str] = []
+    return Flusher(prepare=lambda: calls.append("prepare")), calls
+
+
+async def test_an_event_on_a_calm_loop_goes_out_at_once_and_a_burst_after_it_coalesces(
     monkeypatch: Any,
 ) -> None:
-    """In a storm one loop iteration runs for hundreds of ms: an event published at its
-    start would wait for all of it. Once a tick has lagged past EAGER_AFTER_S, a wake
-    (an event published) does the tick's work at once - not on every wake (a burst
-    still coalesces), and not in a loop that keeps up (its ticks stay batched)."""
+    """Nothing pending: the event is written as it is published - the iteration it was
+    published in may be the start of a storm, which a tick would wait for. The events
+    published right after it (a burst) wait for the tick: one write for all of them."""
     from aiohttp_realtime import writer as writer_module
 
-    now = [100.0]
-    monkeypatch.setattr(writer_module.time, "perf_counter", lambda: now[0])
-    calls: list[str] = []
-    flusher: Flusher
-
-    def prepare() -> None:
-        calls.append("prepare")
-
-    flusher = Flusher(prepare=prepare)
+    clock = Clock(monkeypatch)
+    flusher, calls = counting_flusher()
     flusher.wake()
-    now[0] += 0.001  # the tick runs 1 ms after it was scheduled: a loop keeping up
-    await asyncio.sleep(0)
+    assert calls == ["prepare"]  # at once
+    for _ in range(3):
+        flusher.wake()  # the same instant: the rest of a burst
     assert calls == ["prepare"]
-    flusher.wake()
-    assert calls == ["prepare"]  # batched: written at the tick
-    now[0] += 0.3  # this tick lags 300 ms: a congested iteration ran before it
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the tick
     assert calls == ["prepare"] * 2
-
-    now[0] += 0.05  # the next iteration is as long
-    flusher.wake()  # an event published in it: written at once
+    clock.advance(writer_module.EAGER_GAP_S / 2)
+    flusher.wake()  # too soon after the last write: batched
+    assert calls == ["prepare"] * 2
+    await asyncio.sleep(0)
     assert calls == ["prepare"] * 3
-    flusher.wake()  # the same instant: a burst coalesces into the tick
-    assert calls == ["prepare"] * 3
-    now[0] += writer_module.EAGER_AFTER_S * 2
-    flusher.wake()  # an interval later: at once again
+    clock.advance(1.0)
+    flusher.wake()  # calm again: at once
     assert calls == ["prepare"] * 4
-    await asyncio.sleep(0)  # the scheduled tick still runs, 20 ms late: still congested
-    assert calls == ["prepare"] * 5
+
+
+async def test_a_congested_loop_writes_an_event_at_once_a_calm_one_joins_the_pending_tick(
+    monkeypatch: Any,
+) -> None:
+    """With a tick pending (connections were marked), an event joins it - unless the loop
+    is congested: the last tick ran more than EAGER_AFTER_S late, or the pending one
+    has already waited that long (a storm's long iteration)."""
+    from aiohttp_realtime import writer as writer_module
+
+    gap, after = writer_module.EAGER_GAP_S, writer_module.EAGER_AFTER_S
+    clock = Clock(monkeypatch)
+    flusher, calls = counting_flusher()
+    other: list[str] = []
+    flusher.mark(Marked("x", other))  # a tick is pending, scheduled now
+    clock.advance(gap * 2)
+    flusher.wake()  # a young pending tick, a loop keeping up: batched
+    assert calls == []
+    clock.advance(after)  # the pending tick has now waited longer than EAGER_AFTER_S
     flusher.wake()
-    now[0] += 0.001
-    await asyncio.sleep(0)  # this tick is 1 ms late: the loop keeps up again
-    assert calls == ["prepare"] * 6
-    now[0] += 1.0
+    assert calls == ["prepare"]
+    clock.advance(0.3)
+    await asyncio.sleep(0)  # the tick itself ran 300 ms late
+    assert calls == ["prepare"] * 2
+    flusher.mark(Marked("y", other))  # a new pending tick, just scheduled
+    clock.advance(gap * 2)
+    flusher.wake()  # the last tick lagged: congested, at once
+    assert calls == ["prepare"] * 3
+    clock.advance(gap / 2)
+    flusher.wake()  # within the gap: a burst coalesces into the tick
+    assert calls == ["prepare"] * 3
+    await asyncio.sleep(0)  # this tick is on time: the loop keeps up again
+    assert calls == ["prepare"] * 4
+    flusher.mark(Marked("z", other))
+    clock.advance(gap * 2)
     flusher.wake()
-    assert calls == ["prepare"] * 6  # batched
+    assert calls == ["prepare"] * 4  # batched
+
+
+async def test_due_writes_an_event_that_waited_past_the_gap(monkeypatch: Any) -> None:
+    """`due` (the handlers call it between a client's frames) does the tick's work if an
+    event has waited more than EAGER_GAP_S: in a storm the library's own code runs
+    between the events, the tick only at the iteration's end."""
+    from aiohttp_realtime import writer as writer_module
+
+    gap = writer_module.EAGER_GAP_S
+    clock = Clock(monkeypatch)
+    flusher, calls = counting_flusher()
+    flusher.due()
+    assert calls == []  # nothing owed
+    written: list[str] = []
+    flusher.mark(Marked("live", written))
+    clock.advance(gap * 2)
+    flusher.wake()  # joins the pending tick
+    flusher.due()
+    assert calls == []  # it has not waited yet
+    clock.advance(gap * 2)
+    flusher.due()
+    assert calls == ["prepare"] and written == ["live"]
+    flusher.due()
+    assert calls == ["prepare"]  # nothing owed any more
+    await asyncio.sleep(0)
+    assert calls == ["prepare"] * 2  # the pending tick still runs (its own queue)
+
+
+async def test_early_work_leaves_bulk_writes_to_the_ticks(monkeypatch: Any) -> None:
+    """Work done at once for an event writes the small connections; a snapshot (bulk)
+    waits for a tick, which gives it BULK_TICK_S - live events never wait behind it."""
+    from aiohttp_realtime import writer as writer_module
+
+    clock = Clock(monkeypatch)
+    flusher, calls = counting_flusher()
+    written: list[str] = []
+    flusher.mark(Marked("snapshot", written, pending=writer_module.BULK_ABOVE + 1))
+    flusher.mark(Marked("live", written))
+    clock.advance(writer_module.EAGER_AFTER_S * 2)
+    flusher.wake()  # congested: at once
+    assert calls == ["prepare"] and written == ["live"]
+    await asyncio.sleep(0)
+    assert written == ["live", "snapshot"]
+
+
+async def test_the_handlers_offer_due_between_a_clients_frames(lib_client: Any, monkeypatch: Any) -> None:
+    """The WebSocket handler calls `Flusher.due` once open and after each client frame,
+    so that a storm's handshakes and subscribes let owed events out."""
+    calls: list[int] = []
+    original = Flusher.due
+
+    def due(self: Flusher) -> None:
+        calls.append(1)
+        original(self)
+
+    monkeypatch.setattr(Flusher, "due", due)
+    client, _hub, _state, _ = await lib_client()
+    ws = await WsClient.connect(client)
+    await ws.subscribe("items")
+    await ws.barrier()
+    await ws.unsubscribe("items")
+    await ws.barrier()
+    assert len(calls) == 5  # open, then after each frame: subscribe, ping, unsubscribe, ping
 
 
 async def test_a_failing_flush_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:

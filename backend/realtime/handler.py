@@ -92,9 +92,12 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
             return ws
         try:
             loop = asyncio.get_running_loop()
+            due = hub.flusher.due  # between frames: events owed a write go out (writer.Flusher)
+            due()
             async for msg in ws:
                 if not await _received(msg, ws, conn, hub, loop, request):
                     break
+                due()
                 # Fairness: with frames already buffered, receive() returns without
                 # suspending, so one client's backlog of subscribes (each building a
                 # snapshot) would run back to back and hold the loop. One message per

@@ -337,6 +337,7 @@ async def _deliver(stream: SseStream, texts: list[str]) -> int:
             handled += 1
             if not await client_frame(text, conn, hub, loop, stream.request):
                 break
+            hub.flusher.due()  # between frames: events owed a write go out (writer.Flusher)
     return handled
 
 

@@ -4,8 +4,9 @@
 `prepare` step (the hub's fan-out of the events published in the iteration), then
 asks each connection the core marked ready (its outbox went from empty to
 non-empty, or it must close) to write what it holds. A burst of
-events to a subscriber therefore costs one write, not one per event (the syscall,
-not Python, was most of the fan-out cost).
+events to a subscriber therefore costs two writes (its first event goes out at once:
+`Flusher` says why), not one per event (the syscall, not Python, was most of the
+fan-out cost).
 
 A `Writer` moves one connection's frames. Contract (one test suite for both,
 tests/test_writer.py): `write` takes frames in order and never awaits; they reach
@@ -277,9 +278,12 @@ BULK_ABOVE = 64 * 1024
 #: Loop time one tick may spend on bulk writes; the rest wait for the next tick (the
 #: loop polls sockets and runs timers in between), in the order they became ready.
 BULK_TICK_S = 0.005
-#: A tick that ran this late means a congested loop: events are then written as they
-#: are published, at most once per this interval (`Flusher`).
+#: A loop whose tick ran this late, or whose pending tick has waited this long, is
+#: congested: a published event is then written at once (`Flusher`).
 EAGER_AFTER_S = 0.01
+#: Events published less than this after the last write coalesce into the tick; an
+#: event waits at most about this long while the library's own code runs (`due`).
+EAGER_GAP_S = 0.002
 
 
 class Flusher:
@@ -297,15 +301,36 @@ class Flusher:
     next tick, scheduled at once. Each connection's frames still go out whole and in
     order; a waiting connection's new frames join its queue (it is not marked again).
 
-    A congested loop does not hold events: a tick runs at the end of the loop
+    An event does not wait for a long iteration. A tick runs at the end of the loop
     iteration, and in a storm one iteration runs thousands of callbacks (handshakes,
-    subscribes) for hundreds of milliseconds - an event published at its start waited
-    for all of them. Each tick measures its lag (scheduled to run); while the last one
-    lagged more than `EAGER_AFTER_S`, a `wake` (an event published) runs the tick's
-    work at once, at most once per `EAGER_AFTER_S`, so a burst still coalesces. An
-    idle or merely busy loop never lags that much: its ticks stay batched."""
+    subscribes) for tens to hundreds of milliseconds: an event published at its start
+    would wait for all of them (the storm bench's live clients saw p99 up to 155 ms,
+    one slow event per storm). So the tick's work is done early, at the event:
 
-    __slots__ = ("_bulk", "_lag", "_prepare", "_ran", "_ready", "_running", "_scheduled", "_scheduled_at")
+    - by its `wake`, when nothing is pending (a calm loop - or the first iteration of
+      a storm, which nobody can tell apart from it yet) or when the loop is congested
+      (the last tick ran more than `EAGER_AFTER_S` late, or the pending one has waited
+      that long), unless that work ran less than `EAGER_GAP_S` ago: the rest of a
+      burst coalesces into the tick, one write per connection for all of it;
+    - by `due`, which the handlers call between a client's frames (a point where the
+      work is safe to run), once an event has waited more than `EAGER_GAP_S`.
+
+    So an event published alone goes out as it is published; the rest of a burst goes
+    out with the tick, or with the first `due` past `EAGER_GAP_S`, whichever comes
+    first. A burst costs two writes per subscriber (its first event, then the rest).
+    The work done early skips bulk writes: they stay the ticks' (`BULK_TICK_S` each)."""
+
+    __slots__ = (
+        "_bulk",
+        "_lag",
+        "_owed_at",
+        "_prepare",
+        "_ran",
+        "_ready",
+        "_running",
+        "_scheduled",
+        "_scheduled_at",
+    )
 
     def __init__(self, prepare: Callable[[], None] | None = None) -> None:
         self._ready: list[Flushable] = []
@@ -314,11 +339,13 @@ class Flusher:
         self._scheduled = False
         self._prepare = prepare
         #: When the pending tick was scheduled, how late the last one ran, when the
-        #: tick's work last ran (scheduled or eager), and whether it is running now.
+        #: tick's work last ran (scheduled or early), and whether it is running now.
         self._scheduled_at = 0.0
         self._lag = 0.0
         self._ran = 0.0
         self._running = False
+        #: When the oldest event not yet prepared was published (0: none).
+        self._owed_at = 0.0
 
     def mark(self, conn: Flushable) -> None:
         """Call `conn.flush()` at the end of this loop iteration (with every other one
@@ -328,15 +355,29 @@ class Flusher:
             self._schedule()
 
     def wake(self) -> None:
-        """Run a tick at the end of this loop iteration even if no connection is
-        marked (`prepare` has work) - or now, if the loop is congested (above). Call
-        it only where running `prepare` at once is safe (the broker's delivery of an
-        event, after it is queued)."""
-        if not self._scheduled:
+        """An event was queued: run a tick at the end of this loop iteration even if no
+        connection is marked (`prepare` has work) - or now, if the loop is congested
+        (above). Call it only where running `prepare` at once is safe (the broker's
+        delivery of an event, after it is queued)."""
+        now = time.perf_counter()
+        if not self._owed_at:
+            self._owed_at = now
+        if self._running or now - self._ran <= EAGER_GAP_S:
+            if not self._scheduled:
+                self._schedule()  # a burst: it coalesces into the tick (or the next `due`)
+        elif not self._scheduled:
             self._schedule()
-        if self._lag > EAGER_AFTER_S and not self._running:
+            self._flush()  # nothing pending: a calm loop, or the start of a long iteration
+        elif self._lag > EAGER_AFTER_S or now - self._scheduled_at > EAGER_AFTER_S:
+            self._flush()  # congested
+
+    def due(self) -> None:
+        """A safe point (no state change of the caller's in progress): if an event has
+        waited for its write more than `EAGER_GAP_S`, write it now (above)."""
+        owed = self._owed_at
+        if owed and not self._running:
             now = time.perf_counter()
-            if now - self._ran > EAGER_AFTER_S:
+            if now - owed > EAGER_GAP_S and now - self._ran > EAGER_GAP_S:
                 self._flush()
 
     def _schedule(self) -> None:
@@ -350,13 +391,14 @@ class Flusher:
 
     def _flush(self, *, tick: bool = False) -> None:
         self._running = True
-        self._ran = time.perf_counter()
         try:
             self._work(tick)
         finally:
             self._running = False
+            self._ran = time.perf_counter()  # its end: a burst published right after coalesces
 
     def _work(self, tick: bool) -> None:
+        self._owed_at = 0.0  # what is queued now is prepared here
         if self._prepare is not None:
             try:
                 self._prepare()
@@ -375,7 +417,7 @@ class Flusher:
                     conn.flush()
                 except Exception:  # one connection's failure must not stop the others' writes
                     log.exception("flushing a connection failed")
-            if bulk:
+            if bulk and tick:  # early work (an event owed) leaves bulk writes to the ticks
                 self._flush_bulk(bulk)
         finally:
             forget_joined()
@@ -390,5 +432,5 @@ class Flusher:
                 log.exception("flushing a connection failed")
             if time.perf_counter() >= until:
                 break
-        if bulk:
-            self.wake()  # the rest in the next tick, after the loop polled
+        if bulk and not self._scheduled:
+            self._schedule()  # the rest in the next tick, after the loop polled
