@@ -278,17 +278,24 @@ async def _handle_text(data: str, conn: Connection, hub: Hub, request: web.Reque
         conn.send(frame)
     if todo.call is not None:
         hub.calls.request(conn, todo.call)
-    for i, topic in enumerate(todo.subscribe):
+    # In a reconnect storm thousands of subscribes wait here for one shared snapshot:
+    # what a waiting frame keeps alive survives into CPython's oldest generation and
+    # makes its full collections longer and more frequent. So only what the awaits
+    # need is kept (not the parsed message nor the plan).
+    subscribe, request_id, unsubscribe = todo.subscribe, todo.request_id, todo.unsubscribe
+    auth, served = todo.auth, todo.served
+    del message, todo
+    for i in range(len(subscribe)):
         if i:
             # One snapshot per loop turn: a 100-topic frame never holds the loop.
             # (After the frame's last one, the receive loop's own yield does it.)
             await asyncio.sleep(0)
-        await hub.subscribe(conn, topic, todo.request_id)
-    for topic in todo.unsubscribe:
+        await hub.subscribe(conn, subscribe[i], request_id)
+    for topic in unsubscribe:
         hub.unsubscribe(conn, topic)
-    if todo.auth is not None:
-        await _reauthenticated(todo.auth, conn, hub, request)
-    return todo.served
+    if auth is not None:
+        await _reauthenticated(auth, conn, hub, request)
+    return served
 
 
 async def _reauthenticated(frame: AuthFrame, conn: Connection, hub: Hub, request: web.Request) -> None:
