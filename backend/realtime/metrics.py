@@ -5,10 +5,10 @@ clients, sessions or topics there are: a topic's *pattern* (`sessions.activity:{
 never its concrete name; a close code from the catalogue (anything else a peer sends is
 `other`); an error code; an eviction reason from `EVICTION_REASONS`.
 
-The hot path pays O(1) per published event and per flush tick, never per subscriber:
-frames delivered are counted once per run of a topic's events in a tick (`add`
-subscribers x events); the publish-to-write latency is sampled once per tick, for
-the oldest frame of the tick;
+The hot path pays O(1) per published event and per flush (a loop tick, or an event
+written at once: `writer.Flusher`), never per subscriber: frames delivered are counted
+once per run of a topic's events in a flush (`add` subscribers x events); the
+publish-to-write latency is sampled once per flush, for its oldest frame;
 queued bytes are observed once per connection, when its close begins.
 
 Several worker processes (`python -m backend --workers N`): prometheus-client's
@@ -158,7 +158,7 @@ _latency = _single(
     "Histogram",
     "realtime_publish_to_write_seconds",
     "From an event reaching this process's hub to its frames being written; sampled once per "
-    "flush tick, for the tick's oldest event.",
+    "flush, for the flush's oldest event.",
     buckets=_LATENCY_S,
 )
 _client_errors = _family(
