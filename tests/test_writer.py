@@ -258,31 +258,43 @@ def counting_flusher() -> tuple[Flusher, list[str]]:
     return Flusher(prepare=lambda: calls.append("prepare")), calls
 
 
-async def test_an_event_on_a_calm_loop_goes_out_at_once_and_a_burst_after_it_coalesces(
-    monkeypatch: Any,
-) -> None:
-    """Nothing pending: the event is written as it is published - the iteration it was
-    published in may be the start of a storm, which a tick would wait for. The events
-    published right after it (a burst) wait for the tick: one write for all of them."""
+async def test_an_event_joins_the_tick_unless_a_crowd_of_callbacks_is_ahead_of_it(monkeypatch: Any) -> None:
+    """A calm loop: the tick runs soon, and the events published until then (a burst)
+    go out in one write per connection. With more than AHEAD_MAX callbacks queued
+    ahead of the tick - the first iteration of a storm, thousands of handshakes - the
+    event is written at once; the rest of its burst still coalesces into the tick."""
     from aiohttp_realtime import writer as writer_module
 
     clock = Clock(monkeypatch)
     flusher, calls = counting_flusher()
     flusher.wake()
-    assert calls == ["prepare"]  # at once
-    for _ in range(3):
-        flusher.wake()  # the same instant: the rest of a burst
-    assert calls == ["prepare"]
+    flusher.wake()
+    assert calls == []
     await asyncio.sleep(0)  # the tick
-    assert calls == ["prepare"] * 2
-    clock.advance(writer_module.EAGER_GAP_S / 2)
-    flusher.wake()  # too soon after the last write: batched
+    assert calls == ["prepare"]
+    clock.advance(1.0)
+    loop = asyncio.get_running_loop()
+    for _ in range(writer_module.AHEAD_MAX + 1):
+        loop.call_soon(lambda: None)  # a crowd ahead of any tick scheduled now
+    flusher.wake()
+    assert calls == ["prepare"] * 2  # at once
+    for _ in range(3):
+        flusher.wake()  # the rest of the burst, the same instant
     assert calls == ["prepare"] * 2
     await asyncio.sleep(0)
     assert calls == ["prepare"] * 3
-    clock.advance(1.0)
-    flusher.wake()  # calm again: at once
-    assert calls == ["prepare"] * 4
+
+
+async def test_the_crowd_ahead_of_a_tick_is_read_from_asyncios_ready_queue() -> None:
+    """`Flusher._ahead` reads asyncio's queue of ready callbacks (a private attribute of
+    CPython's event loop): if it moved, this fails - and every event would be written
+    at once (correct, but a burst would cost two writes per subscriber)."""
+    flusher = Flusher()
+    loop = asyncio.get_running_loop()
+    before = flusher._ahead()
+    for _ in range(200):
+        loop.call_soon(lambda: None)
+    assert flusher._ahead() == before + 200
 
 
 async def test_a_congested_loop_writes_an_event_at_once_a_calm_one_joins_the_pending_tick(

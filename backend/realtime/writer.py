@@ -4,9 +4,9 @@
 `prepare` step (the hub's fan-out of the events published in the iteration), then
 asks each connection the core marked ready (its outbox went from empty to
 non-empty, or it must close) to write what it holds. A burst of
-events to a subscriber therefore costs two writes (its first event goes out at once:
-`Flusher` says why), not one per event (the syscall, not Python, was most of the
-fan-out cost).
+events to a subscriber therefore costs one write, not one per event (the syscall,
+not Python, was most of the fan-out cost) - and an event never waits for a long
+loop iteration (a reconnect storm's): `Flusher` says how.
 
 A `Writer` moves one connection's frames. Contract (one test suite for both,
 tests/test_writer.py): `write` takes frames in order and never awaits; they reach
@@ -42,7 +42,7 @@ import socket
 import termios
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Protocol
 
 from aiohttp import WSMsgType, web
@@ -284,6 +284,11 @@ EAGER_AFTER_S = 0.01
 #: Events published less than this after the last write coalesce into the tick; an
 #: event waits at most about this long while the library's own code runs (`due`).
 EAGER_GAP_S = 0.002
+#: More loop callbacks than this queued ahead of a tick (a storm's iteration: handshakes,
+#: subscribes): an event published now is written at once instead of waiting for them.
+AHEAD_MAX = 64
+#: `Flusher._ahead` of a loop that does not say: crowded.
+_CROWDED = range(AHEAD_MAX + 1)
 
 
 class Flusher:
@@ -307,22 +312,24 @@ class Flusher:
     would wait for all of them (the storm bench's live clients saw p99 up to 155 ms,
     one slow event per storm). So the tick's work is done early, at the event:
 
-    - by its `wake`, when nothing is pending (a calm loop - or the first iteration of
-      a storm, which nobody can tell apart from it yet) or when the loop is congested
-      (the last tick ran more than `EAGER_AFTER_S` late, or the pending one has waited
-      that long), unless that work ran less than `EAGER_GAP_S` ago: the rest of a
-      burst coalesces into the tick, one write per connection for all of it;
+    - by its `wake`, when more than `AHEAD_MAX` callbacks are queued ahead of the
+      tick (the first iteration of a storm, which a lag can not show yet) or when
+      the loop is congested (the last tick ran more than `EAGER_AFTER_S` late, or the
+      pending one has waited that long), unless that work ran less than
+      `EAGER_GAP_S` ago: the rest of a burst coalesces into the tick;
     - by `due`, which the handlers call between a client's frames (a point where the
       work is safe to run), once an event has waited more than `EAGER_GAP_S`.
 
-    So an event published alone goes out as it is published; the rest of a burst goes
-    out with the tick, or with the first `due` past `EAGER_GAP_S`, whichever comes
-    first. A burst costs two writes per subscriber (its first event, then the rest).
+    A calm loop's events wait for its tick, which comes soon: a burst is still one
+    write per connection. In a crowded or congested one, an event goes out as it is
+    published, and the rest of its burst with the tick or the first `due` past
+    `EAGER_GAP_S`, whichever comes first.
     The work done early skips bulk writes: they stay the ticks' (`BULK_TICK_S` each)."""
 
     __slots__ = (
         "_bulk",
         "_lag",
+        "_loop_ready",
         "_owed_at",
         "_prepare",
         "_ran",
@@ -346,6 +353,8 @@ class Flusher:
         self._running = False
         #: When the oldest event not yet prepared was published (0: none).
         self._owed_at = 0.0
+        #: The loop's queue of ready callbacks (`_ahead`), found at the first wake.
+        self._loop_ready: Sized | None = None
 
     def mark(self, conn: Flushable) -> None:
         """Call `conn.flush()` at the end of this loop iteration (with every other one
@@ -362,14 +371,24 @@ class Flusher:
         now = time.perf_counter()
         if not self._owed_at:
             self._owed_at = now
-        if self._running or now - self._ran <= EAGER_GAP_S:
-            if not self._scheduled:
-                self._schedule()  # a burst: it coalesces into the tick (or the next `due`)
-        elif not self._scheduled:
+        pending = self._scheduled
+        if not pending:
             self._schedule()
-            self._flush()  # nothing pending: a calm loop, or the start of a long iteration
-        elif self._lag > EAGER_AFTER_S or now - self._scheduled_at > EAGER_AFTER_S:
-            self._flush()  # congested
+        if self._running or now - self._ran <= EAGER_GAP_S:
+            return  # a burst: it coalesces into the tick (or the next `due`)
+        congested = self._lag > EAGER_AFTER_S or (pending and now - self._scheduled_at > EAGER_AFTER_S)
+        if congested or self._ahead() > AHEAD_MAX:
+            self._flush()
+
+    def _ahead(self) -> int:
+        """Callbacks queued to run before a tick scheduled now. asyncio's own loops keep
+        them in `_ready` (CPython's BaseEventLoop, 3.4 to 3.14; tests/test_writer.py
+        fails if that changes); a loop without it counts as crowded: events are then
+        written at once, and a burst costs one more write."""
+        ready = self._loop_ready
+        if ready is None:
+            ready = self._loop_ready = getattr(asyncio.get_running_loop(), "_ready", _CROWDED)
+        return len(ready)
 
     def due(self) -> None:
         """A safe point (no state change of the caller's in progress): if an event has
