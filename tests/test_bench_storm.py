@@ -64,6 +64,8 @@ def _check(results: storm.Results, out: str, modes: list[str]) -> None:
         assert float(ms) > 0 and float(secs) > 0
         assert math.isfinite(float(ratio)) and float(paired) == pytest.approx(float(ratio), abs=0.01)
         assert printed[row.mode][12] == str(run.calls)
+        assert run.gc_ns >= 0 and run.full_gcs >= 0
+        assert float(printed[row.mode][-2]) == pytest.approx(row.gc_share * 100, abs=0.5)
         if row.mode == storm.BASELINE:
             assert float(ratio) == 1.0
 
@@ -237,10 +239,13 @@ def test_the_storm_server_answers_its_commands() -> None:
         async with server:
             return [
                 " ".join(await server.command(c, 30))
-                for c in ("calls", "counts", "live 10000", "stop", "reset", "calls")
+                for c in ("calls", "counts", "live 10000", "gc", "gctime", "stop", "reset", "calls")
             ]
 
-    calls, counts, live, stopped, reset, calls_after = asyncio.run(main())
+    calls, counts, live, _collected, gctime, stopped, reset, calls_after = asyncio.run(main())
+    # A full collection ran after `live` (the storm window): timed and counted.
+    word, ns, full = gctime.split()
+    assert word == "gctime" and int(ns) > 0 and int(full) >= 1
     assert (calls, counts, live, reset, calls_after) == (
         "calls 0",
         "counts 0 0",

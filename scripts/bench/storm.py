@@ -230,6 +230,10 @@ class Run:
     #: the number of live clients): fewer than `due` when the server's loop was too busy
     #: to publish on time - its delay before publishing is not in the latencies.
     live_events: int = 0
+    #: Time the server's garbage collector ran during the storm window (from the live
+    #: clients' publishing to its end), and its full collections then.
+    gc_ns: int = 0
+    full_gcs: int = 0
     #: For `fanout._paired`, which pairs runs by workload and repeat.
     workload: str = "storm"
 
@@ -319,6 +323,7 @@ async def run_once(
             published = int((await server.command("stop", 30))[1])
             counts = await server.command("counts", 30)
             calls = int((await server.command("calls", 30))[1])
+            gc_ns, full_gcs = (int(x) for x in (await server.command("gctime", 30))[1:3])
             hwm_kb = status_kb(pid, "VmHWM")
             got = await live.ask({"cmd": "wait", "events": published, "timeout": 60}, 60, f"{what}: live")
             for w in active:
@@ -346,6 +351,8 @@ async def run_once(
         clients_end - clients_start,
         max(int(r["late_ns"]) for r in replies),
         len({t for t, _lat in during}),
+        gc_ns,
+        full_gcs,
     )
 
 
@@ -376,6 +383,10 @@ class Row:
     p99_ms: float
     clients_busy: float
     runs: list[Run]
+    #: The garbage collector's time as a share of the server's CPU, and its full
+    #: collections, per storm (medians).
+    gc_share: float = math.nan
+    full_gcs: float = math.nan
 
 
 def summarize(runs: list[Run]) -> list[Row]:
@@ -412,6 +423,8 @@ def summarize(runs: list[Run]) -> list[Row]:
                 percentile(latencies, 0.99) / 1000,
                 med("clients_busy", group),
                 group,
+                median([r.gc_ns / r.cpu_ns if r.cpu_ns else math.nan for r in group]),
+                med("full_gcs", group),
             )
         )
     return sorted(rows, key=lambda r: (r.clients, MODES.index(r.mode)))
@@ -448,14 +461,15 @@ def format_results(results: Results) -> str:
         f"ratio = mode / {BASELINE} (of the medians; median of the per-repeat pairs)",
         f"{'clients':>7} {'mode':<6} {'ms/client':>9} {'ratio':>6} {'paired':>6} {'resync s':>8} "
         f"{'ratio':>6} {'paired':>6} {'peak MB':>7} {'ratio':>6} {'paired':>6} {'base MB':>7} "
-        f"{'calls':>5} {'live p50':>8} {'live p99':>8} {'events':>9} {'clients':>7}",
+        f"{'calls':>5} {'live p50':>8} {'live p99':>8} {'events':>9} {'clients':>7} {'gc %':>5} {'full':>4}",
     ]
     for r in results.rows:
         lines.append(
             f"{r.clients:>7} {r.mode:<6} {r.ms_per_client:>9.3f} {_f(r.cpu_ratio):>6} {_f(r.cpu_paired):>6} "
             f"{r.seconds:>8.2f} {_f(r.time_ratio):>6} {_f(r.time_paired):>6} {r.peak_mb:>7.0f} "
             f"{_f(r.rss_ratio):>6} {_f(r.rss_paired):>6} {r.base_mb:>7.0f} {calls_text(r.calls):>5} "
-            f"{_f(r.p50_ms):>8} {_f(r.p99_ms):>8} {events_text(r):>9} {_f(r.clients_busy):>7}"
+            f"{_f(r.p50_ms):>8} {_f(r.p99_ms):>8} {events_text(r):>9} {_f(r.clients_busy):>7} "
+            f"{r.gc_share * 100:>5.0f} {r.full_gcs:>4.0f}"
         )
     lines += [
         "",
@@ -465,7 +479,9 @@ def format_results(results: Results) -> str:
         "publish->receive of the events published during the storm; events: live events published "
         "during the storm / due every 10 ms (fewer: the server's loop was too busy to publish on "
         "time, a delay the latencies do not hold); clients: the storm load "
-        "generators' CPU use in cores (near 1.0: they, not the server, set the pace).",
+        "generators' CPU use in cores (near 1.0: they, not the server, set the pace); gc %: "
+        "the server's garbage collections as a share of its CPU during the storm; full: its "
+        "full (oldest-generation) collections per storm.",
     ]
     lines.extend(results.notes)
     return "\n".join(lines)
@@ -500,6 +516,7 @@ def results_markdown(results: Results, machine: dict[str, str]) -> str:
         "scripts/bench-storm --quick         # smoke run: 200 clients, once",
         "scripts/bench-storm --clients 1000,5000 --repeat 1 -v",
         "scripts/bench-storm --database postgresql://postgres@127.0.0.1:5432/postgres   # adds hub-pg",
+        "scripts/bench-storm --clients 5000 --repeat 1 --profile /tmp/prof   # cProfile hot spots",
         "scripts/bench-storm --write-docs    # also rewrite this section and docs/benchmarks-storm.png",
         "```",
         "",
@@ -542,8 +559,9 @@ def results_markdown(results: Results, machine: dict[str, str]) -> str:
         "absolute figures in brackets.",
         "",
         "| clients | mode | server CPU per client | time until all resynced | peak RSS (VmHWM) "
-        "| RSS before | provider calls per storm | live p50 / p99 | live events published / due |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| RSS before | provider calls per storm | live p50 / p99 | live events published / due "
+        "| garbage collection: share of CPU (full collections) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results.rows:
         if r.mode == BASELINE:
@@ -556,7 +574,8 @@ def results_markdown(results: Results, machine: dict[str, str]) -> str:
             calls = calls_text(r.calls)
         out.append(
             f"| {r.clients:,} | {r.mode} | {cpu} | {wall} | {peak} | {r.base_mb:.0f} MB | {calls} "
-            f"| {_x(r.p50_ms)} / {_x(r.p99_ms)} ms | {events_text(r)} |"
+            f"| {_x(r.p50_ms)} / {_x(r.p99_ms)} ms | {events_text(r)} "
+            f"| {r.gc_share * 100:.0f}% ({r.full_gcs:.0f}) |"
         )
     busy = [r.clients_busy for r in results.rows if not math.isnan(r.clients_busy)]
     if busy:
@@ -730,7 +749,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--timeout", type=float, help="seconds a storm may take (default 60 + 0.03 per client)")
     add("--load-procs", type=int, help=f"storm load-generator processes (default N/{CLIENTS_PER_PROC:,})")
     add("--no-pin", action="store_true", help="do not pin the server and the clients to separate CPUs")
-    add("--profile", type=Path, metavar="DIR", help="profile each server's storm (cProfile) into DIR; print hot spots")
+    add("--profile", type=Path, metavar="DIR", help="profile each storm (cProfile) into DIR; print hot spots")
     add("--write-docs", action="store_true", help="rewrite the section in docs/benchmarks.md and its chart")
     add("-v", "--verbose", action="store_true", help="print every run")
     args = parser.parse_args(argv)

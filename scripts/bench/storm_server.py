@@ -34,7 +34,10 @@ one answer per stdin line; ``gc``, ``count`` as there) plus these commands:
   the server is profiled from here until ``stop`` (the storm), dumped there at exit;
 - ``stop``: stop publishing; answers ``stopped <events published>``;
 - ``counts``: answers ``counts <storm subscribers> <live subscribers>``;
-- ``calls``: answers ``calls <storm provider calls since reset>`` (0 for the floor).
+- ``calls``: answers ``calls <storm provider calls since reset>`` (0 for the floor);
+- ``gctime``: answers ``gctime <ns> <full collections>``: the time CPython's garbage
+  collector ran since ``live`` (the storm window), and how many of those runs were
+  full (oldest-generation) collections.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ import asyncio
 import contextlib
 import datetime
 import functools
+import gc
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -246,6 +251,33 @@ def build_hub(database: str | None, dbname: str | None) -> Built:
     return app, publish, counts, calls, lambda: hub.state_changed(STORM)
 
 
+# ---------------------------------------------------------------- garbage collection
+
+
+OLDEST = len(gc.get_count()) - 1
+
+
+class GcClock:
+    """Time spent in CPython's garbage collector (`gc.callbacks`), from `reset` on."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+        self.full = 0
+        self._started = 0
+        gc.callbacks.append(self._callback)
+
+    def reset(self) -> None:
+        self.ns = self.full = 0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+            return
+        self.ns += time.perf_counter_ns() - self._started
+        if info["generation"] == OLDEST:
+            self.full += 1
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -260,6 +292,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     await site.start()
     published = [0]
     live: list[asyncio.Task[int]] = []
+    collector = GcClock()
 
     async def counted(seq: int, t: int) -> None:
         await publish(seq, t)
@@ -274,6 +307,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         if live:
             return "error live already running"
         published[0] = 0
+        collector.reset()
         if common.PROFILER is not None:
             common.PROFILER.enable()  # BENCH_PROFILE: the storm window, from here to ``stop``
         live.append(asyncio.ensure_future(run_schedule(counted, 1, 1 << 40, int(words[0]), 0)))
@@ -297,12 +331,16 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     async def provider_calls(_args: list[str]) -> str:
         return f"calls {calls[0]}"
 
+    async def gc_time(_args: list[str]) -> str:
+        return f"gctime {collector.ns} {collector.full}"
+
     extra: dict[str, Command] = {
         "reset": reset,
         "live": start_live,
         "stop": stop_live,
         "counts": subscriber_counts,
         "calls": provider_calls,
+        "gctime": gc_time,
     }
     try:
         await control_loop(runner.addresses[0][1], publish, lambda: counts()[0], stop, extra)
