@@ -292,17 +292,20 @@ async def test_sighup_restarts_the_workers_one_at_a_time_keeping_the_others_clie
         load = Load(http, parent.port)
         tasks = [asyncio.create_task(load.write()), asyncio.create_task(load.probe())]
         try:
-            signalled = time.monotonic()
-            parent.process.send_signal(signal.SIGHUP)
-            async with asyncio.timeout(60):
-                await parent.until_restarted()
-                await asyncio.gather(*(c.closed.wait() for c in clients))
-            done = time.monotonic()
-            await load._pace(0.3)  # a few more writes and probes on the new workers
-        finally:
-            load.stop.set()
-            await _finish(tasks, timeout=10)
-            await _finish(readers, timeout=5)
+            try:
+                signalled = time.monotonic()
+                parent.process.send_signal(signal.SIGHUP)
+                async with asyncio.timeout(60):
+                    await parent.until_restarted()
+                    await asyncio.gather(*(c.closed.wait() for c in clients))
+                done = time.monotonic()
+                await load._pace(0.3)  # a few more writes and probes on the new workers
+            finally:
+                load.stop.set()
+                await _finish(tasks, timeout=10)
+                await _finish(readers, timeout=5)
+        except (AssertionError, TimeoutError) as exc:  # say what the server logged
+            raise AssertionError(f"{exc!r}\nparent's stderr:\n{parent.tail()}") from exc
         failure = f"parent's stderr:\n{parent.tail()}"
 
         # The parent is the same process and still serves; every worker is new.
