@@ -59,11 +59,6 @@ class Shared(Generic[T]):
             waiter.set_exception(self._error)
         return waiter
 
-    @property
-    def waiting(self) -> int:
-        """Waiters still waiting (cancelled ones excluded)."""
-        return sum(1 for w in self._waiters if not w.done())
-
     def set_result(self, value: T) -> None:
         if self._state != Shared._PENDING:
             raise asyncio.InvalidStateError("the outcome is already known")
