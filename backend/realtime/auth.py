@@ -22,6 +22,7 @@ before a WebSocket upgrade (and that an application reuses for its own HTTP rout
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -146,6 +147,9 @@ def local_port(request: web.BaseRequest) -> int | None:
     return None
 
 
+# Cached: the defaults are looked up on every handshake, and a server listens on few
+# ports (the cache is bounded all the same).
+@functools.lru_cache(maxsize=64)
 def loopback_hosts(port: int | None) -> frozenset[str]:
     if port is None:
         return frozenset()
@@ -155,6 +159,7 @@ def loopback_hosts(port: int | None) -> frozenset[str]:
     return frozenset(hosts)
 
 
+@functools.lru_cache(maxsize=64)
 def loopback_origins(port: int | None) -> frozenset[str]:
     return frozenset(f"{scheme}://{host}" for host in loopback_hosts(port) for scheme in ("http", "https"))
 
