@@ -87,6 +87,28 @@ def test_mask_check_follows_frame_boundaries_in_any_chunking(payloads, cut):
     assert check.feed(unmasked) is False
 
 
+@given(
+    payloads=st.lists(st.binary(max_size=70_000), min_size=1, max_size=4),
+    bad=st.integers(min_value=0, max_value=3),
+    cut=st.integers(min_value=1, max_value=5000),
+)
+def test_mask_check_refuses_at_the_read_that_shows_an_unmasked_frame(payloads, bad, cut):
+    """Whatever the chunking: every read before the one holding the unmasked frame's
+    second byte passes, that read fails."""
+    bad %= len(payloads)
+    frames = [masked_frame(0x2, p) for p in payloads]
+    unmasked = bytearray(frames[bad])
+    unmasked[1] &= 0x7F
+    extended = {126: 2, 127: 8}.get(unmasked[1], 0)
+    del unmasked[2 + extended : 6 + extended]  # no mask key
+    frames[bad] = bytes(unmasked)
+    stream = b"".join(frames)
+    second = sum(len(f) for f in frames[:bad]) + 1  # where the mask bit is read
+    check = MaskCheck()
+    results = [check.feed(stream[i : i + cut]) for i in range(0, second + 1, cut)]
+    assert results[:-1] == [True] * (len(results) - 1) and results[-1] is False
+
+
 def test_mask_check_spots_an_unmasked_frame_after_masked_ones():
     check = MaskCheck()
     assert check.feed(masked_frame(0x1, b"x" * 200))
@@ -110,3 +132,35 @@ async def test_a_guarded_response_closed_before_any_write_still_sends_its_handsh
     ws = await client.ws_connect("/")
     msg = await ws.receive()
     assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4000, "bye")
+
+
+async def test_a_guarded_response_computes_its_handshake_once_and_keeps_none_of_it(
+    aiohttp_client, monkeypatch
+):
+    """`can_prepare` then `prepare` (the handler's order): one handshake (headers, the
+    key's SHA-1), and the prepared response holds no reference to it."""
+    computed: list[object] = []
+    handshake = web.WebSocketResponse._handshake
+
+    def counted(self: web.WebSocketResponse, request: web.BaseRequest) -> object:
+        computed.append(request)
+        return handshake(self, request)
+
+    monkeypatch.setattr(web.WebSocketResponse, "_handshake", counted)
+    held: list[object] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        ws = GuardedWebSocketResponse(linger_s=1.0, protocols=("p1",))
+        assert ws.can_prepare(request).ok
+        await ws.prepare(request)
+        held.append(ws._handshaken)
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    client = await aiohttp_client(app)
+    ws = await client.ws_connect("/", protocols=("p1",))
+    assert ws.protocol == "p1"  # the reused handshake still negotiated the subprotocol
+    assert (await ws.receive()).type is WSMsgType.CLOSE
+    assert len(computed) == 1 and held == [None]

@@ -46,15 +46,31 @@ class MaskCheck:
 
     def feed(self, data: bytes | bytearray | memoryview) -> bool:
         i, n = 0, len(data)
+        skip = self._skip
         while i < n:
-            if self._skip:
-                step = min(self._skip, n - i)
-                self._skip -= step
+            if skip:
+                step = skip if skip < n - i else n - i
+                skip -= step
                 i += step
                 continue
+            if not self._header and n - i >= 2:
+                # A whole header in this read (nearly always): read it in place.
+                second = data[i + 1]
+                if not second & 0x80:
+                    self._skip = 0
+                    self._header = bytes(data[i : i + 2])
+                    return False
+                length = second & 0x7F
+                extended = 2 if length == 126 else 8 if length == 127 else 0
+                if n - i >= 6 + extended:
+                    if extended:
+                        length = int.from_bytes(data[i + 2 : i + 2 + extended], "big")
+                    skip = length
+                    i += 6 + extended
+                    continue
+            # A header split across reads: gathered in `_header` until whole.
             header = self._header
-            need = _header_size(header)
-            take = min(need - len(header), n - i)
+            take = min(_header_size(header) - len(header), n - i)
             header += bytes(data[i : i + take])
             i += take
             if len(header) < 2 or len(header) < _header_size(header):
@@ -62,9 +78,11 @@ class MaskCheck:
                 continue
             if not header[1] & 0x80:
                 self._header = header
+                self._skip = 0
                 return False
-            self._skip = _payload_size(header)
+            skip = _payload_size(header)
             self._header = b""
+        self._skip = skip
         return True
 
 
@@ -136,10 +154,30 @@ class GuardedWebSocketResponse(web.WebSocketResponse):
     #: When a lingering close gives up (None: not lingering).
     _linger_until: float | None = None
 
+    # A slot, not an instance-dict entry (above): the handshake `can_prepare` computed,
+    # for `prepare` to reuse; cleared once prepared.
+    __slots__ = ("_handshaken",)
+
     def __init__(self, *, linger_s: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._handshaken: tuple[web.BaseRequest, Any] | None = None
         if linger_s != self._linger_s:
             self._linger_s = linger_s
+
+    def _handshake(self, request: web.BaseRequest) -> Any:
+        # The handler asks `can_prepare` (to refuse a plain GET with a JSON 426) before
+        # `prepare`; both compute the handshake (headers, the key's SHA-1, the
+        # subprotocol). The second reuses the first's result for the same request.
+        done = self._handshaken
+        if done is None or done[0] is not request:
+            done = self._handshaken = (request, super()._handshake(request))
+        return done[1]
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter:
+        try:
+            return await super().prepare(request)
+        finally:
+            self._handshaken = None  # an open connection keeps none of it
 
     async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
         # The 101's headers wait for the first write through the payload writer (the
