@@ -248,3 +248,46 @@ async def test_a_subscribe_waiting_for_a_shared_snapshot_keeps_little_alive(aioh
         per_waiter = sum(held.values()) / n
         assert per_waiter <= 8, sorted(held.items(), key=lambda kv: -kv[1])[:12]
         await asyncio.gather(*(ws.close() for ws in sockets))
+
+
+async def test_a_live_connection_holds_few_objects_of_the_library(aiohttp_client):
+    """Every object a connection keeps is visited by each of CPython's full collections,
+    which in a reconnect storm are a quarter of the server's CPU (docs/benchmarks.md). A
+    live, subscribed connection keeps, of the library: its response, mask check,
+    `Connection`, `ClientState`, `Subscription`, `ClientLimits` and writer - and no
+    bound method of the library's (one each was a method object per connection)."""
+    import collections
+    import gc
+    import types
+
+    n = 100
+    calls = Calls()
+    app, _hub = app_with(calls, RealtimeSettings(max_connections_per_address=1000))
+    client = await aiohttp_client(app)
+
+    def census() -> collections.Counter[str]:
+        gc.collect()
+        found: collections.Counter[str] = collections.Counter()
+        for o in gc.get_objects():
+            if isinstance(o, types.MethodType):  # a method of the library's own
+                if str(o.__func__.__module__).startswith("aiohttp_realtime"):
+                    found[f"method {o.__func__.__qualname__}"] += 1
+            elif str(type(o).__module__).startswith("aiohttp_realtime"):
+                found[type(o).__qualname__] += 1
+        return found
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        url = client.make_url("/api/realtime")
+        before = census()
+        sockets = await asyncio.gather(*(session.ws_connect(url) for _ in range(n)))
+        for ws in sockets:
+            assert json.loads((await ws.receive()).data)["type"] == "hello"
+            await ws.send_json({"type": "subscribe", "topics": ["plain"]})
+        for ws in sockets:
+            assert json.loads((await ws.receive(timeout=30)).data)["type"] == "snapshot"
+        held = census() - before
+        per_connection = sum(held.values()) / n
+        # 7 each, plus a few shared by all of them (the snapshot's frame, its cache entry)
+        assert per_connection < 7.5, sorted(held.items(), key=lambda kv: -kv[1])
+        assert not [k for k in held if k.startswith("method ")], held
+        await asyncio.gather(*(ws.close() for ws in sockets))

@@ -92,12 +92,15 @@ async def realtime_handler(request: web.Request) -> web.StreamResponse:
             return ws
         try:
             loop = asyncio.get_running_loop()
-            due = hub.flusher.due  # between frames: events owed a write go out (writer.Flusher)
-            due()
+            # Between frames, events owed a write go out (`writer.Flusher.due`). The
+            # flusher is the hub's; a bound method held here would be one more object
+            # per connection for the garbage collector to visit, as long as it lives.
+            flusher = hub.flusher
+            flusher.due()
             async for msg in ws:
                 if not await _received(msg, ws, conn, hub, loop, request):
                     break
-                due()
+                flusher.due()
                 # Fairness: with frames already buffered, receive() returns without
                 # suspending, so one client's backlog of subscribes (each building a
                 # snapshot) would run back to back and hold the loop. One message per
